@@ -1,0 +1,52 @@
+"""Shared fixtures: fake AWS credentials always, moto on request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from thingpress_core.clients import ClientFactory
+
+_FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test ever reaches real AWS or reads the developer's own profile or THINGPRESS_*."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("THINGPRESS_") or name in {"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"}:
+            monkeypatch.delenv(name, raising=False)
+    for name, value in _FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """In-process moto for IoT, S3, SQS and STS, with AWS-compatible certificate ids."""
+    from moto import mock_aws
+
+    with mock_aws(config={"iot": {"use_valid_cert": True}}):
+        yield
+
+
+@pytest.fixture
+def factory(aws: None) -> ClientFactory:
+    """A ClientFactory whose clients talk to the in-process moto of `aws`."""
+    from thingpress_core.clients import ClientFactory
+    from thingpress_core.settings import ThingpressSettings
+
+    return ClientFactory(ThingpressSettings(region="us-east-1", account_id="123456789012"))
