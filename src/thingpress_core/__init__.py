@@ -1,20 +1,58 @@
-"""thingpress-core: bulk-import X.509 device certificates into AWS IoT Core."""
+"""thingpress-core: bulk-import X.509 device certificates into AWS IoT Core.
+
+The public API is listed in ``__all__``. Names are loaded on first access, so
+``import thingpress_core`` stays light: boto3 and the other heavy libraries load only when a
+client is first needed.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
+from thingpress_core.clients import ClientFactory
 from thingpress_core.settings import ThingpressSettings
 
-__all__ = ["ThingpressSettings", "__version__"]
+if TYPE_CHECKING:
+    from thingpress_core.importer import CertificateImporter, ImportOptions, ImportOutcome, ImportReport
+    from thingpress_core.services import IoTService, S3Service, SQSService
+
+__all__ = [
+    "CertificateImporter",
+    "ClientFactory",
+    "ImportOptions",
+    "ImportOutcome",
+    "ImportReport",
+    "IoTService",
+    "S3Service",
+    "SQSService",
+    "ThingpressSettings",
+    "__version__",
+]
+
+_LAZY = {
+    "IoTService": "thingpress_core.services",
+    "S3Service": "thingpress_core.services",
+    "SQSService": "thingpress_core.services",
+    "CertificateImporter": "thingpress_core.importer",
+    "ImportOptions": "thingpress_core.importer",
+    "ImportOutcome": "thingpress_core.importer",
+    "ImportReport": "thingpress_core.importer",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from thingpress_core._version import version
 
-        try:
-            return version("thingpress-core")
-        except PackageNotFoundError:  # running from a source tree that is not installed
-            return "0.0.0+unknown"
-    raise AttributeError(f"module 'thingpress_core' has no attribute {name!r}")
+        return version()
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'thingpress_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

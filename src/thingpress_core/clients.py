@@ -1,0 +1,197 @@
+"""`ClientFactory`: one configured boto3 client per service, built once and shared.
+
+Every client comes from one botocore ``Config`` derived from `ThingpressSettings`: retry mode
+and attempts, connect and read timeouts, connection pool size and the
+``thingpress-core/<version>`` user agent. boto3 is imported on first use, not at
+``import thingpress_core``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from thingpress_core.errors import ConfigurationError
+from thingpress_core.settings import ThingpressSettings
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+    from mypy_boto3_iot import IoTClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sts import STSClient
+
+__all__ = ["ClientFactory", "ServiceName"]
+
+ServiceName = Literal["iot", "s3", "sqs", "sts"]
+_SERVICES: frozenset[str] = frozenset({"iot", "s3", "sqs", "sts"})
+
+
+class ClientFactory:
+    """A thread-safe cache of boto3 clients sharing one configuration.
+
+    Args:
+        settings: the configuration; `ThingpressSettings()` (environment) when omitted.
+        session: a boto3 ``Session`` to build clients from, for your own credential setup.
+            When omitted one is made from ``settings.profile`` and ``settings.region``.
+        clients: ready-made clients by service name (``{"iot": client}``); they are returned
+            as they are, e.g. for clients created inside a moto mock or with custom auth.
+
+    Example:
+        >>> factory = ClientFactory(ThingpressSettings(region="eu-west-1"))  # doctest: +SKIP
+        >>> factory.iot() is factory.iot()  # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self,
+        settings: ThingpressSettings | None = None,
+        *,
+        session: boto3.Session | None = None,
+        clients: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._settings = settings if settings is not None else ThingpressSettings()
+        self._session = session
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._config: Config | None = None
+        self._account_id: str | None = self._settings.account_id
+        for name, client in (clients or {}).items():
+            if name not in _SERVICES:
+                raise ConfigurationError(
+                    f"unknown service {name!r} in clients; expected one of {sorted(_SERVICES)}",
+                    variable="clients",
+                    value=name,
+                )
+            self._clients[name] = client
+
+    def __repr__(self) -> str:
+        return f"ClientFactory(region={self.region!r}, cached={sorted(self._clients)})"
+
+    @property
+    def settings(self) -> ThingpressSettings:
+        """The settings every client is configured from."""
+        return self._settings
+
+    @property
+    def session(self) -> boto3.Session:
+        """The boto3 session clients are built from (made on first use)."""
+        with self._lock:
+            return self._session_locked()
+
+    def _session_locked(self) -> boto3.Session:
+        if self._session is None:
+            import boto3
+
+            self._session = boto3.Session(
+                profile_name=self._settings.profile, region_name=self._settings.region
+            )
+        return self._session
+
+    @property
+    def region(self) -> str:
+        """The region clients use: the settings', else the session's, else ``us-east-1``."""
+        if self._settings.region:
+            return self._settings.region
+        iot = self._clients.get("iot")
+        if iot is not None:
+            return str(iot.meta.region_name)
+        return self.session.region_name or "us-east-1"
+
+    @property
+    def partition(self) -> str:
+        """The ARN partition of `region`."""
+        region = self.region
+        if region.startswith("cn-"):
+            return "aws-cn"
+        if region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"
+
+    @property
+    def config(self) -> Config:
+        """The botocore ``Config`` every client is built with."""
+        with self._lock:
+            return self._config_locked()
+
+    def _config_locked(self) -> Config:
+        if self._config is None:
+            from botocore.config import Config
+
+            from thingpress_core._version import version
+
+            s = self._settings
+            self._config = Config(
+                retries={"mode": s.retry_mode, "total_max_attempts": s.total_max_attempts},
+                connect_timeout=s.connect_timeout,
+                read_timeout=s.read_timeout,
+                max_pool_connections=s.max_pool_connections,
+                user_agent_extra=f"thingpress-core/{version()}",
+            )
+        return self._config
+
+    @overload
+    def client(self, name: Literal["iot"]) -> IoTClient: ...
+    @overload
+    def client(self, name: Literal["s3"]) -> S3Client: ...
+    @overload
+    def client(self, name: Literal["sqs"]) -> SQSClient: ...
+    @overload
+    def client(self, name: Literal["sts"]) -> STSClient: ...
+    def client(self, name: ServiceName) -> Any:
+        """The cached client for ``name``, built on first request (once, even under threads)."""
+        cached = self._clients.get(name)
+        if cached is not None:
+            return cached
+        if name not in _SERVICES:
+            raise ConfigurationError(
+                f"unknown service {name!r}; expected one of {sorted(_SERVICES)}",
+                variable="name",
+                value=name,
+            )
+        with self._lock:
+            cached = self._clients.get(name)
+            if cached is None:
+                session = self._session_locked()
+                kwargs: dict[str, Any] = {"config": self._config_locked()}
+                if self._settings.region:
+                    kwargs["region_name"] = self._settings.region
+                if self._settings.endpoint_url:
+                    kwargs["endpoint_url"] = self._settings.endpoint_url
+                cached = session.client(name, **kwargs)
+                self._clients[name] = cached
+            return cached
+
+    def iot(self) -> IoTClient:
+        """The AWS IoT Core control-plane client."""
+        return self.client("iot")
+
+    def s3(self) -> S3Client:
+        """The S3 client."""
+        return self.client("s3")
+
+    def sqs(self) -> SQSClient:
+        """The SQS client."""
+        return self.client("sqs")
+
+    def sts(self) -> STSClient:
+        """The STS client (used once, for the account id)."""
+        return self.client("sts")
+
+    def account_id(self) -> str:
+        """The AWS account id: from settings, else one ``GetCallerIdentity`` call, cached."""
+        if self._account_id is None:
+            from thingpress_core.errors import AwsServiceError
+
+            try:
+                identity = self.sts().get_caller_identity()
+            except Exception as exc:
+                if hasattr(exc, "response"):
+                    raise AwsServiceError.from_client_error(
+                        exc, service="sts", operation="GetCallerIdentity"
+                    ) from exc
+                raise
+            self._account_id = str(identity["Account"])
+        return self._account_id

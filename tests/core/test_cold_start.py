@@ -1,0 +1,37 @@
+"""`import thingpress_core` must stay light: no boto3, moto, py7zr or CLI libraries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+HEAVY = ("boto3", "botocore", "moto", "py7zr", "typer", "rich", "click")
+
+
+def _modules_after(statement: str) -> set[str]:
+    python = os.environ.get("THINGPRESS_TEST_SUBPROCESS_PYTHON", sys.executable)
+    code = f"import sys, json; {statement}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
+    return set(json.loads(out))
+
+
+def test_import_package_loads_no_heavy_module() -> None:
+    loaded = _modules_after("import thingpress_core")
+    assert "thingpress_core" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+
+
+def test_every_public_name_resolves_without_boto3() -> None:
+    statement = "import thingpress_core as t; [getattr(t, n) for n in t.__all__]"
+    loaded = _modules_after(statement)
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+
+
+def test_version_is_read_from_metadata() -> None:
+    from importlib.metadata import version
+
+    import thingpress_core
+
+    assert thingpress_core.__version__ == version("thingpress-core")
