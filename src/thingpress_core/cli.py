@@ -1,0 +1,418 @@
+"""The ``thingpress-core`` command: inspect a manifest, import it, or enqueue it for Lambda.
+
+Needs the ``cli`` extra (typer and rich); ``--sandbox`` also needs the ``sandbox`` extra.
+Exit codes: 0 every certificate imported or already present, 1 some failed, 2 a usage or
+pre-flight error (missing policy, unreadable file, bad option).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+try:
+    import typer
+    from rich.console import Console
+    from rich.table import Table
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise SystemExit("the thingpress-core command needs its extra: pip install 'thingpress-core[cli]'") from exc
+
+from thingpress_core.errors import ConfigurationError, PreflightError, ThingpressError
+
+if TYPE_CHECKING:
+    from thingpress_core.importer import ImportOutcome, ImportReport
+    from thingpress_core.manifests import ManifestEntry
+
+__all__ = ["app", "main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="thingpress-core",
+    help="Bulk-import X.509 device certificates into AWS IoT Core.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+FileArg = Annotated[
+    Path,
+    typer.Argument(exists=True, dir_okay=False, readable=True, help="The manifest or certificate file."),
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        help="auto, pem, generated, espressif, microchip or infineon.",
+        show_default=True,
+    ),
+]
+VerifierOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--verifier", help="Microchip manifest signer certificate (repeatable).", exists=True),
+]
+CertTypeOpt = Annotated[
+    str, typer.Option("--cert-type", help="Infineon certificate slot: E0E0, E0E1 or E0E2.")
+]
+ThingNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--thing-name",
+        help="Where thing names come from when the manifest gives none: common-name or certificate-id.",
+    ),
+]
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _read_entries(
+    path: Path, fmt: str, verifiers: list[Path] | None, cert_type: str
+) -> Iterator[ManifestEntry]:
+    from thingpress_core.manifests import read_manifest
+
+    options: dict[str, Any] = {}
+    if verifiers:
+        options["verifiers"] = list(verifiers)
+    if cert_type:
+        options["cert_type"] = cert_type
+    chosen = None if fmt == "auto" else fmt
+    return read_manifest(path, format=chosen, **options)
+
+
+def _strategy(value: str | None) -> str:
+    if value is None or value in {"common-name", "common_name", "cn"}:
+        return "common_name"
+    if value in {"certificate-id", "certificate_id", "id"}:
+        return "certificate_id"
+    raise _fail(f"--thing-name must be common-name or certificate-id, not {value!r}")
+
+
+@app.command()
+def inspect(
+    file: FileArg,
+    fmt: FormatOpt = "auto",
+    verifier: VerifierOpt = None,
+    cert_type: CertTypeOpt = "E0E0",
+    thing_name: ThingNameOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per certificate.")] = False,
+) -> None:
+    """Show the certificates of FILE: id, common name, thing name, issuer, expiry."""
+    from thingpress_core.certificates import thing_name_for
+
+    strategy = _strategy(thing_name)
+    table = Table(title=f"{file.name}", show_lines=False)
+    for column in ("#", "certificate id", "common name", "thing name", "issuer", "expires"):
+        table.add_column(column, overflow="fold")
+    count = 0
+    try:
+        for entry in _read_entries(file, fmt, verifier, cert_type):
+            cert = entry.certificate
+            name = entry.thing_name or thing_name_for(cert, strategy=strategy)  # type: ignore[arg-type]  # strategy is one of the two literals
+            count += 1
+            row = {
+                "index": entry.index,
+                "certificate_id": cert.certificate_id,
+                "common_name": cert.common_name,
+                "thing_name": name,
+                "issuer": cert.issuer,
+                "not_after": cert.not_after.isoformat(),
+                "vendor_id": entry.vendor_id,
+            }
+            if as_json:
+                console.print_json(json.dumps(row)) if console.is_terminal else print(json.dumps(row))
+            else:
+                table.add_row(
+                    str(entry.index + 1),
+                    cert.certificate_id,
+                    cert.common_name or "-",
+                    name,
+                    cert.issuer,
+                    cert.not_after.date().isoformat(),
+                )
+    except ThingpressError as exc:
+        raise _fail(str(exc)) from None
+    if not as_json:
+        console.print(table)
+        console.print(f"{count} certificate(s)")
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@app.command("import")
+def import_(
+    file: FileArg,
+    policy: Annotated[list[str] | None, typer.Option("--policy", help="IoT policy to attach (repeatable).")] = None,
+    thing_group: Annotated[
+        list[str] | None, typer.Option("--thing-group", help="Thing group to add each thing to (repeatable).")
+    ] = None,
+    thing_type: Annotated[str | None, typer.Option("--thing-type", help="Thing type of each thing.")] = None,
+    fmt: FormatOpt = "auto",
+    verifier: VerifierOpt = None,
+    cert_type: CertTypeOpt = "E0E0",
+    thing_name: ThingNameOpt = None,
+    trust_ca: Annotated[
+        Path | None,
+        typer.Option("--trust-ca", exists=True, help="CA certificate file or folder; untrusted certificates fail."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=128, help="Worker threads.")] = 8,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and check everything, call nothing.")] = False,
+    sandbox: Annotated[
+        bool, typer.Option("--sandbox", help="Run against an embedded AWS stand-in (no account needed).")
+    ] = False,
+    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="Send AWS calls here.")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
+) -> None:
+    """Import every certificate of FILE into AWS IoT Core: certificate, thing, policies, groups, type."""
+    from thingpress_core.certificates import TrustStore
+    from thingpress_core.importer import CertificateImporter, ImportOptions
+    from thingpress_core.services import IoTService
+    from thingpress_core.settings import ThingpressSettings
+
+    _configure_logging(verbose)
+    if sandbox and endpoint_url:
+        raise _fail("--sandbox and --endpoint-url exclude each other")
+    try:
+        options = ImportOptions(
+            policies=tuple(policy or ()),
+            thing_groups=tuple(thing_group or ()),
+            thing_type=thing_type,
+            thing_name=_strategy(thing_name),  # type: ignore[arg-type]  # one of the two literals
+            concurrency=concurrency,
+            trust_store=TrustStore.from_path(trust_ca) if trust_ca else None,
+            dry_run=dry_run,
+        )
+    except ThingpressError as exc:
+        raise _fail(str(exc)) from None
+    except ValueError as exc:
+        raise _fail(f"invalid option: {exc}") from None
+
+    # Count first so the progress bar can show an ETA; a bad file stops here with exit 2.
+    try:
+        total = sum(1 for _ in _read_entries(file, fmt, verifier, cert_type))
+    except ThingpressError as exc:
+        raise _fail(str(exc)) from None
+
+    with ExitStack() as stack:
+        if sandbox:
+            from thingpress_core.sandbox import Sandbox
+
+            box = stack.enter_context(Sandbox())
+            box.create_resources(policies=options.policies, thing_groups=options.thing_groups, thing_type=thing_type)
+            factory = box.factory
+            err_console.print(f"sandbox: AWS stand-in running at {box.endpoint_url} (nothing leaves this machine)")
+        else:
+            from thingpress_core.clients import ClientFactory
+
+            overrides: dict[str, Any] = {}
+            if endpoint_url:
+                overrides["endpoint_url"] = endpoint_url
+            if region:
+                overrides["region"] = region
+            if profile:
+                overrides["profile"] = profile
+            overrides["max_pool_connections"] = max(32, concurrency * 2)
+            try:
+                factory = ClientFactory(ThingpressSettings(**overrides))
+            except ConfigurationError as exc:
+                raise _fail(str(exc)) from None
+
+        importer = CertificateImporter(IoTService(factory), options=options)
+        try:
+            result = _run_import(importer, _read_entries(file, fmt, verifier, cert_type), total)
+        except PreflightError as exc:
+            raise _fail(f"pre-flight check failed: {exc}") from None
+        except ThingpressError as exc:
+            raise _fail(str(exc)) from None
+
+        _print_summary(result)
+        if report:
+            report.write_text(result.model_dump_json(indent=2))
+            err_console.print(f"report written to {report}")
+        if sandbox:
+            _print_sandbox(box)  # pyright: ignore[reportPossiblyUnbound]
+
+    failed = result.failed
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _run_import(importer: Any, entries: Iterator[ManifestEntry], total: int) -> ImportReport:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from thingpress_core.importer import OutcomeStatus
+
+    failures = 0
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold]importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]:.1f}/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("[red]{task.fields[failures]} failed"),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("import", total=total, failures=0, rate=0.0)
+
+        def on_outcome(outcome: ImportOutcome) -> None:
+            nonlocal failures
+            if outcome.status == OutcomeStatus.FAILED:
+                failures += 1
+            elapsed = max(time.monotonic() - started, 1e-6)
+            done = progress.tasks[0].completed + 1
+            progress.update(task, advance=1, failures=failures, rate=done / elapsed)
+
+        result: ImportReport = importer.import_all(entries, progress=on_outcome)
+    return result
+
+
+def _print_summary(result: ImportReport) -> None:
+    table = Table(title="import summary", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("total", str(result.total))
+    table.add_row("imported", f"[green]{result.imported}")
+    table.add_row("already present", str(result.already_present))
+    table.add_row("failed", f"[red]{result.failed}" if result.failed else "0")
+    table.add_row("skipped", str(result.skipped))
+    table.add_row("duration", f"{result.duration_seconds:.1f} s")
+    table.add_row("rate", f"{result.rate_per_second:.1f} certificates/s")
+    for name, count in sorted(result.calls.items()):
+        table.add_row(f"calls {name}", str(count))
+    console.print(table)
+    if result.failures:
+        failed = Table(title=f"failures ({len(result.failures)})")
+        for column in ("certificate id", "thing name", "step", "error"):
+            failed.add_column(column, overflow="fold")
+        for outcome in result.failures[:50]:
+            failed.add_row(
+                outcome.certificate_id or "-", outcome.thing_name or "-", outcome.failed_step or "-", outcome.error or ""
+            )
+        console.print(failed)
+        if len(result.failures) > 50:
+            console.print(f"... and {len(result.failures) - 50} more; see --report")
+
+
+def _print_sandbox(box: Any) -> None:
+    counts = box.counts()
+    things = box.things(limit=10)
+    table = Table(title=f"sandbox now holds {counts['things']} things and {counts['certificates']} certificates")
+    for column in ("thing", "type", "certificate", "policies", "groups"):
+        table.add_column(column, overflow="fold")
+    for thing in things:
+        table.add_row(
+            thing.name,
+            thing.thing_type or "-",
+            ", ".join(c[:16] + "..." for c in thing.certificate_ids) or "-",
+            ", ".join(thing.policies) or "-",
+            ", ".join(thing.thing_groups) or "-",
+        )
+    console.print(table)
+    if counts["things"] > len(things):
+        console.print(f"(first {len(things)} of {counts['things']} things shown)")
+
+
+@app.command()
+def enqueue(
+    file: FileArg,
+    queue_url: Annotated[str, typer.Option("--queue-url", help="The SQS queue the import Lambda reads.")],
+    policy: Annotated[list[str] | None, typer.Option("--policy", help="IoT policy to attach (repeatable).")] = None,
+    thing_group: Annotated[
+        list[str] | None, typer.Option("--thing-group", help="Thing group to add each thing to (repeatable).")
+    ] = None,
+    thing_type: Annotated[str | None, typer.Option("--thing-type", help="Thing type of each thing.")] = None,
+    fmt: FormatOpt = "auto",
+    verifier: VerifierOpt = None,
+    cert_type: CertTypeOpt = "E0E0",
+    per_message: Annotated[int, typer.Option("--per-message", min=1, help="Certificates per SQS message.")] = 1,
+    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="Send AWS calls here.")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
+) -> None:
+    """Send every certificate of FILE to an SQS queue for the import Lambda (see the deployment guide)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from thingpress_core.clients import ClientFactory
+    from thingpress_core.importer import ImportOptions
+    from thingpress_core.integrations.aws_lambda import enqueue_manifest
+    from thingpress_core.services import SQSService
+    from thingpress_core.settings import ThingpressSettings
+
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"endpoint_url": endpoint_url, "region": region, "profile": profile}.items() if v
+    }
+    try:
+        options = ImportOptions(
+            policies=tuple(policy or ()), thing_groups=tuple(thing_group or ()), thing_type=thing_type
+        )
+        total = sum(1 for _ in _read_entries(file, fmt, verifier, cert_type))
+        sqs = SQSService(ClientFactory(ThingpressSettings(**overrides)))
+    except ThingpressError as exc:
+        raise _fail(str(exc)) from None
+    except ValueError as exc:
+        raise _fail(f"invalid option: {exc}") from None
+    with Progress(
+        TextColumn("[bold]enqueueing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console
+    ) as progress:
+        task = progress.add_task("enqueue", total=total)
+        try:
+            result = enqueue_manifest(
+                _read_entries(file, fmt, verifier, cert_type),
+                queue_url,
+                options=options,
+                sqs=sqs,
+                per_message=per_message,
+                progress=lambda n: progress.update(task, advance=n),
+            )
+        except ThingpressError as exc:
+            raise _fail(str(exc)) from None
+    console.print(f"sent {result.sent} of {result.total} certificate(s); {len(result.failed)} failed")
+    for failure in result.failed[:50]:
+        console.print(f"  entry {failure.index + 1}: {failure.reason}", highlight=False)
+    raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from thingpress_core._version import version as _version
+
+    console.print(f"thingpress-core {_version()}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

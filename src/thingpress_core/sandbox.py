@@ -1,0 +1,205 @@
+"""An embedded AWS stand-in (moto's threaded server) for trying thingpress-core without AWS.
+
+`Sandbox` starts moto's server on a free loopback port inside this process, with AWS-compatible
+certificate ids (the SHA-256 of the DER, as AWS IoT computes them), and hands out a
+`ClientFactory` whose clients talk to it. Nothing leaves the machine. Needs the ``sandbox``
+extra: ``pip install 'thingpress-core[sandbox]'``.
+
+Example:
+    >>> with Sandbox() as sandbox:  # doctest: +SKIP
+    ...     sandbox.create_resources(policies=["DevicePolicy"], thing_groups=["Fleet"], thing_type="Sensor")
+    ...     iot = sandbox.factory.iot()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from thingpress_core.clients import ClientFactory
+from thingpress_core.errors import ConfigurationError
+from thingpress_core.settings import ThingpressSettings
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+
+__all__ = ["SANDBOX_ACCOUNT_ID", "SANDBOX_REGION", "Sandbox", "SandboxThing"]
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_REGION = "us-east-1"
+SANDBOX_ACCOUNT_ID = "123456789012"
+
+#: A policy document that lets a device connect as its thing name and use its own topics.
+DEVICE_POLICY_DOCUMENT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}",
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": "arn:aws:iot:*:*:topic/devices/${iot:Connection.Thing.ThingName}/*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": "arn:aws:iot:*:*:topicfilter/devices/${iot:Connection.Thing.ThingName}/*",
+        },
+    ],
+}
+
+
+class SandboxThing(BaseModel):
+    """One thing as the sandbox holds it, with everything attached to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    thing_type: str | None
+    certificate_ids: tuple[str, ...]
+    policies: tuple[str, ...]
+    thing_groups: tuple[str, ...]
+
+
+def _moto() -> Any:
+    try:
+        import moto.server as moto_server
+        from moto.core.config import default_user_config
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigurationError(
+            "the sandbox needs moto's server: pip install 'thingpress-core[sandbox]'",
+            variable="sandbox",
+        ) from exc
+    # AWS computes a certificate id as the SHA-256 of the DER; moto does so only when told.
+    iot_config = dict(default_user_config.get("iot", {}))
+    iot_config["use_valid_cert"] = True
+    default_user_config["iot"] = iot_config
+    return moto_server
+
+
+class Sandbox:
+    """moto's threaded server on 127.0.0.1, started on enter and stopped on exit."""
+
+    def __init__(self, *, port: int = 0, settings: ThingpressSettings | None = None) -> None:
+        self._port = port
+        self._base_settings = settings
+        self._server: ThreadedMotoServer | None = None
+        self._factory: ClientFactory | None = None
+        self.endpoint_url: str | None = None
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the server and build the factory (idempotent)."""
+        if self._server is not None:
+            return
+        moto_server = _moto()
+        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        self._server = server
+        self.endpoint_url = f"http://{host}:{port}"
+        import boto3
+
+        base = self._base_settings.model_dump() if self._base_settings else {}
+        base.update(region=SANDBOX_REGION, endpoint_url=self.endpoint_url, account_id=SANDBOX_ACCOUNT_ID)
+        base.pop("profile", None)
+        session = boto3.Session(
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",  # moto accepts any key; nothing leaves the machine
+            region_name=SANDBOX_REGION,
+        )
+        self._factory = ClientFactory(ThingpressSettings(**base), session=session)
+        logger.info("sandbox started", extra={"endpoint_url": self.endpoint_url})
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+            logger.info("sandbox stopped", extra={"endpoint_url": self.endpoint_url})
+
+    @property
+    def factory(self) -> ClientFactory:
+        """A `ClientFactory` whose clients talk to the sandbox."""
+        if self._factory is None:
+            raise RuntimeError("the sandbox is not started; use it as a context manager")
+        return self._factory
+
+    def create_resources(
+        self,
+        *,
+        policies: Iterable[str] = (),
+        thing_groups: Iterable[str] = (),
+        thing_type: str | None = None,
+    ) -> None:
+        """Create the policies, thing groups and thing type an import will attach."""
+        iot = self.factory.iot()
+        document = json.dumps(DEVICE_POLICY_DOCUMENT)
+        for name in policies:
+            iot.create_policy(policyName=name, policyDocument=document)
+        for name in thing_groups:
+            iot.create_thing_group(thingGroupName=name)
+        if thing_type:
+            iot.create_thing_type(thingTypeName=thing_type)
+
+    def things(self, *, limit: int | None = None) -> list[SandboxThing]:
+        """What the sandbox holds: each thing with its certificates, policies and groups."""
+        iot = self.factory.iot()
+        result: list[SandboxThing] = []
+        paginator = iot.get_paginator("list_things")
+        for page in paginator.paginate():
+            for thing in page.get("things", []):
+                name = thing["thingName"]
+                principals = iot.list_thing_principals(thingName=name).get("principals", [])
+                cert_ids = tuple(p.rsplit("/", 1)[-1] for p in principals)
+                policies = sorted(
+                    {
+                        p["policyName"]
+                        for arn in principals
+                        for p in iot.list_attached_policies(target=arn).get("policies", [])
+                    }
+                )
+                groups = sorted(
+                    g["groupName"] for g in iot.list_thing_groups_for_thing(thingName=name).get("thingGroups", [])
+                )
+                result.append(
+                    SandboxThing(
+                        name=name,
+                        thing_type=thing.get("thingTypeName"),
+                        certificate_ids=cert_ids,
+                        policies=tuple(policies),
+                        thing_groups=tuple(groups),
+                    )
+                )
+                if limit is not None and len(result) >= limit:
+                    return result
+        return result
+
+    def counts(self) -> dict[str, int]:
+        """How many things and certificates the sandbox holds."""
+        iot = self.factory.iot()
+        things = sum(len(p.get("things", [])) for p in iot.get_paginator("list_things").paginate())
+        certificates = sum(
+            len(p.get("certificates", [])) for p in iot.get_paginator("list_certificates").paginate()
+        )
+        return {"things": things, "certificates": certificates}
