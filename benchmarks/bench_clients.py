@@ -30,7 +30,8 @@ def run(quick: bool) -> list[Result]:
     cached = best_of(factory.iot, number=lookups) / lookups
     per_session_client = best_of(lambda: session.client("iot"), repeat=3, number=builds) / builds
     per_new_session = (
-        best_of(lambda: boto3.Session(region_name="us-east-1").client("iot"), repeat=3, number=builds) / builds
+        best_of(lambda: boto3.Session(region_name="us-east-1").client("iot"), repeat=3, number=builds)
+        / builds
     )
     return [
         Result(

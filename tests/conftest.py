@@ -28,7 +28,11 @@ def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for name in list(os.environ):
-        if name.startswith("THINGPRESS_") or name in {"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"}:
+        if name.startswith("THINGPRESS_") or name in {
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_ENDPOINT_URL",
+        }:
             monkeypatch.delenv(name, raising=False)
     for name, value in _FAKE_ENV.items():
         monkeypatch.setenv(name, value)

@@ -21,7 +21,9 @@ try:
     from rich.console import Console
     from rich.table import Table
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise SystemExit("the thingpress-core command needs its extra: pip install 'thingpress-core[cli]'") from exc
+    raise SystemExit(
+        "the thingpress-core command needs its extra: pip install 'thingpress-core[cli]'"
+    ) from exc
 
 from thingpress_core.errors import ConfigurationError, PreflightError, ThingpressError
 
@@ -156,7 +158,9 @@ def _configure_logging(verbose: int) -> None:
 @app.command("import")
 def import_(
     file: FileArg,
-    policy: Annotated[list[str] | None, typer.Option("--policy", help="IoT policy to attach (repeatable).")] = None,
+    policy: Annotated[
+        list[str] | None, typer.Option("--policy", help="IoT policy to attach (repeatable).")
+    ] = None,
     thing_group: Annotated[
         list[str] | None, typer.Option("--thing-group", help="Thing group to add each thing to (repeatable).")
     ] = None,
@@ -167,11 +171,15 @@ def import_(
     thing_name: ThingNameOpt = None,
     trust_ca: Annotated[
         Path | None,
-        typer.Option("--trust-ca", exists=True, help="CA certificate file or folder; untrusted certificates fail."),
+        typer.Option(
+            "--trust-ca", exists=True, help="CA certificate file or folder; untrusted certificates fail."
+        ),
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=128, help="Worker threads.")] = 8,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and check everything, call nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read and check everything, call nothing.")
+    ] = False,
     sandbox: Annotated[
         bool, typer.Option("--sandbox", help="Run against an embedded AWS stand-in (no account needed).")
     ] = False,
@@ -215,9 +223,13 @@ def import_(
             from thingpress_core.sandbox import Sandbox
 
             box = stack.enter_context(Sandbox())
-            box.create_resources(policies=options.policies, thing_groups=options.thing_groups, thing_type=thing_type)
+            box.create_resources(
+                policies=options.policies, thing_groups=options.thing_groups, thing_type=thing_type
+            )
             factory = box.factory
-            err_console.print(f"sandbox: AWS stand-in running at {box.endpoint_url} (nothing leaves this machine)")
+            err_console.print(
+                f"sandbox: AWS stand-in running at {box.endpoint_url} (nothing leaves this machine)"
+            )
         else:
             from thingpress_core.clients import ClientFactory
 
@@ -315,7 +327,10 @@ def _print_summary(result: ImportReport) -> None:
             failed.add_column(column, overflow="fold")
         for outcome in result.failures[:50]:
             failed.add_row(
-                outcome.certificate_id or "-", outcome.thing_name or "-", outcome.failed_step or "-", outcome.error or ""
+                outcome.certificate_id or "-",
+                outcome.thing_name or "-",
+                outcome.failed_step or "-",
+                outcome.error or "",
             )
         console.print(failed)
         if len(result.failures) > 50:
@@ -325,7 +340,9 @@ def _print_summary(result: ImportReport) -> None:
 def _print_sandbox(box: Any) -> None:
     counts = box.counts()
     things = box.things(limit=10)
-    table = Table(title=f"sandbox now holds {counts['things']} things and {counts['certificates']} certificates")
+    table = Table(
+        title=f"sandbox now holds {counts['things']} things and {counts['certificates']} certificates"
+    )
     for column in ("thing", "type", "certificate", "policies", "groups"):
         table.add_column(column, overflow="fold")
     for thing in things:
@@ -345,7 +362,9 @@ def _print_sandbox(box: Any) -> None:
 def enqueue(
     file: FileArg,
     queue_url: Annotated[str, typer.Option("--queue-url", help="The SQS queue the import Lambda reads.")],
-    policy: Annotated[list[str] | None, typer.Option("--policy", help="IoT policy to attach (repeatable).")] = None,
+    policy: Annotated[
+        list[str] | None, typer.Option("--policy", help="IoT policy to attach (repeatable).")
+    ] = None,
     thing_group: Annotated[
         list[str] | None, typer.Option("--thing-group", help="Thing group to add each thing to (repeatable).")
     ] = None,
@@ -353,7 +372,9 @@ def enqueue(
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = "E0E0",
-    per_message: Annotated[int, typer.Option("--per-message", min=1, help="Certificates per SQS message.")] = 1,
+    per_message: Annotated[
+        int, typer.Option("--per-message", min=1, help="Certificates per SQS message.")
+    ] = 1,
     endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="Send AWS calls here.")] = None,
     region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
     profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
@@ -381,7 +402,11 @@ def enqueue(
     except ValueError as exc:
         raise _fail(f"invalid option: {exc}") from None
     with Progress(
-        TextColumn("[bold]enqueueing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console
+        TextColumn("[bold]enqueueing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
     ) as progress:
         task = progress.add_task("enqueue", total=total)
         try:

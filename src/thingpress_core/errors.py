@@ -296,7 +296,9 @@ class AwsServiceError(ThingpressError):
         code = str(err.get("Code") or "") or None
         message = str(err.get("Message") or err.get("message") or "") or ""
         status_raw = meta.get("HTTPStatusCode")
-        http_status = int(status_raw) if isinstance(status_raw, int | str) and str(status_raw).isdigit() else None
+        http_status = (
+            int(status_raw) if isinstance(status_raw, int | str) and str(status_raw).isdigit() else None
+        )
         request_id = meta.get("RequestId") or None
         error_class = _class_for(code, http_status)
         return error_class(

@@ -80,9 +80,7 @@ def _moto() -> Any:
             variable="sandbox",
         ) from exc
     # AWS computes a certificate id as the SHA-256 of the DER; moto does so only when told.
-    iot_config = dict(default_user_config.get("iot", {}))
-    iot_config["use_valid_cert"] = True
-    default_user_config["iot"] = iot_config
+    default_user_config["iot"] = {"use_valid_cert": True}
     return moto_server
 
 
@@ -180,7 +178,8 @@ class Sandbox:
                     }
                 )
                 groups = sorted(
-                    g["groupName"] for g in iot.list_thing_groups_for_thing(thingName=name).get("thingGroups", [])
+                    g["groupName"]
+                    for g in iot.list_thing_groups_for_thing(thingName=name).get("thingGroups", [])
                 )
                 result.append(
                     SandboxThing(

@@ -82,7 +82,9 @@ def test_conflict_carries_resource_id_and_arn_from_top_level() -> None:
         resourceId="f" * 64,
         resourceArn="arn:aws:iot:us-east-1:123456789012:cert/" + "f" * 64,
     )
-    mapped = E.AwsServiceError.from_client_error(original, service="iot", operation="RegisterCertificateWithoutCA")
+    mapped = E.AwsServiceError.from_client_error(
+        original, service="iot", operation="RegisterCertificateWithoutCA"
+    )
     assert isinstance(mapped, E.ResourceConflictError)
     assert mapped.resource_id == "f" * 64
     assert mapped.resource_arn is not None
@@ -105,7 +107,10 @@ def test_builtin_bases_keep_existing_handlers_working() -> None:
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
-        (bce.EndpointConnectionError(endpoint_url="https://iot.us-east-1.amazonaws.com"), E.ServiceUnavailableError),
+        (
+            bce.EndpointConnectionError(endpoint_url="https://iot.us-east-1.amazonaws.com"),
+            E.ServiceUnavailableError,
+        ),
         (bce.ConnectTimeoutError(endpoint_url="https://iot"), E.ServiceUnavailableError),
         (bce.ReadTimeoutError(endpoint_url="https://iot"), E.ServiceUnavailableError),
         (bce.ConnectionClosedError(endpoint_url="https://iot"), E.ServiceUnavailableError),
@@ -122,7 +127,9 @@ def test_botocore_error_mapping(error: bce.BotoCoreError, expected: type[E.AwsSe
 
 
 def test_missing_fields_still_print_one_line() -> None:
-    mapped = E.AwsServiceError.from_client_error(ClientError({}, "GetObject"), service="s3", operation="GetObject")  # type: ignore[arg-type]
+    mapped = E.AwsServiceError.from_client_error(
+        ClientError({}, "GetObject"), service="s3", operation="GetObject"
+    )  # type: ignore[arg-type]
     assert type(mapped) is E.AwsServiceError
     assert mapped.code is None
     assert str(mapped).startswith("s3.GetObject failed")

@@ -1,5 +1,34 @@
-"""Circuit breakers, a registry, per-operation rate limiting and error classification."""
+"""Circuit breakers, a registry, per-operation rate limiting and error classification.
 
-from thingpress_core.resilience.settings import ResilienceSettings
+The services call AWS through ``rate limiter -> circuit breaker -> boto3``, each keyed by
+``service.Operation`` (``iot.RegisterCertificateWithoutCA``). See ``docs/resilience.md``.
+"""
 
-__all__ = ["ResilienceSettings"]
+from thingpress_core.resilience._breaker import CircuitBreaker, CircuitListener, Classifier
+from thingpress_core.resilience._classify import is_service_failure, is_throttle, is_transient
+from thingpress_core.resilience._models import CircuitEvent, CircuitPermit, CircuitSnapshot, CircuitState
+from thingpress_core.resilience._ratelimit import RateLimiter
+from thingpress_core.resilience._registry import CircuitBreakerRegistry
+from thingpress_core.resilience.settings import (
+    DEFAULT_RATE_LIMITS,
+    CircuitBreakerSettings,
+    ResilienceSettings,
+)
+
+__all__ = [
+    "DEFAULT_RATE_LIMITS",
+    "CircuitBreaker",
+    "CircuitBreakerRegistry",
+    "CircuitBreakerSettings",
+    "CircuitEvent",
+    "CircuitListener",
+    "CircuitPermit",
+    "CircuitSnapshot",
+    "CircuitState",
+    "Classifier",
+    "RateLimiter",
+    "ResilienceSettings",
+    "is_service_failure",
+    "is_throttle",
+    "is_transient",
+]
