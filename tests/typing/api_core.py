@@ -1,0 +1,55 @@
+"""Type-checked only (mypy --strict, pyright), never run: the core public API keeps its types."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+
+from thingpress_core import ClientFactory, ThingpressSettings, __version__
+from thingpress_core.errors import (
+    AccessDeniedError,
+    AwsServiceError,
+    CircuitOpenError,
+    ConfigurationError,
+    ResourceConflictError,
+    ThingpressError,
+    ThrottledError,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_iot import IoTClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+def settings_api() -> None:
+    s = ThingpressSettings(region="eu-west-1", total_max_attempts=3, retry_mode="adaptive")
+    region: str | None = s.region
+    attempts: int = s.total_max_attempts
+    partition: str = s.partition
+    share: float = s.resilience.quota_share
+    print(region, attempts, partition, share, __version__)
+
+
+def factory_api() -> None:
+    factory = ClientFactory(ThingpressSettings(), session=boto3.Session())
+    iot: IoTClient = factory.iot()
+    s3: S3Client = factory.client("s3")
+    sqs: SQSClient = factory.sqs()
+    account: str = factory.account_id()
+    region: str = factory.region
+    print(iot, s3, sqs, account, region, factory.settings.read_timeout)
+
+
+def errors_api(exc: BaseException) -> str:
+    mapped = AwsServiceError.from_client_error(exc, service="iot", operation="CreateThing")
+    if isinstance(mapped, ThrottledError | AccessDeniedError):
+        return mapped.name
+    if isinstance(mapped, ResourceConflictError):
+        rid: str | None = mapped.resource_id
+        return rid or ""
+    err: ThingpressError = ConfigurationError("bad", variable="THINGPRESS_REGION", value="x")
+    open_error = CircuitOpenError("open", name="iot.CreateThing", retry_after=1.5)
+    later: float | None = open_error.retry_after
+    return f"{err} {later} {mapped.code} {mapped.http_status} {mapped.request_id}"
