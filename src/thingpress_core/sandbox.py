@@ -116,6 +116,7 @@ class Sandbox:
         host, port = server.get_host_and_port()
         self._server = server
         self.endpoint_url = f"http://{host}:{port}"
+        self.reset()
         import boto3
 
         base = self._base_settings.model_dump() if self._base_settings else {}
@@ -135,6 +136,17 @@ class Sandbox:
             self._server.stop()
             self._server = None
             logger.info("sandbox stopped", extra={"endpoint_url": self.endpoint_url})
+
+    def reset(self) -> None:
+        """Forget every resource: moto keeps its state per process, so a new sandbox starts empty."""
+        if self.endpoint_url is None:
+            raise RuntimeError("the sandbox is not started")
+        import urllib.request
+
+        url = f"{self.endpoint_url}/moto-api/reset"  # our own loopback server, http only
+        request = urllib.request.Request(url, method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            answer.read()
 
     @property
     def factory(self) -> ClientFactory:
