@@ -28,8 +28,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from thingpress_core.errors import ConfigurationError, PreflightError, ThingpressError
 
 if TYPE_CHECKING:
+    from thingpress_core.errors import ManifestError
     from thingpress_core.importer import ImportOutcome, ImportReport
-    from thingpress_core.manifests import ManifestEntry
+    from thingpress_core.manifests import ManifestEntry, ManifestReader
 
 __all__ = ["app", "main"]
 
@@ -63,7 +64,8 @@ VerifierOpt = Annotated[
     typer.Option("--verifier", help="Microchip manifest signer certificate (repeatable).", exists=True),
 ]
 CertTypeOpt = Annotated[
-    str, typer.Option("--cert-type", help="Infineon certificate slot: E0E0, E0E1 or E0E2.")
+    str | None,
+    typer.Option("--cert-type", help="Infineon certificate slot: E0E0 (the reader's default), E0E1 or E0E2."),
 ]
 ThingNameOpt = Annotated[
     str | None,
@@ -79,10 +81,14 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _read_entries(
-    path: Path, fmt: str, verifiers: list[Path] | None, cert_type: str
-) -> Iterator[ManifestEntry]:
-    from thingpress_core.manifests import read_manifest
+def _open_manifest(
+    path: Path,
+    fmt: str,
+    verifiers: list[Path] | None,
+    cert_type: str | None,
+    on_bad_entry: str = "refuse",
+) -> ManifestReader:
+    from thingpress_core.manifests import ManifestFormat, detect_format, read_manifest
 
     options: dict[str, Any] = {}
     if verifiers:
@@ -90,7 +96,50 @@ def _read_entries(
     if cert_type:
         options["cert_type"] = cert_type
     chosen = None if fmt == "auto" else fmt
-    return read_manifest(path, format=chosen, **options)
+    if on_bad_entry == "auto":
+        # A signed manifest with one bad signature is refused whole: the file itself is suspect.
+        # In an unsigned file a corrupt row is that row's problem; the others go ahead.
+        detected = ManifestFormat(chosen) if chosen else detect_format(path)
+        on_bad_entry = "refuse" if detected is ManifestFormat.MICROCHIP else "fail"
+    return read_manifest(
+        path, format=chosen, on_error="raise" if on_bad_entry == "refuse" else "skip", **options
+    )
+
+
+def _stream(reader: ManifestReader) -> Iterator[ManifestEntry | ManifestError]:
+    """Entries, with each unreadable entry turned into a `ManifestError` in its place.
+
+    The importer reports such an error as a failed certificate (step ``parse``), so the run's
+    counts add up to every certificate the file holds. Entries that carry no certificate at
+    all (``no_certificate``) are not certificates and are only listed by `_print_skipped`.
+    """
+    from thingpress_core.errors import ManifestError
+
+    reported = 0
+
+    def pending() -> Iterator[ManifestError]:
+        nonlocal reported
+        skipped = reader.report.skipped
+        while reported < len(skipped):
+            item = skipped[reported]
+            reported += 1
+            if item.code != "no_certificate":
+                yield ManifestError(item.reason, source=reader.report.source, index=item.index)
+
+    for entry in reader:
+        yield from pending()
+        yield entry
+    yield from pending()
+
+
+def _print_skipped(reader: ManifestReader) -> None:
+    empty = [s for s in reader.report.skipped if s.code == "no_certificate"]
+    if empty:
+        err_console.print(
+            f"note: {len(empty)} verified entr{'y' if len(empty) == 1 else 'ies'} carry no certificate "
+            f"(e.g. entry {empty[0].number}: {empty[0].reason})",
+            highlight=False,
+        )
 
 
 def _strategy(value: str | None) -> str:
@@ -106,7 +155,7 @@ def inspect(
     file: FileArg,
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
-    cert_type: CertTypeOpt = "E0E0",
+    cert_type: CertTypeOpt = None,
     thing_name: ThingNameOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per certificate.")] = False,
 ) -> None:
@@ -119,7 +168,8 @@ def inspect(
         table.add_column(column, overflow="fold")
     count = 0
     try:
-        for entry in _read_entries(file, fmt, verifier, cert_type):
+        reader = _open_manifest(file, fmt, verifier, cert_type)
+        for entry in reader:
             cert = entry.certificate
             name = entry.thing_name or thing_name_for(cert, strategy=strategy)  # type: ignore[arg-type]  # strategy is one of the two literals
             count += 1
@@ -148,6 +198,7 @@ def inspect(
     if not as_json:
         console.print(table)
         console.print(f"{count} certificate(s)")
+    _print_skipped(reader)
 
 
 def _configure_logging(verbose: int) -> None:
@@ -167,7 +218,7 @@ def import_(
     thing_type: Annotated[str | None, typer.Option("--thing-type", help="Thing type of each thing.")] = None,
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
-    cert_type: CertTypeOpt = "E0E0",
+    cert_type: CertTypeOpt = None,
     thing_name: ThingNameOpt = None,
     trust_ca: Annotated[
         Path | None,
@@ -186,6 +237,14 @@ def import_(
     endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="Send AWS calls here.")] = None,
     region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
     profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
+    on_bad_entry: Annotated[
+        str,
+        typer.Option(
+            "--on-bad-entry",
+            help="auto: refuse a signed manifest with any bad entry, report other bad entries as failed; "
+            "fail: report every bad entry as failed; refuse: refuse the whole file.",
+        ),
+    ] = "auto",
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
 ) -> None:
     """Import every certificate of FILE into AWS IoT Core: certificate, thing, policies, groups, type."""
@@ -197,6 +256,8 @@ def import_(
     _configure_logging(verbose)
     if sandbox and endpoint_url:
         raise _fail("--sandbox and --endpoint-url exclude each other")
+    if on_bad_entry not in {"auto", "fail", "refuse"}:
+        raise _fail(f"--on-bad-entry must be auto, fail or refuse, not {on_bad_entry!r}")
     try:
         options = ImportOptions(
             policies=tuple(policy or ()),
@@ -214,10 +275,11 @@ def import_(
 
     # Count first so the progress bar can show an ETA; a bad file stops here with exit 2.
     try:
-        total = sum(1 for _ in _read_entries(file, fmt, verifier, cert_type))
+        total = sum(1 for _ in _stream(_open_manifest(file, fmt, verifier, cert_type, on_bad_entry)))
     except ThingpressError as exc:
         raise _fail(str(exc)) from None
 
+    box: Any = None
     with ExitStack() as stack:
         if sandbox:
             from thingpress_core.sandbox import Sandbox
@@ -248,24 +310,26 @@ def import_(
 
         importer = CertificateImporter(IoTService(factory), options=options)
         try:
-            result = _run_import(importer, _read_entries(file, fmt, verifier, cert_type), total)
+            reader = _open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
+            result = _run_import(importer, _stream(reader), total)
         except PreflightError as exc:
             raise _fail(f"pre-flight check failed: {exc}") from None
         except ThingpressError as exc:
             raise _fail(str(exc)) from None
 
         _print_summary(result)
+        _print_skipped(reader)
         if report:
             report.write_text(result.model_dump_json(indent=2))
             err_console.print(f"report written to {report}")
-        if sandbox:
-            _print_sandbox(box)  # pyright: ignore[reportPossiblyUnbound]
+        if box is not None:
+            _print_sandbox(box)
 
     failed = result.failed
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
 
-def _run_import(importer: Any, entries: Iterator[ManifestEntry], total: int) -> ImportReport:
+def _run_import(importer: Any, entries: Iterator[ManifestEntry | ManifestError], total: int) -> ImportReport:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -371,7 +435,7 @@ def enqueue(
     thing_type: Annotated[str | None, typer.Option("--thing-type", help="Thing type of each thing.")] = None,
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
-    cert_type: CertTypeOpt = "E0E0",
+    cert_type: CertTypeOpt = None,
     per_message: Annotated[
         int, typer.Option("--per-message", min=1, help="Certificates per SQS message.")
     ] = 1,
@@ -395,7 +459,7 @@ def enqueue(
         options = ImportOptions(
             policies=tuple(policy or ()), thing_groups=tuple(thing_group or ()), thing_type=thing_type
         )
-        total = sum(1 for _ in _read_entries(file, fmt, verifier, cert_type))
+        total = sum(1 for _ in _open_manifest(file, fmt, verifier, cert_type))
         sqs = SQSService(ClientFactory(ThingpressSettings(**overrides)))
     except ThingpressError as exc:
         raise _fail(str(exc)) from None
@@ -411,12 +475,12 @@ def enqueue(
         task = progress.add_task("enqueue", total=total)
         try:
             result = enqueue_manifest(
-                _read_entries(file, fmt, verifier, cert_type),
+                _open_manifest(file, fmt, verifier, cert_type),
                 queue_url,
                 options=options,
                 sqs=sqs,
                 per_message=per_message,
-                progress=lambda n: progress.update(task, advance=n),
+                progress=lambda p: progress.update(task, completed=p.total),
             )
         except ThingpressError as exc:
             raise _fail(str(exc)) from None

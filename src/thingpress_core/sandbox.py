@@ -179,18 +179,18 @@ class Sandbox:
         paginator = iot.get_paginator("list_things")
         for page in paginator.paginate():
             for thing in page.get("things", []):
-                name = thing["thingName"]
+                name = thing.get("thingName", "")
                 principals = iot.list_thing_principals(thingName=name).get("principals", [])
                 cert_ids = tuple(p.rsplit("/", 1)[-1] for p in principals)
                 policies = sorted(
                     {
-                        p["policyName"]
+                        p.get("policyName", "")
                         for arn in principals
                         for p in iot.list_attached_policies(target=arn).get("policies", [])
                     }
                 )
                 groups = sorted(
-                    g["groupName"]
+                    g.get("groupName", "")
                     for g in iot.list_thing_groups_for_thing(thingName=name).get("thingGroups", [])
                 )
                 result.append(
