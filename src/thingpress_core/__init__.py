@@ -8,6 +8,7 @@ client is first needed.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from thingpress_core.clients import ClientFactory
@@ -29,6 +30,9 @@ __all__ = [
     "ThingpressSettings",
     "__version__",
 ]
+
+# A library configures no logging output of its own; the application (or our CLI) does.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
     "IoTService": "thingpress_core.services",

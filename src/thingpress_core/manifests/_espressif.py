@@ -1,0 +1,116 @@
+"""Espressif manifests: CSV with header ``MAC,cn,cert`` and a quoted multi-line PEM per row."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import IO, Literal
+
+from thingpress_core.errors import ManifestError
+from thingpress_core.manifests._common import Policy, check_choice, entry_error, parse_pem
+from thingpress_core.manifests._model import ManifestEntry
+
+__all__ = ["OPTIONS", "read_espressif"]
+
+OPTIONS = frozenset({"on_error", "thing_name"})
+_COLUMNS = ("mac", "cn", "cert")
+
+EspressifThingName = Literal["mac", "cn"] | None
+
+
+def _header(reader: Iterator[list[str]], source: str) -> dict[str, int]:
+    for row in reader:
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        names = [cell.strip().lstrip("\ufeff").lower() for cell in row]
+        missing = [c for c in _COLUMNS if c not in names]
+        if missing:
+            shown = ",".join(cell.strip() for cell in row)[:80]
+            raise ManifestError(
+                f"{source}: not an Espressif manifest: the header must name MAC, cn and cert "
+                f"(found {shown!r})",
+                source=source,
+            )
+        return {name: names.index(name) for name in _COLUMNS}
+    raise ManifestError(f"{source}: not an Espressif manifest: the file is empty", source=source)
+
+
+def _row_entry(
+    row: list[str],
+    columns: dict[str, int],
+    *,
+    source: str,
+    index: int,
+    line: int,
+    thing_name: EspressifThingName,
+) -> ManifestEntry:
+    if len(row) <= max(columns.values()):
+        raise entry_error(
+            source, index, f"has {len(row)} fields, expected MAC, cn and cert", noun="row", line=line
+        )
+    mac = row[columns["mac"]].strip()
+    cn = row[columns["cn"]].strip()
+    pem = row[columns["cert"]].strip().replace("\r\n", "\n")
+    if not mac:
+        raise entry_error(source, index, "has no MAC", noun="row", line=line)
+    if not pem:
+        raise entry_error(source, index, f"MAC {mac} has no certificate", noun="row", line=line)
+    cert = parse_pem(pem, source=source, index=index, noun="row", line=line)
+    name: str | None
+    if thing_name == "mac":
+        name = mac
+    elif thing_name == "cn":
+        name = cn or cert.common_name
+    else:
+        name = None
+    return ManifestEntry(thing_name=name, certificate=cert, vendor_id=mac, index=index, source=source)
+
+
+def read_espressif(
+    stream: IO[bytes], *, source: str, policy: Policy, thing_name: EspressifThingName = "mac"
+) -> Iterator[ManifestEntry]:
+    """Yield one entry per data row; ``index`` is the 0-based data row (the header is not a row).
+
+    Tolerates a UTF-8 byte order mark and CRLF line ends; the thing name is the MAC unless
+    ``thing_name="cn"`` (the ``cn`` column) or None (the importer decides).
+    """
+    check_choice("thing_name", thing_name, ("mac", "cn", None))
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=True)
+    index = 0
+    try:
+        columns = _header(reader, source)
+        while True:
+            line = reader.line_num + 1
+            try:
+                row = next(reader, None)
+            except csv.Error as exc:
+                policy.fail(
+                    entry_error(source, index, f"is not valid CSV: {exc}", noun="row", line=line),
+                    code="invalid",
+                )
+                # the csv module cannot resynchronise after a broken quote: stop here
+                return
+            if row is None:
+                return
+            if not any(cell.strip() for cell in row):
+                continue
+            try:
+                entry = _row_entry(row, columns, source=source, index=index, line=line, thing_name=thing_name)
+            except ManifestError as exc:
+                policy.fail(
+                    exc,
+                    code="invalid",
+                    vendor_id=row[columns["mac"]].strip() or None if len(row) > columns["mac"] else None,
+                )
+                index += 1
+                continue
+            yield entry
+            index += 1
+    except UnicodeDecodeError as exc:
+        raise entry_error(source, index, f"is not UTF-8 text: {exc.reason}", noun="row") from exc
+    except csv.Error as exc:
+        raise ManifestError(f"{source}: not an Espressif manifest: {exc}", source=source) from exc
+    finally:
+        text.detach()

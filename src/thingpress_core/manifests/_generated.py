@@ -1,0 +1,79 @@
+"""Generated manifests: one base64-encoded certificate (PEM or DER inside) per line."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from typing import IO, Literal
+
+from thingpress_core.errors import ManifestError
+from thingpress_core.manifests._common import (
+    Policy,
+    check_choice,
+    entry_error,
+    parse_der,
+    pem_certificate_bodies,
+)
+from thingpress_core.manifests._model import ManifestEntry
+
+__all__ = ["OPTIONS", "read_generated"]
+
+OPTIONS = frozenset({"on_error", "thing_name"})
+
+
+def _decode_line(raw: bytes) -> bytes:
+    text = raw.strip()
+    # the legacy Thingpress writer wrapped lines as Python bytes literals: b'...'
+    if text[:2] in (b"b'", b'b"') and text[-1:] == text[1:2] and len(text) >= 3:
+        text = text[2:-1]
+    return base64.b64decode(text, validate=True)
+
+
+def _entry(
+    raw: bytes, *, source: str, index: int, line: int, thing_name: Literal["cn"] | None
+) -> ManifestEntry:
+    try:
+        decoded = _decode_line(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise entry_error(source, index, "not base64 text", noun="line") from exc
+    if b"-----BEGIN" in decoded:
+        try:
+            ders = pem_certificate_bodies(decoded)
+        except (ValueError, binascii.Error) as exc:
+            raise entry_error(source, index, f"decodes to broken PEM: {exc}", noun="line") from exc
+        if not ders:
+            raise entry_error(source, index, "decodes to PEM without a certificate", noun="line")
+        certs = [parse_der(der, source=source, index=index, noun="line") for der in ders]
+    else:
+        certs = [parse_der(decoded, source=source, index=index, noun="line")]
+    cert = certs[0]
+    return ManifestEntry(
+        thing_name=cert.common_name if thing_name == "cn" else None,
+        certificate=cert,
+        chain=tuple(certs[1:]),
+        index=index,
+        source=source,
+    )
+
+
+def read_generated(
+    stream: IO[bytes], *, source: str, policy: Policy, thing_name: Literal["cn"] | None = "cn"
+) -> Iterator[ManifestEntry]:
+    """Yield one entry per non-blank line. ``index`` is the 0-based line number.
+
+    A line that decodes to several PEM certificates gives the first as the device certificate
+    and the rest as its chain.
+    """
+    check_choice("thing_name", thing_name, ("cn", None))
+    for index, raw in enumerate(stream):
+        if index == 0 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if not raw.strip():
+            continue
+        try:
+            entry = _entry(raw, source=source, index=index, line=index + 1, thing_name=thing_name)
+        except ManifestError as exc:
+            policy.fail(exc, code="invalid")
+            continue
+        yield entry

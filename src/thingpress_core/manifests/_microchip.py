@@ -1,0 +1,514 @@
+"""Microchip Trust&GO / TrustFLEX manifests: a JSON array of signed JWS entries.
+
+Each entry is a JWS in flattened JSON serialization::
+
+    {"protected": b64url(JSON header), "payload": b64url(JSON), "signature": b64url(r || s),
+     "header": {"uniqueId": "..."}}
+
+The protected header names the signer (``kid`` = base64url of the verifier certificate's
+SubjectKeyIdentifier, ``x5t#S256`` = base64url SHA-256 of its DER) and ``alg`` ES256. The
+signature is the raw 64-byte r || s over ``protected + "." + payload`` (ASCII). Only what is
+signed is trusted: the thing name and vendor id come from the payload's ``uniqueId``; the
+unprotected ``header`` is only compared with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from thingpress_core.certificates import DeviceCertificate
+from thingpress_core.errors import CertificateError, ConfigurationError, ManifestError, ManifestSignatureError
+from thingpress_core.manifests._common import Policy, check_choice, entry_error, logger
+from thingpress_core.manifests._model import ManifestEntry
+
+__all__ = ["OPTIONS", "Verifier", "VerifierInput", "load_verifiers", "read_microchip"]
+
+OPTIONS = frozenset({"verifiers", "on_error", "thing_name", "check_verifier_validity"})
+
+MicrochipThingName = Literal["unique_id", "cn"] | None
+
+#: What ``verifiers=`` accepts: a path (file or directory of .crt/.pem/.cer/.der), PEM or DER
+#: bytes, a cryptography certificate, a DeviceCertificate, or an iterable of those.
+VerifierInput = str | Path | bytes | x509.Certificate | DeviceCertificate
+
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
+_MAX_VERIFIER_FILE = 1024 * 1024
+_VERIFIER_SUFFIXES = (".crt", ".pem", ".cer", ".der")
+_LISTED_ERRORS = 10
+_CHAIN_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A manifest signer certificate, keyed the way a JWS header names it."""
+
+    certificate: x509.Certificate
+    kid: str
+    x5t_s256: str
+    public_key: ec.EllipticCurvePublicKey
+    name: str
+
+    @classmethod
+    def from_x509(cls, cert: x509.Certificate) -> Verifier:
+        key = cert.public_key()
+        subject = cert.subject.rfc4514_string()
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise ConfigurationError(
+                f"verifier {subject!r} does not hold a P-256 key, so it cannot check ES256 signatures",
+                variable="verifiers",
+                value=subject,
+            )
+        try:
+            ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        except x509.ExtensionNotFound:
+            ski = x509.SubjectKeyIdentifier.from_public_key(key).digest
+        der = cert.public_bytes(_der_encoding())
+        return cls(
+            certificate=cert,
+            kid=_b64url(ski),
+            x5t_s256=_b64url(hashlib.sha256(der).digest()),
+            public_key=key,
+            name=subject,
+        )
+
+
+def _der_encoding() -> Any:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.DER
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _certs_from_bytes(data: bytes, what: str) -> list[x509.Certificate]:
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"verifier {what} is not a PEM or DER certificate: {exc}", variable="verifiers", value=what
+        ) from exc
+
+
+def _certs_from_path(path: Path) -> list[x509.Certificate]:
+    if path.is_dir():
+        found: list[x509.Certificate] = []
+        for child in sorted(path.iterdir()):
+            if child.is_file() and child.suffix.lower() in _VERIFIER_SUFFIXES:
+                found.extend(_certs_from_path(child))
+        if not found:
+            raise ConfigurationError(
+                f"verifier directory {str(path)!r} holds no .crt, .pem, .cer or .der file",
+                variable="verifiers",
+                value=str(path),
+            )
+        return found
+    try:
+        if path.stat().st_size > _MAX_VERIFIER_FILE:
+            raise ConfigurationError(
+                f"verifier file {str(path)!r} is larger than 1 MiB", variable="verifiers", value=str(path)
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read verifier file {str(path)!r}: {exc.strerror or exc}",
+            variable="verifiers",
+            value=str(path),
+        ) from exc
+    return _certs_from_bytes(data, repr(str(path)))
+
+
+def load_verifiers(verifiers: object) -> dict[str, Verifier]:
+    """Verifier certificates keyed by ``kid``. Accepts one input or an iterable of them."""
+    items: Iterable[object]
+    if verifiers is None:
+        items = ()
+    elif isinstance(verifiers, str | Path | bytes | bytearray | x509.Certificate | DeviceCertificate):
+        items = (verifiers,)
+    elif isinstance(verifiers, Iterable):
+        items = verifiers
+    else:
+        items = (verifiers,)
+    result: dict[str, Verifier] = {}
+    for item in items:
+        certs: list[x509.Certificate]
+        if isinstance(item, x509.Certificate):
+            certs = [item]
+        elif isinstance(item, DeviceCertificate):
+            certs = [item.x509()]
+        elif isinstance(item, bytes | bytearray):
+            certs = _certs_from_bytes(bytes(item), "bytes")
+        elif isinstance(item, str | Path):
+            certs = _certs_from_path(Path(item))
+        else:
+            raise ConfigurationError(
+                f"a verifier must be a path, PEM/DER bytes or a certificate, not {type(item).__name__}",
+                variable="verifiers",
+                value=type(item).__name__,
+            )
+        for cert in certs:
+            verifier = Verifier.from_x509(cert)
+            result[verifier.kid] = verifier
+    return result
+
+
+@dataclass(frozen=True)
+class _Checked:
+    index: int
+    unique_id: str
+    certificate: DeviceCertificate | None
+    chain: tuple[DeviceCertificate, ...]
+
+
+class _EntryProblem(Exception):
+    """One entry's failure while checking; turned into a ManifestError naming the entry."""
+
+    def __init__(self, reason: str, *, signature: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.signature = signature
+
+
+def _decode_b64url(value: object, field: str) -> bytes:
+    if not isinstance(value, str) or not _B64URL.match(value):
+        raise _EntryProblem(f"{field} is not base64url text", signature=False)
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise _EntryProblem(f"{field} is not valid base64url", signature=False) from exc
+
+
+def _json_object(data: bytes, field: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise _EntryProblem(f"{field} is not JSON", signature=False) from exc
+    if not isinstance(value, dict):
+        raise _EntryProblem(f"{field} is not a JSON object", signature=False)
+    return value
+
+
+def _parse_timestamp(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+class _Checker:
+    def __init__(
+        self,
+        verifiers: Mapping[str, Verifier],
+        *,
+        source: str,
+        check_validity: bool,
+        thing_name: MicrochipThingName,
+    ) -> None:
+        self.verifiers = verifiers
+        self.by_thumbprint = {v.x5t_s256: v for v in verifiers.values()}
+        self.source = source
+        self.check_validity = check_validity
+        self.thing_name = thing_name
+        self.chain_cache: dict[bytes, DeviceCertificate] = {}
+
+    def signer(self, header: Mapping[str, Any]) -> Verifier:
+        kid = header.get("kid")
+        x5t = header.get("x5t#S256")
+        if kid is None and x5t is None:
+            raise _EntryProblem("protected header names no signer (no kid, no x5t#S256)", signature=True)
+        if kid is not None:
+            verifier = self.verifiers.get(kid) if isinstance(kid, str) else None
+            if verifier is None:
+                raise _EntryProblem(f"unknown signer: no verifier has kid {str(kid)[:64]!r}", signature=True)
+        else:
+            verifier = self.by_thumbprint.get(x5t) if isinstance(x5t, str) else None
+            if verifier is None:
+                raise _EntryProblem(
+                    f"unknown signer: no verifier has x5t#S256 {str(x5t)[:64]!r}", signature=True
+                )
+        if x5t is not None and x5t != verifier.x5t_s256:
+            raise _EntryProblem(
+                f"signer thumbprint x5t#S256 does not match verifier {verifier.name!r} (kid {verifier.kid})",
+                signature=True,
+            )
+        return verifier
+
+    def check(self, raw: object, index: int) -> _Checked:
+        if not isinstance(raw, dict):
+            raise _EntryProblem("entry is not a JSON object", signature=False)
+        protected, payload, signature = raw.get("protected"), raw.get("payload"), raw.get("signature")
+        for field, value in (("protected", protected), ("payload", payload), ("signature", signature)):
+            if not isinstance(value, str) or not value:
+                raise _EntryProblem(f"entry has no {field!r} string", signature=False)
+        assert isinstance(protected, str)
+        assert isinstance(payload, str)
+        header = _json_object(_decode_b64url(protected, "protected header"), "protected header")
+        if header.get("alg") != "ES256":
+            raise _EntryProblem(
+                f"unsupported signature algorithm {str(header.get('alg'))[:32]!r} (expected ES256)",
+                signature=True,
+            )
+        verifier = self.signer(header)
+        sig = _decode_b64url(signature, "signature")
+        if len(sig) != 64:
+            raise _EntryProblem(f"ES256 signature must be 64 bytes (r || s), not {len(sig)}", signature=True)
+        der_sig = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+        try:
+            verifier.public_key.verify(
+                der_sig, f"{protected}.{payload}".encode("ascii"), ec.ECDSA(hashes.SHA256())
+            )
+        except InvalidSignature:
+            raise _EntryProblem(
+                f"signature does not verify with signer {verifier.name!r} (payload or signature altered)",
+                signature=True,
+            ) from None
+        body = _json_object(_decode_b64url(payload, "payload"), "payload")
+        unique_id = body.get("uniqueId")
+        if not isinstance(unique_id, str) or not unique_id.strip():
+            raise _EntryProblem("signed payload has no uniqueId", signature=False)
+        unprotected = raw.get("header")
+        if unprotected is not None:
+            if not isinstance(unprotected, dict):
+                raise _EntryProblem("unprotected header is not a JSON object", signature=False)
+            claimed = unprotected.get("uniqueId")
+            if claimed is not None and claimed != unique_id:
+                raise _EntryProblem(
+                    f"unprotected header uniqueId {str(claimed)[:64]!r} disagrees with the signed "
+                    f"payload's {unique_id!r}",
+                    signature=True,
+                )
+        if self.check_validity:
+            self._check_validity(verifier, body.get("provisioningTimestamp"))
+        certificate, chain = self._certificate(body, index)
+        return _Checked(index=index, unique_id=unique_id, certificate=certificate, chain=chain)
+
+    def _check_validity(self, verifier: Verifier, stamp: object) -> None:
+        moment = _parse_timestamp(stamp)
+        if moment is None:
+            raise _EntryProblem(
+                "signed payload has no valid provisioningTimestamp to check the signer's validity at "
+                "(check_verifier_validity=False skips this check)",
+                signature=True,
+            )
+        cert = verifier.certificate
+        if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
+            raise _EntryProblem(
+                f"signer {verifier.name!r} was not valid at provisioning time {moment.isoformat()} "
+                f"(valid {cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()})",
+                signature=True,
+            )
+
+    def _certificate(
+        self, body: Mapping[str, Any], index: int
+    ) -> tuple[DeviceCertificate | None, tuple[DeviceCertificate, ...]]:
+        key_set = body.get("publicKeySet")
+        if key_set is None:
+            return None, ()
+        if not isinstance(key_set, dict) or not isinstance(key_set.get("keys"), list):
+            raise _EntryProblem("publicKeySet has no keys list", signature=False)
+        for key in key_set["keys"]:
+            if not isinstance(key, dict):
+                raise _EntryProblem("publicKeySet.keys holds a non-object", signature=False)
+            x5c = key.get("x5c")
+            if not x5c:
+                continue
+            if not isinstance(x5c, list) or not all(isinstance(item, str) for item in x5c):
+                raise _EntryProblem("x5c is not a list of base64 strings", signature=False)
+            ders: list[bytes] = []
+            for position, item in enumerate(x5c):
+                try:
+                    ders.append(base64.b64decode(item, validate=True))
+                except (binascii.Error, ValueError) as exc:
+                    raise _EntryProblem(f"x5c[{position}] is not base64", signature=False) from exc
+            certs: list[DeviceCertificate] = []
+            for position, der in enumerate(ders):
+                cached = self.chain_cache.get(der) if position else None
+                if cached is not None:
+                    certs.append(cached)
+                    continue
+                try:
+                    cert = DeviceCertificate.from_der(der, source=self.source)
+                except (CertificateError, ValueError) as exc:
+                    detail = str(exc).strip().replace("\n", " ") or type(exc).__name__
+                    message = f"x5c[{position}] is not a valid certificate: {detail}"
+                    raise _EntryProblem(message, signature=False) from exc
+                if position and len(self.chain_cache) < _CHAIN_CACHE_SIZE:
+                    # signer CAs repeat on every entry of a manifest: parse each once
+                    self.chain_cache[der] = cert
+                certs.append(cert)
+            self._check_jwk(key, certs[0])
+            return certs[0], tuple(certs[1:])
+        return None, ()
+
+    @staticmethod
+    def _check_jwk(key: Mapping[str, Any], cert: DeviceCertificate) -> None:
+        if key.get("kty") != "EC" or key.get("crv") != "P-256":
+            raise _EntryProblem("the certificate's JWK is not an EC P-256 key", signature=False)
+        x = _decode_b64url(key.get("x"), "JWK x")
+        y = _decode_b64url(key.get("y"), "JWK y")
+        public = cert.x509().public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(public.curve, ec.SECP256R1):
+            raise _EntryProblem("x5c[0] does not hold the P-256 key the JWK describes", signature=True)
+        numbers = public.public_numbers()
+        if numbers.x != int.from_bytes(x, "big") or numbers.y != int.from_bytes(y, "big"):
+            raise _EntryProblem(
+                f"x5c[0] (certificate {cert.certificate_id}) does not hold the public key in the signed JWK",
+                signature=True,
+            )
+
+
+def _load_entries(stream: IO[bytes], source: str) -> list[object]:
+    data = stream.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ManifestError(
+            f"{source}: not a Microchip manifest: the file is not JSON ({exc})", source=source
+        ) from exc
+    if isinstance(document, dict) and "payload" in document:
+        return [document]
+    if not isinstance(document, list):
+        raise ManifestError(
+            f"{source}: not a Microchip manifest: expected a JSON array of signed entries", source=source
+        )
+    return document
+
+
+def read_microchip(
+    stream: IO[bytes],
+    *,
+    source: str,
+    policy: Policy,
+    verifiers: object = None,
+    thing_name: MicrochipThingName = "unique_id",
+    check_verifier_validity: bool = True,
+) -> Iterator[ManifestEntry]:
+    """Check every entry; yield the verified ones that carry a certificate.
+
+    With ``on_error="raise"`` nothing is yielded until every entry has verified: one bad entry
+    refuses the whole manifest with a `ManifestSignatureError` listing each bad entry.
+    """
+    check_choice("thing_name", thing_name, ("unique_id", "cn", None))
+    table = load_verifiers(verifiers)
+    if not table:
+        raise ConfigurationError(
+            "a Microchip manifest is signed: pass verifiers= (the Microchip manifest signer "
+            "certificates, e.g. MCHP_manifest_signer_*.crt) to check it",
+            variable="verifiers",
+            value=None,
+        )
+    checker = _Checker(
+        table, source=source, check_validity=bool(check_verifier_validity), thing_name=thing_name
+    )
+    entries = _load_entries(stream, source)
+    if policy.on_error == "raise":
+        checked: list[_Checked] = []
+        problems: list[ManifestError] = []
+        for index, raw in enumerate(entries):
+            try:
+                checked.append(checker.check(raw, index))
+            except _EntryProblem as problem:
+                problems.append(entry_error(source, index, problem.reason, signature=problem.signature))
+        if problems:
+            raise _refusal(source, len(entries), problems)
+        for item in checked:
+            yield from _emit(item, source, policy, thing_name)
+        return
+    for index, raw in enumerate(entries):
+        try:
+            item = checker.check(raw, index)
+        except _EntryProblem as problem:
+            policy.fail(
+                entry_error(source, index, problem.reason, signature=problem.signature),
+                code="signature" if problem.signature else "invalid",
+                vendor_id=_claimed_id(raw),
+            )
+            continue
+        yield from _emit(item, source, policy, thing_name)
+
+
+def _claimed_id(raw: object) -> str | None:
+    # only for the skip report; an unverified id is never used as a thing name
+    header = raw.get("header") if isinstance(raw, dict) else None
+    value = header.get("uniqueId") if isinstance(header, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _emit(
+    item: _Checked, source: str, policy: Policy, thing_name: MicrochipThingName
+) -> Iterator[ManifestEntry]:
+    if item.certificate is None:
+        policy.skip(
+            item.index,
+            "no_certificate",
+            f"{source}: entry {item.index + 1}: signature verified for uniqueId {item.unique_id}, "
+            "but the entry carries no certificate (no publicKeySet x5c; e.g. payload version 2)",
+            vendor_id=item.unique_id,
+        )
+        return
+    name: str | None
+    if thing_name == "unique_id":
+        name = item.unique_id
+    elif thing_name == "cn":
+        name = item.certificate.common_name
+    else:
+        name = None
+    logger.debug(
+        "verified manifest entry",
+        extra={
+            "manifest": source,
+            "entry": item.index + 1,
+            "certificate_id": item.certificate.certificate_id,
+        },
+    )
+    yield ManifestEntry(
+        thing_name=name,
+        certificate=item.certificate,
+        chain=item.chain,
+        vendor_id=item.unique_id,
+        index=item.index,
+        source=source,
+    )
+
+
+def _refusal(source: str, total: int, problems: list[ManifestError]) -> ManifestError:
+    signature = any(isinstance(p, ManifestSignatureError) for p in problems)
+    prefix = f"{source}: "
+    listed = "; ".join(str(p).removeprefix(prefix) for p in problems[:_LISTED_ERRORS])
+    more = len(problems) - _LISTED_ERRORS
+    if more > 0:
+        listed += f"; and {more} more"
+    cls = ManifestSignatureError if signature else ManifestError
+    message = (
+        f"{source}: manifest refused, nothing imported: {len(problems)} of {total} entries failed "
+        f"verification ({listed}); on_error='skip' imports the entries that verify"
+    )
+    return cls(message, source=source, index=problems[0].index, errors=problems)

@@ -1,0 +1,169 @@
+"""The values manifest readers produce: entries, formats, and the per-read report."""
+
+from __future__ import annotations
+
+import enum
+import threading
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from thingpress_core.certificates import DeviceCertificate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["ManifestEntry", "ManifestFormat", "ManifestReader", "ManifestReport", "SkippedEntry"]
+
+
+class ManifestFormat(str, enum.Enum):
+    """The manifest formats `read_manifest` understands (a ``str`` enum: ``"microchip"``...)."""
+
+    PEM = "pem"
+    GENERATED = "generated"
+    ESPRESSIF = "espressif"
+    MICROCHIP = "microchip"
+    INFINEON = "infineon"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ManifestEntry(BaseModel):
+    """One device certificate read from a manifest.
+
+    ``index`` is the 0-based position of the entry (row, JWS entry, archive member) in the
+    manifest; messages show it 1-based. ``thing_name`` is what the manifest says the thing is
+    called (None lets the importer's naming strategy decide); ``vendor_id`` is the vendor's id
+    for the chip (Microchip uniqueId, Infineon chip id, Espressif MAC).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    thing_name: str | None
+    certificate: DeviceCertificate
+    chain: tuple[DeviceCertificate, ...] = ()
+    vendor_id: str | None = None
+    index: int
+    source: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ManifestEntry(index={self.index}, thing_name={self.thing_name!r}, "
+            f"vendor_id={self.vendor_id!r}, certificate_id={self.certificate.certificate_id!r})"
+        )
+
+
+class SkippedEntry(BaseModel):
+    """An entry that was read but not yielded, and why.
+
+    ``code`` is a short machine-readable word: ``no_certificate`` (a verified entry that
+    carries no certificate), ``signature`` (signature, signer or payload check failed),
+    ``invalid`` (the entry or its certificate cannot be read), ``not_a_certificate`` (a PEM
+    block or archive member that holds something else).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(description="0-based position of the entry in the manifest")
+    code: str
+    reason: str
+    vendor_id: str | None = None
+
+    @property
+    def number(self) -> int:
+        """The 1-based entry number used in messages."""
+        return self.index + 1
+
+
+class ManifestReport:
+    """What one read of a manifest saw: every entry is either yielded or listed in `skipped`.
+
+    It fills in while the reader is iterated; `complete` turns True when the reader has seen
+    the end of the manifest. ``entries`` counts the entries the manifest holds so far (yielded
+    plus skipped).
+    """
+
+    def __init__(self, *, source: str | None, format: ManifestFormat) -> None:
+        self.source = source
+        self.format = format
+        self.yielded = 0
+        self.skipped: list[SkippedEntry] = []
+        self.complete = False
+        self._lock = threading.Lock()
+
+    @property
+    def entries(self) -> int:
+        return self.yielded + len(self.skipped)
+
+    def add_skipped(self, index: int, code: str, reason: str, *, vendor_id: str | None = None) -> None:
+        with self._lock:
+            self.skipped.append(SkippedEntry(index=index, code=code, reason=reason, vendor_id=vendor_id))
+
+    def count_yielded(self) -> None:
+        with self._lock:
+            self.yielded += 1
+
+    def summary(self) -> str:
+        """One English line, e.g. ``"x.json (microchip): 10 entries, 0 certificates, ..."``."""
+        name = self.source or "<manifest>"
+        text = f"{name} ({self.format.value}): {self.entries} entries, {self.yielded} certificates"
+        if self.skipped:
+            by_code: dict[str, int] = {}
+            for item in self.skipped:
+                by_code[item.code] = by_code.get(item.code, 0) + 1
+            detail = ", ".join(f"{count} {code}" for code, count in sorted(by_code.items()))
+            text += f", {len(self.skipped)} skipped ({detail})"
+        if not self.complete:
+            text += " (not read to the end)"
+        return text
+
+    def __repr__(self) -> str:
+        return f"ManifestReport({self.summary()!r})"
+
+
+class ManifestReader:
+    """The iterator `read_manifest` returns: iterate it for entries, read `report` for the rest.
+
+    It is a plain iterator (``for entry in read_manifest(...)`` works); the extra is
+    `report`, which lists every skipped entry with its number and reason.
+    """
+
+    def __init__(self, entries: Iterator[ManifestEntry], report: ManifestReport) -> None:
+        self._entries = entries
+        self.report = report
+
+    @property
+    def format(self) -> ManifestFormat:
+        return self.report.format
+
+    @property
+    def source(self) -> str | None:
+        return self.report.source
+
+    def __iter__(self) -> ManifestReader:
+        return self
+
+    def __next__(self) -> ManifestEntry:
+        try:
+            entry = next(self._entries)
+        except StopIteration:
+            self.report.complete = True
+            raise
+        self.report.count_yielded()
+        return entry
+
+    def close(self) -> None:
+        """Stop reading and release the input (files opened by path are closed)."""
+        close = getattr(self._entries, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> ManifestReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ManifestReader({self.report.summary()!r})"

@@ -1,0 +1,178 @@
+"""Fixtures for manifest tests: real sample files, nested Infineon 7z archives, signed Microchip entries."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+
+from thingpress_core.certificates import DeviceCertificate
+
+TYPES = ("E0E0", "E0E1", "E0E2")
+
+
+def seven_zip(members: Iterable[tuple[str, bytes]], *, password: str | None = None) -> bytes:
+    import py7zr
+
+    buffer = io.BytesIO()
+    with py7zr.SevenZipFile(buffer, "w", password=password) as archive:
+        for name, data in members:
+            archive.writestr(data, name)
+    return buffer.getvalue()
+
+
+def crlf_pem(cert: DeviceCertificate) -> bytes:
+    return cert.pem.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
+
+
+def infineon_archive(
+    certs_by_type: dict[str, Sequence[DeviceCertificate]],
+    *,
+    reel: str = "R0001_3f2a9c1e-5b7d-4e21-9a0c-1d2e3f405162",
+    extra_inner: Sequence[tuple[str, bytes]] = (),
+) -> bytes:
+    """An OPTIGA Trust M style archive: one inner archive per type, an encrypted keys archive."""
+    members: list[tuple[str, bytes]] = [("README.txt", b"Infineon OPTIGA Trust M certificates\r\n")]
+    for cert_type, certs in certs_by_type.items():
+        inner = [(f"{i:016X}_{cert_type}.pem", crlf_pem(c)) for i, c in enumerate(certs)]
+        inner.extend(extra_inner)
+        members.append((f"{reel}_{cert_type}_Certs.7z", seven_zip(inner)))
+    keys = seven_zip(
+        [("0000000000000000_E0F0.key", b"-----BEGIN EC PRIVATE KEY-----\nnot a key\n")], password="s3cret"
+    )
+    members.append((f"{reel}_keys.7z", keys))
+    return seven_zip(members)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class Signer:
+    """A manifest signer with its own certificate, to build signed Microchip entries."""
+
+    def __init__(
+        self,
+        name: str = "Test Manifest Signer",
+        *,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+    ) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = dt.datetime.now(dt.timezone.utc)
+        public = self.key.public_key()
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or now - dt.timedelta(days=3650))
+            .not_valid_after(not_after or now + dt.timedelta(days=3650))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        der = self.certificate.public_bytes(serialization.Encoding.DER)
+        self.kid = b64url(x509.SubjectKeyIdentifier.from_public_key(public).digest)
+        self.x5t = b64url(hashlib.sha256(der).digest())
+
+    @property
+    def pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def entry(
+        self,
+        unique_id: str,
+        *,
+        device: DeviceCertificate | None = None,
+        chain: Sequence[DeviceCertificate] = (),
+        jwk_key: ec.EllipticCurvePublicKey | None = None,
+        header_id: str | None = None,
+        timestamp: str = "2025-06-01T20:14:53.773Z",
+        kid: str | None = None,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"version": 1, "provisioningTimestamp": timestamp, "uniqueId": unique_id}
+        if device is not None:
+            key = jwk_key or device.x509().public_key()
+            assert isinstance(key, ec.EllipticCurvePublicKey)
+            numbers = key.public_numbers()
+            payload["publicKeySet"] = {
+                "keys": [
+                    {
+                        "kid": "0",
+                        "kty": "EC",
+                        "crv": "P-256",
+                        "x": b64url(numbers.x.to_bytes(32, "big")),
+                        "y": b64url(numbers.y.to_bytes(32, "big")),
+                        "x5c": [base64.b64encode(c.der).decode("ascii") for c in (device, *chain)],
+                    }
+                ]
+            }
+        protected = b64url(
+            json.dumps({"alg": "ES256", "kid": kid or self.kid, "typ": "JWT", "x5t#S256": self.x5t}).encode()
+        )
+        body = b64url(json.dumps(payload).encode())
+        der_sig = self.key.sign(f"{protected}.{body}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der_sig)
+        return {
+            "payload": body,
+            "protected": protected,
+            "header": {"uniqueId": header_id if header_id is not None else unique_id},
+            "signature": b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+        }
+
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "manifests"
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def verifiers() -> list[Path]:
+    return sorted((DATA / "microchip" / "verifiers").glob("*.crt"))
+
+
+@pytest.fixture(scope="session")
+def device_certs() -> dict[str, list[DeviceCertificate]]:
+    """Five EC device certificates per OPTIGA slot type."""
+    from thingpress_core.certificates.generate import generate_device_certificates
+
+    return {t: list(generate_device_certificates(5, cn_prefix=f"dev-{t}-")) for t in TYPES}
+
+
+@pytest.fixture(scope="session")
+def make_signer() -> type[Signer]:
+    return Signer
+
+
+@pytest.fixture(scope="session")
+def signer() -> Signer:
+    return Signer()
+
+
+@pytest.fixture(scope="session")
+def build() -> Any:
+    """The archive builders, as one namespace."""
+
+    class _Builders:
+        seven_zip = staticmethod(seven_zip)
+        infineon_archive = staticmethod(infineon_archive)
+        crlf_pem = staticmethod(crlf_pem)
+
+    return _Builders

@@ -1,0 +1,167 @@
+"""Generated manifests (base64 lines) and PEM bundles."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+
+from thingpress_core.certificates import DeviceCertificate
+from thingpress_core.certificates.generate import generated_manifest_lines
+from thingpress_core.errors import ManifestError
+from thingpress_core.manifests import ManifestFormat, read_manifest
+
+
+@pytest.fixture
+def certs(device_certs: dict[str, list[DeviceCertificate]]) -> list[DeviceCertificate]:
+    return device_certs["E0E0"]
+
+
+def test_generated_lines_with_blank_lines(certs: list[DeviceCertificate]) -> None:
+    lines = list(generated_manifest_lines(certs))
+    text = ("\n".join(lines[:2]) + "\n\n  \n" + "\r\n".join(lines[2:]) + "\n").encode()
+    reader = read_manifest(text)
+    found = list(reader)
+    assert reader.format is ManifestFormat.GENERATED
+    assert [e.certificate for e in found] == certs
+    assert [e.thing_name for e in found] == [c.common_name for c in certs]
+    assert [e.index for e in found] == [0, 1, 4, 5, 6]  # 0-based line numbers
+    assert reader.report.skipped == []
+
+
+def test_generated_der_lines_and_thing_name_none(certs: list[DeviceCertificate]) -> None:
+    text = "\n".join(base64.b64encode(c.der).decode() for c in certs).encode()
+    found = list(read_manifest(text, format="generated", thing_name=None))
+    assert [e.certificate for e in found] == certs
+    assert {e.thing_name for e in found} == {None}
+
+
+def test_generated_line_with_a_chain(certs: list[DeviceCertificate]) -> None:
+    line = base64.b64encode((certs[0].pem + certs[1].pem).encode()).decode()
+    (entry,) = list(read_manifest(line.encode(), format="generated"))
+    assert entry.certificate == certs[0]
+    assert entry.chain == (certs[1],)
+
+
+def test_generated_legacy_bytes_literal(certs: list[DeviceCertificate]) -> None:
+    line = "b'" + base64.b64encode(certs[0].pem.encode()).decode() + "'"
+    (entry,) = list(read_manifest(line.encode(), format="generated"))
+    assert entry.certificate == certs[0]
+
+
+def test_generated_bad_lines_are_named(certs: list[DeviceCertificate]) -> None:
+    good = list(generated_manifest_lines(certs[:2]))
+    text = "\n".join([good[0], "not base64!", base64.b64encode(b"junk").decode(), good[1]]).encode()
+    with pytest.raises(ManifestError, match=r"g\.txt: line 2: not base64 text") as caught:
+        list(read_manifest(text, format="generated", name="g.txt"))
+    assert caught.value.index == 1
+    reader = read_manifest(text, format="generated", name="g.txt", on_error="skip")
+    assert [e.certificate for e in reader] == certs[:2]
+    assert [(s.index, s.code) for s in reader.report.skipped] == [(1, "invalid"), (2, "invalid")]
+    assert "line 3: certificate is not a valid certificate" in reader.report.skipped[1].reason
+
+
+def test_pem_bundle(certs: list[DeviceCertificate]) -> None:
+    bundle = ("# devices\n" + "".join(c.pem for c in certs)).encode()
+    reader = read_manifest(bundle)
+    assert reader.format is ManifestFormat.PEM
+    found = list(reader)
+    assert [e.certificate for e in found] == certs
+    assert [e.index for e in found] == list(range(5))
+    assert found[0].thing_name == certs[0].common_name
+
+
+def test_pem_bundle_from_a_stream_that_cannot_seek(certs: list[DeviceCertificate]) -> None:
+    class Pipe(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self._data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return False
+
+        def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+            chunk = self._data.read(min(len(buffer), 100))
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+
+    found = list(read_manifest(Pipe("".join(c.pem for c in certs).encode())))
+    assert [e.certificate for e in found] == certs
+
+
+def test_pem_private_key_blocks_are_reported_not_imported(certs: list[DeviceCertificate]) -> None:
+    bundle = (
+        certs[0].pem + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" + certs[1].pem
+    ).encode()
+    reader = read_manifest(bundle)
+    assert [e.certificate for e in reader] == certs[:2]
+    assert [(s.index, s.code) for s in reader.report.skipped] == [(1, "not_a_certificate")]
+    assert "AAAA" not in reader.report.skipped[0].reason
+
+
+def test_pem_broken_blocks(certs: list[DeviceCertificate]) -> None:
+    broken = certs[0].pem + "-----BEGIN CERTIFICATE-----\nAAAA\n"
+    with pytest.raises(
+        ManifestError, match=r"certificate 2 \(line \d+\): PEM block BEGIN CERTIFICATE has no END"
+    ):
+        list(read_manifest(broken.encode(), format="pem"))
+    bad = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" + certs[0].pem
+    reader = read_manifest(bad.encode(), on_error="skip")
+    assert [e.certificate for e in reader] == [certs[0]]
+    assert reader.report.skipped[0].index == 0
+
+
+def test_der_file(certs: list[DeviceCertificate]) -> None:
+    reader = read_manifest(certs[0].der)
+    assert reader.format is ManifestFormat.PEM
+    assert [e.certificate for e in reader] == [certs[0]]
+
+
+def test_path_and_stream_sources(tmp_path: object, certs: list[DeviceCertificate]) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    path = tmp_path / "devices.pem"
+    path.write_text("".join(c.pem for c in certs))
+    assert len(list(read_manifest(path))) == 5
+    assert len(list(read_manifest(str(path)))) == 5
+    with path.open("rb") as handle:
+        reader = read_manifest(handle)
+        assert reader.source == str(path)
+        assert len(list(reader)) == 5
+
+
+@pytest.mark.parametrize("chunk", [5, 11, 64, 1000])
+def test_pem_blocks_cut_across_read_chunks(
+    certs: list[DeviceCertificate], chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from thingpress_core.manifests import _pem
+
+    monkeypatch.setattr(_pem, "_CHUNK", chunk)
+    bundle = ("\ufeffheader text\r\n" + "\r\n".join(c.pem for c in certs)).encode("utf-8")
+    reader = read_manifest(bundle, format="pem")
+    assert [e.certificate for e in reader] == certs
+    broken = (certs[0].pem + "\n\n-----BEGIN CERTIFICATE-----\nAAAA\n").encode()
+    line = certs[0].pem.count("\n") + 3
+    with pytest.raises(
+        ManifestError, match=rf"certificate 2 \(line {line}\): PEM block BEGIN CERTIFICATE has no END"
+    ):
+        list(read_manifest(broken, format="pem"))
+
+
+def test_pem_mismatched_end_and_runaway_block(
+    certs: list[DeviceCertificate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from thingpress_core.manifests import _pem
+
+    mismatched = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(ManifestError, match="ends with END PRIVATE KEY"):
+        list(read_manifest(mismatched, format="pem"))
+    monkeypatch.setattr(_pem, "_CHUNK", 100)
+    monkeypatch.setattr(_pem, "_MAX_BLOCK", 300)
+    runaway = b"-----BEGIN CERTIFICATE-----\n" + b"A" * 1000
+    with pytest.raises(ManifestError, match="no END line within 1 MiB"):
+        list(read_manifest(runaway, format="pem"))

@@ -1,0 +1,328 @@
+"""Microchip manifests: the real sample files, and every way an entry must be refused."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from thingpress_core.certificates import DeviceCertificate
+from thingpress_core.errors import ConfigurationError, ManifestError, ManifestSignatureError
+from thingpress_core.manifests import ManifestFormat, load_verifiers, read_manifest
+
+TNGTLSU_IDS = [
+    "0123f2408ea1fcf201",
+    "01237fa064679e6a01",
+    "01235ce7a9c4250501",
+    "0123ee8faf5c5e4801",
+    "01239145f2b3dcbe01",
+    "0123959fe6aa93f901",
+    "0123ff4da296014901",
+    "0123994afca075b501",
+    "0123d773fd90577f01",
+    "01235305d966e82401",
+]
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@pytest.fixture
+def tngtlsu(data_dir: Path) -> Path:
+    return data_dir / "microchip" / "ECC608C-TNGTLSU-B.json"
+
+
+@pytest.fixture
+def tmngtlss(data_dir: Path) -> Path:
+    return data_dir / "microchip" / "ECC608-TMNGTLSS-B.json"
+
+
+@pytest.fixture
+def entries(tngtlsu: Path) -> list[dict[str, Any]]:
+    loaded: list[dict[str, Any]] = json.loads(tngtlsu.read_text())
+    return loaded
+
+
+def _dump(entries: list[dict[str, Any]]) -> bytes:
+    return json.dumps(entries).encode()
+
+
+def test_tngtlsu_yields_ten_verified_entries_named_by_signed_unique_id(
+    tngtlsu: Path, verifiers: list[Path]
+) -> None:
+    reader = read_manifest(tngtlsu, verifiers=verifiers)
+    found = list(reader)
+    assert [e.thing_name for e in found] == TNGTLSU_IDS
+    assert [e.vendor_id for e in found] == TNGTLSU_IDS
+    assert [e.index for e in found] == list(range(10))
+    assert found[0].certificate.certificate_id == (
+        "47574cb6e6fea6370f10e636041663eccc567e5f45002e142f39c75e94a28335"
+    )
+    assert found[-1].certificate.certificate_id == (
+        "a73052045cb453919239bdfb3c7ee21aba13c2dc88160e69ac5fcd83676c8da2"
+    )
+    for entry in found:
+        assert entry.certificate.common_name == "sn" + entry.vendor_id.upper()  # type: ignore[union-attr]
+        assert entry.certificate.certificate_id == hashlib.sha256(entry.certificate.der).hexdigest()
+        assert len(entry.chain) == 1
+        assert entry.chain[0].common_name is not None
+        assert entry.chain[0].common_name.startswith("Crypto Authentication Signer")
+        assert entry.source == str(tngtlsu)
+    assert reader.format is ManifestFormat.MICROCHIP
+    assert reader.report.yielded == 10
+    assert reader.report.skipped == []
+    assert reader.report.complete
+
+
+def test_thing_name_option_cn_and_none(tngtlsu: Path, verifiers: list[Path]) -> None:
+    by_cn = list(read_manifest(tngtlsu, verifiers=verifiers, thing_name="cn"))
+    assert by_cn[0].thing_name == "sn0123F2408EA1FCF201"
+    assert by_cn[0].vendor_id == TNGTLSU_IDS[0]
+    unnamed = list(read_manifest(tngtlsu, verifiers=verifiers, thing_name=None))
+    assert {e.thing_name for e in unnamed} == {None}
+
+
+def test_tmngtlss_has_no_certificates_and_says_so(tmngtlss: Path, verifiers: list[Path]) -> None:
+    reader = read_manifest(tmngtlss, verifiers=verifiers)
+    assert list(reader) == []
+    report = reader.report
+    assert report.complete
+    assert report.yielded == 0
+    assert report.entries == 10
+    assert [s.index for s in report.skipped] == list(range(10))
+    assert {s.code for s in report.skipped} == {"no_certificate"}
+    assert report.skipped[0].vendor_id == "01230cac6606e99401"
+    assert "entry 1" in report.skipped[0].reason
+    assert "no publicKeySet" in report.skipped[0].reason
+    assert report.summary().endswith("10 entries, 0 certificates, 10 skipped (10 no_certificate)")
+
+
+def test_tmngtlss_entries_still_verify(tmngtlss: Path, verifiers: list[Path]) -> None:
+    data = json.loads(tmngtlss.read_text())
+    data[4]["payload"] = data[4]["payload"][:-4] + "AAAA"
+    with pytest.raises(ManifestSignatureError, match="entry 5"):
+        list(read_manifest(json.dumps(data).encode(), verifiers=verifiers, format="microchip"))
+
+
+def _refused(data: bytes, verifiers: list[Path], **options: Any) -> ManifestError:
+    reader = read_manifest(data, format="microchip", verifiers=verifiers, name="m.json", **options)
+    with pytest.raises(ManifestError) as caught:
+        next(reader)  # nothing is yielded: the very first next() raises
+    assert reader.report.yielded == 0
+    return caught.value
+
+
+def test_tampered_payload_is_refused(entries: list[dict[str, Any]], verifiers: list[Path]) -> None:
+    payload = json.loads(_b64url_decode(entries[2]["payload"]))
+    payload["uniqueId"] = "0123deadbeef000001"
+    entries[2]["payload"] = _b64url(json.dumps(payload).encode())
+    entries[2]["header"]["uniqueId"] = "0123deadbeef000001"
+    error = _refused(_dump(entries), verifiers)
+    assert isinstance(error, ManifestSignatureError)
+    assert "1 of 10 entries" in str(error)
+    assert "entry 3: signature does not verify" in str(error)
+    assert error.source == "m.json"
+    assert error.index == 2
+    assert [e.index for e in error.errors] == [2]
+
+
+def test_swapped_signature_is_refused(entries: list[dict[str, Any]], verifiers: list[Path]) -> None:
+    entries[0]["signature"], entries[1]["signature"] = entries[1]["signature"], entries[0]["signature"]
+    error = _refused(_dump(entries), verifiers)
+    assert isinstance(error, ManifestSignatureError)
+    assert [e.index for e in error.errors] == [0, 1]
+    assert "2 of 10 entries" in str(error)
+    assert "entry 1:" in str(error)
+    assert "entry 2:" in str(error)
+
+
+def test_unknown_kid_is_refused(entries: list[dict[str, Any]], verifiers: list[Path]) -> None:
+    header = json.loads(_b64url_decode(entries[6]["protected"]))
+    header["kid"] = _b64url(b"\x01" * 20)
+    entries[6]["protected"] = _b64url(json.dumps(header).encode())
+    error = _refused(_dump(entries), verifiers)
+    assert isinstance(error, ManifestSignatureError)
+    assert "entry 7: unknown signer" in str(error)
+
+
+def test_signer_not_among_the_verifiers_is_refused(tngtlsu: Path, verifiers: list[Path]) -> None:
+    others = [v for v in verifiers if "signer_5" not in v.name]
+    error = _refused(tngtlsu.read_bytes(), others)
+    assert "10 of 10 entries" in str(error)
+    assert "unknown signer" in str(error)
+    assert len(error.errors) == 10
+
+
+def test_header_and_payload_unique_id_disagree(entries: list[dict[str, Any]], verifiers: list[Path]) -> None:
+    entries[4]["header"]["uniqueId"] = "0123aaaaaaaaaaaa01"
+    error = _refused(_dump(entries), verifiers)
+    assert isinstance(error, ManifestSignatureError)
+    assert "entry 5: unprotected header uniqueId '0123aaaaaaaaaaaa01' disagrees" in str(error)
+
+
+def test_x5t_that_does_not_match_the_kid_verifier(make_signer: Any) -> None:
+    signer = make_signer()
+    other = make_signer()
+    entry = signer.entry("0123000000000001")
+    # re-sign with a header naming signer's kid but other's thumbprint
+    header = {"alg": "ES256", "kid": signer.kid, "x5t#S256": other.x5t}
+    entry = _resign(signer, entry, header)
+    error = _refused(json.dumps([entry]).encode(), [signer.pem, other.pem])
+    assert "x5t#S256 does not match" in str(error)
+
+
+def _resign(signer: Any, entry: dict[str, Any], header: dict[str, Any]) -> dict[str, Any]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    protected = _b64url(json.dumps(header).encode())
+    der = signer.key.sign(f"{protected}.{entry['payload']}".encode(), ec.ECDSA(hashes.SHA256()))
+    r, s = decode_dss_signature(der)
+    return {
+        **entry,
+        "protected": protected,
+        "signature": _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+    }
+
+
+def test_non_es256_algorithm_is_refused(make_signer: Any) -> None:
+    signer = make_signer()
+    entry = _resign(signer, signer.entry("01"), {"alg": "HS256", "kid": signer.kid})
+    error = _refused(json.dumps([entry]).encode(), [signer.pem])
+    assert "unsupported signature algorithm 'HS256'" in str(error)
+
+
+def test_skip_mode_yields_the_good_entries_and_reports_the_bad(
+    entries: list[dict[str, Any]], verifiers: list[Path]
+) -> None:
+    entries[3]["header"]["uniqueId"] = "0123aaaaaaaaaaaa01"
+    entries[8]["signature"] = entries[0]["signature"]
+    reader = read_manifest(_dump(entries), verifiers=verifiers, on_error="skip")
+    found = list(reader)
+    assert [e.index for e in found] == [0, 1, 2, 4, 5, 6, 7, 9]
+    assert [(s.index, s.code) for s in reader.report.skipped] == [(3, "signature"), (8, "signature")]
+    assert reader.report.skipped[0].number == 4
+    assert "entry 4" in reader.report.skipped[0].reason
+    assert reader.report.summary().endswith("10 entries, 8 certificates, 2 skipped (2 signature)")
+
+
+def test_own_signer_with_chain(make_signer: Any, device_certs: dict[str, list[DeviceCertificate]]) -> None:
+    signer = make_signer()
+    device, ca = device_certs["E0E0"][0], device_certs["E0E1"][0]
+    manifest = json.dumps([signer.entry("0123abcdef00000001", device=device, chain=[ca])]).encode()
+    (entry,) = list(read_manifest(manifest, verifiers=signer.certificate))
+    assert entry.certificate == device
+    assert entry.chain == (ca,)
+    assert entry.thing_name == "0123abcdef00000001"
+
+
+def test_jwk_that_does_not_match_the_certificate(
+    make_signer: Any, device_certs: dict[str, list[DeviceCertificate]]
+) -> None:
+    signer = make_signer()
+    other_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    entry = signer.entry("01", device=device_certs["E0E0"][0], jwk_key=other_key)
+    error = _refused(json.dumps([entry]).encode(), [signer.pem])
+    assert isinstance(error, ManifestSignatureError)
+    assert "does not hold the public key in the signed JWK" in str(error)
+
+
+def test_verifier_validity_at_provisioning_time(
+    make_signer: Any, device_certs: dict[str, list[DeviceCertificate]]
+) -> None:
+    utc = dt.timezone.utc
+    signer = make_signer(
+        not_before=dt.datetime(2019, 1, 1, tzinfo=utc), not_after=dt.datetime(2020, 1, 1, tzinfo=utc)
+    )
+    inside = signer.entry("01", device=device_certs["E0E0"][0], timestamp="2019-06-01T00:00:00.000Z")
+    outside = signer.entry("02", device=device_certs["E0E0"][1], timestamp="2025-06-01T20:14:53.773Z")
+    error = _refused(json.dumps([inside, outside]).encode(), [signer.pem])
+    assert "entry 2: signer 'CN=Test Manifest Signer' was not valid at provisioning time 2025-06-01" in str(
+        error
+    )
+    assert [e.index for e in error.errors] == [1]
+    unchecked = read_manifest(
+        json.dumps([inside, outside]).encode(), verifiers=[signer.pem], check_verifier_validity=False
+    )
+    assert [e.thing_name for e in unchecked] == ["01", "02"]
+
+
+def test_missing_timestamp_is_refused_when_validity_is_checked(make_signer: Any) -> None:
+    signer = make_signer()
+    entry = signer.entry("01", timestamp="yesterday")
+    error = _refused(json.dumps([entry]).encode(), [signer.pem])
+    assert "no valid provisioningTimestamp" in str(error)
+
+
+def test_verifiers_are_required(tngtlsu: Path) -> None:
+    with pytest.raises(ConfigurationError, match="verifiers="):
+        list(read_manifest(tngtlsu))
+
+
+def test_verifier_inputs(data_dir: Path, verifiers: list[Path]) -> None:
+    signer5 = next(v for v in verifiers if "signer_5" in v.name)
+    pem = signer5.read_bytes()
+    cert = x509.load_pem_x509_certificate(pem)
+    kid = "TCnpnzYB8M3CO776ByPJ2yX3KYo"
+    assert set(load_verifiers(data_dir / "microchip" / "verifiers")) >= {kid}
+    assert list(load_verifiers(str(signer5))) == [kid]
+    assert list(load_verifiers(pem)) == [kid]
+    assert list(load_verifiers(cert)) == [kid]
+    assert list(load_verifiers(DeviceCertificate.from_pem(pem))) == [kid]
+    assert load_verifiers(pem)[kid].x5t_s256 == "Vx2ZhBEX46-zTyiIYEWQP6eFzCg90ugGjh5epGBM4OM"
+    with pytest.raises(ConfigurationError, match="not a PEM or DER"):
+        load_verifiers(b"nonsense")
+    with pytest.raises(ConfigurationError, match="cannot read verifier file"):
+        load_verifiers(str(data_dir / "missing.crt"))
+    with pytest.raises(ConfigurationError, match="must be a path"):
+        load_verifiers([42])
+
+
+def test_not_json_and_wrong_shape(verifiers: list[Path]) -> None:
+    with pytest.raises(ManifestError, match=r"m\.json: not a Microchip manifest: the file is not JSON"):
+        list(read_manifest(b"[{oops", format="microchip", verifiers=verifiers, name="m.json"))
+    with pytest.raises(ManifestError, match="expected a JSON array"):
+        list(read_manifest(b'"text"', format="microchip", verifiers=verifiers))
+    error = _refused(b'[1, {"payload": "x"}]', verifiers)
+    assert "entry 1: entry is not a JSON object" in str(error)
+    assert "entry 2: entry has no 'protected' string" in str(error)
+    assert not isinstance(error, ManifestSignatureError)
+
+
+def test_many_bad_entries_are_listed_briefly(entries: list[dict[str, Any]], verifiers: list[Path]) -> None:
+    many = entries * 3
+    for item in many:
+        item_sig = item["signature"]
+        item["signature"] = item_sig[:-6] + ("AAAAAA" if not item_sig.endswith("AAAAAA") else "BBBBBB")
+    error = _refused(_dump(many), verifiers)
+    assert "30 of 30 entries" in str(error)
+    assert "and 20 more" in str(error)
+    assert len(error.errors) == 30
+
+
+def test_broken_x5c_certificate_is_named(
+    make_signer: Any, device_certs: dict[str, list[DeviceCertificate]]
+) -> None:
+    signer = make_signer()
+    entry = signer.entry("01", device=device_certs["E0E0"][0])
+    payload = json.loads(_b64url_decode(entry["payload"]))
+    payload["publicKeySet"]["keys"][0]["x5c"][0] = base64.b64encode(b"0 not DER").decode()
+    entry = _resign(
+        signer,
+        {**entry, "payload": _b64url(json.dumps(payload).encode())},
+        json.loads(_b64url_decode(entry["protected"])),
+    )
+    error = _refused(json.dumps([entry]).encode(), [signer.pem])
+    assert "entry 1: x5c[0] is not a valid certificate" in str(error)
