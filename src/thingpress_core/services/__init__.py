@@ -1,0 +1,78 @@
+"""Typed facades over the AWS IoT, S3 and SQS APIs, sharing one call path.
+
+Every call goes rate limiter → circuit breaker → boto3 (botocore's own retries) → error
+mapping to `thingpress_core.errors` → per-operation counters (`CallStats`). Build the facades
+from one `~thingpress_core.clients.ClientFactory` and let them share breakers and limits::
+
+    iot = IoTService(factory)
+    sqs = SQSService(iot.factory, registry=iot.registry, limiter=iot.limiter)
+"""
+
+from __future__ import annotations
+
+from thingpress_core.services._models import (
+    BatchSendError,
+    BatchSendReport,
+    CallStats,
+    CertificateDescription,
+    CertificateRegistration,
+    FailedMessage,
+    PolicyInfo,
+    QueueDepth,
+    ReceivedMessage,
+    S3Object,
+    S3ObjectRef,
+    Thing,
+    ThingGroupInfo,
+    ThingTypeInfo,
+)
+from thingpress_core.services.iot import CertificateStatus, IoTService
+from thingpress_core.services.s3 import DEFAULT_MAX_OBJECT_BYTES, S3ObjectStream, S3Service
+from thingpress_core.services.sqs import SQSService
+
+__all__ = [
+    "IoTService",
+    "S3Service",
+    "SQSService",
+    "CallStats",
+    "CertificateRegistration",
+    "Thing",
+    "CertificateDescription",
+    "PolicyInfo",
+    "ThingGroupInfo",
+    "ThingTypeInfo",
+    "S3Object",
+    "S3ObjectRef",
+    "BatchSendReport",
+    "FailedMessage",
+    "QueueDepth",
+    "ReceivedMessage",
+    # additions beyond the contract
+    "BatchSendError",
+    "CertificateStatus",
+    "DEFAULT_MAX_OBJECT_BYTES",
+    "S3ObjectStream",
+]
+
+for _cls in (
+    IoTService,
+    S3Service,
+    SQSService,
+    CallStats,
+    CertificateRegistration,
+    Thing,
+    CertificateDescription,
+    PolicyInfo,
+    ThingGroupInfo,
+    ThingTypeInfo,
+    S3Object,
+    S3ObjectRef,
+    BatchSendReport,
+    FailedMessage,
+    QueueDepth,
+    ReceivedMessage,
+    BatchSendError,
+    S3ObjectStream,
+):
+    _cls.__module__ = __name__
+del _cls

@@ -1,0 +1,312 @@
+"""The one call path every facade uses, and the base class that wires it.
+
+For each AWS call, in order:
+
+1. the rate limiter takes a token for ``service.Operation`` (waits; may raise
+   `RateLimitTimeoutError`),
+2. the circuit breaker of that name admits the call (or raises `CircuitOpenError`),
+3. the boto3 method runs; botocore does its own retries, configured from the settings,
+4. a ``ClientError`` / ``BotoCoreError`` is mapped to the `AwsServiceError` tree and raised
+   ``from`` the original,
+5. the outcome goes to the breaker (its classifier decides what counts as a failure) and to
+   the limiter (a throttle slows it, a success lets it recover),
+6. the call is counted (`CallStats`).
+
+Facades never catch botocore exceptions; to turn an expected answer into a result they pass
+its mapped class as ``expected`` (logged at DEBUG, not counted as a failure) and catch it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from thingpress_core.errors import AwsServiceError, CircuitOpenError, RateLimitTimeoutError
+from thingpress_core.resilience._classify import is_service_failure, is_throttle
+from thingpress_core.services._models import CallStats
+
+if TYPE_CHECKING:
+    from thingpress_core.clients import ClientFactory
+    from thingpress_core.resilience import CircuitBreakerRegistry, RateLimiter
+    from thingpress_core.settings import ThingpressSettings
+
+__all__ = ["CallCounter", "CallPath", "ServiceFacade"]
+
+R = TypeVar("R")
+
+_botocore_cache: list[tuple[type[BaseException], type[BaseException]]] = []
+
+
+def _botocore_errors() -> tuple[type[BaseException], type[BaseException]]:
+    if not _botocore_cache:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        _botocore_cache.append((ClientError, BotoCoreError))
+    return _botocore_cache[0]
+
+
+class CallCounter:
+    """Thread-safe per-operation counters behind `CallStats`."""
+
+    __slots__ = ("_calls", "_failures", "_lock", "_rejected", "_retries")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, int] = {}
+        self._failures: dict[str, int] = {}
+        self._rejected: dict[str, int] = {}
+        self._retries: dict[str, int] = {}
+
+    def call(self, name: str) -> None:
+        with self._lock:
+            self._calls[name] = self._calls.get(name, 0) + 1
+
+    def failure(self, name: str) -> None:
+        with self._lock:
+            self._failures[name] = self._failures.get(name, 0) + 1
+
+    def rejected(self, name: str) -> None:
+        with self._lock:
+            self._rejected[name] = self._rejected.get(name, 0) + 1
+
+    def retries(self, name: str, count: int) -> None:
+        if count > 0:
+            with self._lock:
+                self._retries[name] = self._retries.get(name, 0) + count
+
+    def snapshot(self) -> CallStats:
+        with self._lock:
+            return CallStats(
+                calls=dict(sorted(self._calls.items())),
+                failures=dict(sorted(self._failures.items())),
+                rejected=dict(sorted(self._rejected.items())),
+                retries=dict(sorted(self._retries.items())),
+            )
+
+    def reset(self) -> None:
+        with self._lock:
+            self._calls.clear()
+            self._failures.clear()
+            self._rejected.clear()
+            self._retries.clear()
+
+
+def _retry_attempts(response: object) -> int:
+    if isinstance(response, Mapping):
+        meta = response.get("ResponseMetadata")
+        if isinstance(meta, Mapping):
+            value = meta.get("RetryAttempts")
+            if isinstance(value, int):
+                return value
+    return 0
+
+
+class CallPath:
+    """Rate limit → breaker → boto3 → error mapping → counters, for one service."""
+
+    __slots__ = ("_counter", "_limiter", "_logger", "_registry", "_service")
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        registry: CircuitBreakerRegistry,
+        limiter: RateLimiter,
+        counter: CallCounter,
+        logger: logging.Logger,
+    ) -> None:
+        self._service = service
+        self._registry = registry
+        self._limiter = limiter
+        self._counter = counter
+        self._logger = logger
+
+    def call(
+        self,
+        operation: str,
+        method: Callable[..., R],
+        params: Mapping[str, Any],
+        *,
+        certificate_id: str | None = None,
+        thing_name: str | None = None,
+        expected: tuple[type[AwsServiceError], ...] = (),
+    ) -> R:
+        """Make one AWS call; see the module docstring. Raises the mapped error."""
+        name = f"{self._service}.{operation}"
+        counter = self._counter
+        try:
+            self._limiter.acquire(name)
+            breaker = self._registry.get(name)
+            permit = breaker.acquire()
+        except (CircuitOpenError, RateLimitTimeoutError) as refused:
+            counter.rejected(name)
+            self._logger.info(
+                "%s refused before the call: %s",
+                name,
+                refused,
+                extra=_extra(name, certificate_id, thing_name),
+            )
+            raise
+        counter.call(name)
+        client_error, botocore_error = _botocore_errors()
+        try:
+            result = method(**params)
+        except client_error as exc:
+            mapped = AwsServiceError.from_client_error(
+                exc,
+                service=self._service,
+                operation=operation,
+                certificate_id=certificate_id,
+                thing_name=thing_name,
+            )
+            counter.retries(name, _retry_attempts(getattr(exc, "response", None)))
+            self._failed(name, mapped, breaker, permit, expected, certificate_id, thing_name)
+            raise mapped from exc
+        except botocore_error as exc:
+            mapped = AwsServiceError.from_botocore_error(
+                exc,
+                service=self._service,
+                operation=operation,
+                certificate_id=certificate_id,
+                thing_name=thing_name,
+            )
+            self._failed(name, mapped, breaker, permit, expected, certificate_id, thing_name)
+            raise mapped from exc
+        except BaseException as exc:
+            breaker.record_failure(exc, permit)
+            counter.failure(name)
+            raise
+        breaker.record_success(permit)
+        self._limiter.record_success(name)
+        counter.retries(name, _retry_attempts(result))
+        return result
+
+    def _failed(
+        self,
+        name: str,
+        mapped: AwsServiceError,
+        breaker: Any,
+        permit: Any,
+        expected: tuple[type[AwsServiceError], ...],
+        certificate_id: str | None,
+        thing_name: str | None,
+    ) -> None:
+        breaker.record_failure(mapped, permit)
+        if is_throttle(mapped):
+            self._limiter.record_throttle(name)
+        extra = _extra(name, certificate_id, thing_name)
+        if expected and isinstance(mapped, expected):
+            self._logger.debug("%s answered %s (expected)", name, mapped.code, extra=extra)
+            return
+        self._counter.failure(name)
+        if is_service_failure(mapped):
+            self._logger.warning("%s", mapped, extra=extra)
+        else:
+            self._logger.info("%s", mapped, extra=extra)
+
+
+def _extra(name: str, certificate_id: str | None, thing_name: str | None) -> dict[str, Any]:
+    return {"operation": name, "certificate_id": certificate_id, "thing_name": thing_name}
+
+
+class ServiceFacade:
+    """Shared wiring of the facades: lazy factory, settings, breakers, limiter and counters.
+
+    Nothing heavy is built until first needed. Facades built from one another share the
+    factory, registry and limiter: ``SQSService(iot.factory, registry=iot.registry,
+    limiter=iot.limiter)``.
+    """
+
+    _service: str = ""
+    _logger_name: str = "thingpress_core.services"
+
+    def __init__(
+        self,
+        factory: ClientFactory | None = None,
+        *,
+        settings: ThingpressSettings | None = None,
+        registry: CircuitBreakerRegistry | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._factory = factory
+        self._settings = settings
+        self._registry = registry
+        self._limiter = limiter
+        self._lock = threading.Lock()
+        self._counter = CallCounter()
+        self._path: CallPath | None = None
+        self._client: Any = None
+        self._log = logging.getLogger(self._logger_name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(calls={self._counter.snapshot().total_calls})"
+
+    @property
+    def settings(self) -> ThingpressSettings:
+        """The settings: as given, else the factory's, else `ThingpressSettings()`."""
+        if self._settings is None:
+            with self._lock:
+                if self._settings is None:
+                    if self._factory is not None:
+                        self._settings = self._factory.settings
+                    else:
+                        from thingpress_core.settings import ThingpressSettings
+
+                        self._settings = ThingpressSettings()
+        return self._settings
+
+    @property
+    def factory(self) -> ClientFactory:
+        """The `ClientFactory` clients come from (built from `settings` on first use)."""
+        if self._factory is None:
+            settings = self.settings
+            with self._lock:
+                if self._factory is None:
+                    from thingpress_core.clients import ClientFactory
+
+                    self._factory = ClientFactory(settings)
+        return self._factory
+
+    @property
+    def registry(self) -> CircuitBreakerRegistry:
+        """The circuit breakers, one per ``service.Operation``."""
+        if self._registry is None:
+            settings = self.settings
+            with self._lock:
+                if self._registry is None:
+                    from thingpress_core.resilience import CircuitBreakerRegistry
+
+                    self._registry = CircuitBreakerRegistry(settings.resilience)
+        return self._registry
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The per-operation rate limiter."""
+        if self._limiter is None:
+            settings = self.settings
+            with self._lock:
+                if self._limiter is None:
+                    from thingpress_core.resilience import RateLimiter
+
+                    self._limiter = RateLimiter(settings.resilience)
+        return self._limiter
+
+    def stats(self) -> CallStats:
+        """Calls, failures, refusals and botocore retries so far, per ``service.Operation``."""
+        return self._counter.snapshot()
+
+    def reset_stats(self) -> None:
+        """Set every counter back to zero."""
+        self._counter.reset()
+
+    def _call_path(self) -> CallPath:
+        path = self._path
+        if path is None:
+            registry, limiter = self.registry, self.limiter
+            path = CallPath(
+                self._service, registry=registry, limiter=limiter, counter=self._counter, logger=self._log
+            )
+            self._path = path
+        return path

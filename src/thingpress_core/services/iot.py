@@ -1,0 +1,339 @@
+"""`IoTService`: the AWS IoT Core calls a certificate import needs, one call each.
+
+The happy path for one certificate with a policy, a group and a thing type is five calls:
+`register_certificate`, `ensure_thing`, `attach_thing_principal`, `attach_policy`,
+`add_thing_to_group`. Everything goes through the one call path (rate limit, circuit
+breaker, error mapping, counters) and raises from the `~thingpress_core.errors` tree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from thingpress_core.errors import InvalidRequestError, ResourceConflictError
+from thingpress_core.services._call import ServiceFacade
+from thingpress_core.services._models import (
+    CertificateDescription,
+    CertificateRegistration,
+    PolicyInfo,
+    Thing,
+    ThingGroupInfo,
+    ThingTypeInfo,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_iot import IoTClient
+
+    from thingpress_core.certificates import DeviceCertificate
+
+__all__ = ["CertificateStatus", "IoTService"]
+
+CertificateStatus = Literal[
+    "ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"
+]
+"""The statuses AWS IoT accepts for a certificate."""
+
+_THING_NAME = re.compile(r"\A[a-zA-Z0-9:_-]{1,128}\Z")
+_CERTIFICATE_ID = re.compile(r"\A[0-9a-f]{64}\Z")
+_STATUSES: frozenset[str] = frozenset(get_args(CertificateStatus))
+
+
+class IoTService(ServiceFacade):
+    """Typed AWS IoT Core facade.
+
+    Args:
+        factory: where the boto3 client comes from; built from ``settings`` when omitted.
+        settings: defaults to the factory's settings, else `ThingpressSettings()`.
+        registry: circuit breakers (one per ``iot.Operation``); built from the settings.
+        limiter: per-operation rate limits (the AWS IoT quotas × quota share by default).
+
+    Example:
+        >>> iot = IoTService(ClientFactory(ThingpressSettings(region="eu-west-1")))  # doctest: +SKIP
+        >>> reg = iot.register_certificate(cert)  # doctest: +SKIP
+        >>> thing = iot.ensure_thing("device-000001", thing_type="sensor")  # doctest: +SKIP
+        >>> iot.attach_thing_principal(thing.name, reg.certificate_arn)  # doctest: +SKIP
+    """
+
+    _service = "iot"
+    _logger_name = "thingpress_core.services.iot"
+
+    def _iot(self) -> IoTClient:
+        client: IoTClient | None = self._client
+        if client is None:
+            client = self.factory.iot()
+            self._client = client
+        return client
+
+    # ------------------------------------------------------------------------ identity
+
+    def certificate_arn(self, certificate_id: str) -> str:
+        """The ARN of ``certificate_id``, built locally (no call beyond a cached account id)."""
+        _check_certificate_id(certificate_id, "certificate_arn")
+        return self._arn(f"cert/{certificate_id}")
+
+    def thing_arn(self, thing_name: str) -> str:
+        """The ARN of thing ``thing_name``, built locally."""
+        _check_thing_name(thing_name, "thing_arn")
+        return self._arn(f"thing/{thing_name}")
+
+    def _arn(self, resource: str) -> str:
+        factory = self.factory
+        return f"arn:{factory.partition}:iot:{factory.region}:{factory.account_id()}:{resource}"
+
+    # -------------------------------------------------------------------- registration
+
+    def register_certificate(
+        self, cert: DeviceCertificate, *, status: CertificateStatus = "ACTIVE"
+    ) -> CertificateRegistration:
+        """Register ``cert`` without a CA: one ``RegisterCertificateWithoutCA`` call.
+
+        A certificate that is registered already (HTTP 409) is not an error: the result has
+        ``created=False`` and the id and ARN from the error (or computed from the DER).
+        """
+        if status not in _STATUSES:
+            raise InvalidRequestError(
+                f"certificate status {status!r} is not one of {sorted(_STATUSES)}",
+                service="iot",
+                operation="RegisterCertificateWithoutCA",
+                certificate_id=cert.certificate_id,
+            )
+        cert_id = cert.certificate_id
+        try:
+            response = self._call_path().call(
+                "RegisterCertificateWithoutCA",
+                self._iot().register_certificate_without_ca,
+                {"certificatePem": cert.pem, "status": status},
+                certificate_id=cert_id,
+                expected=(ResourceConflictError,),
+            )
+        except ResourceConflictError as exc:
+            found_id = exc.resource_id or cert_id
+            arn = exc.resource_arn or self.certificate_arn(found_id)
+            self._log.info(
+                "certificate %s is registered already",
+                found_id,
+                extra={
+                    "operation": "iot.RegisterCertificateWithoutCA",
+                    "certificate_id": found_id,
+                    "thing_name": None,
+                },
+            )
+            return CertificateRegistration(certificate_id=found_id, certificate_arn=arn, created=False)
+        found_id = response.get("certificateId") or cert_id
+        if found_id != cert_id:
+            self._log.warning(
+                "AWS IoT gave certificate id %s, the DER digest is %s",
+                found_id,
+                cert_id,
+                extra={
+                    "operation": "iot.RegisterCertificateWithoutCA",
+                    "certificate_id": cert_id,
+                    "thing_name": None,
+                },
+            )
+        arn = response.get("certificateArn") or self.certificate_arn(found_id)
+        return CertificateRegistration(certificate_id=found_id, certificate_arn=arn, created=True)
+
+    def update_certificate_status(self, certificate_id: str, status: CertificateStatus) -> None:
+        """Set a certificate's status (``UpdateCertificate``)."""
+        _check_certificate_id(certificate_id, "UpdateCertificate")
+        if status not in _STATUSES:
+            raise InvalidRequestError(
+                f"certificate status {status!r} is not one of {sorted(_STATUSES)}",
+                service="iot",
+                operation="UpdateCertificate",
+                certificate_id=certificate_id,
+            )
+        self._call_path().call(
+            "UpdateCertificate",
+            self._iot().update_certificate,
+            {"certificateId": certificate_id, "newStatus": status},
+            certificate_id=certificate_id,
+        )
+
+    def describe_certificate(self, certificate_id: str) -> CertificateDescription:
+        """What AWS IoT knows about ``certificate_id``; `ResourceNotFoundError` when unknown.
+
+        A throttle or outage is raised as such, never read as "missing".
+        """
+        _check_certificate_id(certificate_id, "DescribeCertificate")
+        response = self._call_path().call(
+            "DescribeCertificate",
+            self._iot().describe_certificate,
+            {"certificateId": certificate_id},
+            certificate_id=certificate_id,
+        )
+        desc: Mapping[str, Any] = response.get("certificateDescription") or {}
+        validity: Mapping[str, Any] = desc.get("validity") or {}
+        return CertificateDescription(
+            certificate_id=str(desc.get("certificateId") or certificate_id),
+            certificate_arn=str(desc.get("certificateArn") or self.certificate_arn(certificate_id)),
+            status=str(desc.get("status") or "UNKNOWN"),
+            ca_certificate_id=desc.get("caCertificateId") or None,
+            owned_by=desc.get("ownedBy") or None,
+            creation_date=desc.get("creationDate"),
+            last_modified_date=desc.get("lastModifiedDate"),
+            not_before=validity.get("notBefore"),
+            not_after=validity.get("notAfter"),
+            mode=desc.get("certificateMode") or None,
+        )
+
+    # -------------------------------------------------------------------------- things
+
+    def ensure_thing(
+        self,
+        name: str,
+        *,
+        thing_type: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> Thing:
+        """Make sure thing ``name`` exists with this type and attributes.
+
+        One ``CreateThing`` call when the thing is new or already has this configuration.
+        When it exists with another one (HTTP 409), one ``UpdateThing`` call brings it in line
+        (attributes are merged) and the result says ``created=False, updated=True``.
+        """
+        _check_thing_name(name, "CreateThing")
+        params: dict[str, Any] = {"thingName": name}
+        if thing_type is not None:
+            params["thingTypeName"] = thing_type
+        if attributes:
+            params["attributePayload"] = {"attributes": dict(attributes)}
+        path = self._call_path()
+        try:
+            response = path.call(
+                "CreateThing",
+                self._iot().create_thing,
+                params,
+                thing_name=name,
+                expected=(ResourceConflictError,),
+            )
+        except ResourceConflictError:
+            update: dict[str, Any] = {"thingName": name}
+            if thing_type is not None:
+                update["thingTypeName"] = thing_type
+            if attributes:
+                update["attributePayload"] = {"attributes": dict(attributes), "merge": True}
+            path.call("UpdateThing", self._iot().update_thing, update, thing_name=name)
+            self._log.info(
+                "thing %s existed with another configuration; updated",
+                name,
+                extra={"operation": "iot.UpdateThing", "certificate_id": None, "thing_name": name},
+            )
+            return Thing(
+                name=name, arn=self.thing_arn(name), thing_type=thing_type, created=False, updated=True
+            )
+        arn = response.get("thingArn") or self.thing_arn(name)
+        return Thing(name=name, arn=arn, thing_type=thing_type, created=True, updated=False)
+
+    def attach_thing_principal(
+        self, thing_name: str, certificate_arn: str, *, exclusive: bool = False
+    ) -> None:
+        """Attach a certificate to a thing (repeating it is harmless).
+
+        ``exclusive=True`` asks AWS to make it the thing's only principal
+        (``thingPrincipalType=EXCLUSIVE_THING``).
+        """
+        _check_thing_name(thing_name, "AttachThingPrincipal")
+        params: dict[str, Any] = {"thingName": thing_name, "principal": certificate_arn}
+        if exclusive:
+            params["thingPrincipalType"] = "EXCLUSIVE_THING"
+        self._call_path().call(
+            "AttachThingPrincipal",
+            self._iot().attach_thing_principal,
+            params,
+            thing_name=thing_name,
+            certificate_id=_id_of(certificate_arn),
+        )
+
+    def attach_policy(self, policy_name: str, certificate_arn: str) -> None:
+        """Attach IoT policy ``policy_name`` to a certificate (repeating it is harmless)."""
+        self._call_path().call(
+            "AttachPolicy",
+            self._iot().attach_policy,
+            {"policyName": policy_name, "target": certificate_arn},
+            certificate_id=_id_of(certificate_arn),
+        )
+
+    def add_thing_to_group(self, thing_name: str, group_name: str) -> None:
+        """Add a thing to a thing group, both by name (no ARN lookup)."""
+        _check_thing_name(thing_name, "AddThingToThingGroup")
+        self._call_path().call(
+            "AddThingToThingGroup",
+            self._iot().add_thing_to_thing_group,
+            {"thingGroupName": group_name, "thingName": thing_name},
+            thing_name=thing_name,
+        )
+
+    # ----------------------------------------------------------------- pre-flight reads
+
+    def get_policy(self, name: str) -> PolicyInfo:
+        """IoT policy ``name``; `ResourceNotFoundError` when it does not exist."""
+        response = self._call_path().call("GetPolicy", self._iot().get_policy, {"policyName": name})
+        return PolicyInfo(
+            name=str(response.get("policyName") or name),
+            arn=str(response.get("policyArn") or ""),
+            document=str(response.get("policyDocument") or ""),
+            default_version_id=response.get("defaultVersionId") or None,
+        )
+
+    def describe_thing_group(self, name: str) -> ThingGroupInfo:
+        """Thing group ``name``; `ResourceNotFoundError` when it does not exist."""
+        response = self._call_path().call(
+            "DescribeThingGroup", self._iot().describe_thing_group, {"thingGroupName": name}
+        )
+        props: Mapping[str, Any] = response.get("thingGroupProperties") or {}
+        payload: Mapping[str, Any] = props.get("attributePayload") or {}
+        meta: Mapping[str, Any] = response.get("thingGroupMetadata") or {}
+        return ThingGroupInfo(
+            name=str(response.get("thingGroupName") or name),
+            arn=str(response.get("thingGroupArn") or ""),
+            group_id=response.get("thingGroupId") or None,
+            description=props.get("thingGroupDescription") or None,
+            parent_group_name=meta.get("parentGroupName") or None,
+            attributes=dict(payload.get("attributes") or {}),
+        )
+
+    def describe_thing_type(self, name: str) -> ThingTypeInfo:
+        """Thing type ``name``; `ResourceNotFoundError` when it does not exist."""
+        response = self._call_path().call(
+            "DescribeThingType", self._iot().describe_thing_type, {"thingTypeName": name}
+        )
+        props: Mapping[str, Any] = response.get("thingTypeProperties") or {}
+        meta: Mapping[str, Any] = response.get("thingTypeMetadata") or {}
+        return ThingTypeInfo(
+            name=str(response.get("thingTypeName") or name),
+            arn=str(response.get("thingTypeArn") or ""),
+            type_id=response.get("thingTypeId") or None,
+            description=props.get("thingTypeDescription") or None,
+            searchable_attributes=tuple(props.get("searchableAttributes") or ()),
+            deprecated=bool(meta.get("deprecated", False)),
+        )
+
+
+def _check_thing_name(name: object, operation: str) -> None:
+    if not isinstance(name, str) or not _THING_NAME.match(name):
+        raise InvalidRequestError(
+            f"invalid thing name {name!r}: use 1 to 128 of a-z A-Z 0-9 : _ -",
+            service="iot",
+            operation=operation,
+            code="InvalidThingName",
+            thing_name=name if isinstance(name, str) else None,
+        )
+
+
+def _check_certificate_id(certificate_id: object, operation: str) -> None:
+    if not isinstance(certificate_id, str) or not _CERTIFICATE_ID.match(certificate_id):
+        raise InvalidRequestError(
+            f"invalid certificate id {certificate_id!r}: expected 64 lowercase hex digits",
+            service="iot",
+            operation=operation,
+            code="InvalidCertificateId",
+        )
+
+
+def _id_of(certificate_arn: str) -> str | None:
+    _, sep, tail = certificate_arn.rpartition(":cert/")
+    return tail if sep and tail else None

@@ -1,0 +1,189 @@
+"""The one call path: order, mapping, counting, logging."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from thingpress_core.errors import (
+    AwsServiceError,
+    RateLimitTimeoutError,
+    ResourceConflictError,
+    ResourceNotFoundError,
+    ServiceUnavailableError,
+)
+from thingpress_core.resilience import CircuitBreakerRegistry, RateLimiter
+from thingpress_core.services import CallStats, IoTService, S3Service, SQSService
+from thingpress_core.services._call import CallCounter, CallPath
+
+
+class FakeClientError(Exception):
+    pass
+
+
+def _path(limiter: Any = None, registry: Any = None) -> tuple[CallPath, CallCounter]:
+    counter = CallCounter()
+    path = CallPath(
+        "iot",
+        registry=registry or CircuitBreakerRegistry(),
+        limiter=limiter or RateLimiter({}),
+        counter=counter,
+        logger=logging.getLogger("thingpress_core.services.iot"),
+    )
+    return path, counter
+
+
+def _client_error(code: str, status: int) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": "m"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": 2},
+        },
+        "CreateThing",
+    )
+
+
+def test_success_is_counted_with_retries() -> None:
+    path, counter = _path()
+
+    def method(**kwargs: Any) -> dict[str, Any]:
+        return {"echo": kwargs, "ResponseMetadata": {"RetryAttempts": 1}}
+
+    assert path.call("CreateThing", method, {"thingName": "t"})["echo"] == {"thingName": "t"}
+    assert counter.snapshot() == CallStats(calls={"iot.CreateThing": 1}, retries={"iot.CreateThing": 1})
+
+
+def test_client_error_is_mapped_and_chained(caplog: pytest.LogCaptureFixture) -> None:
+    path, counter = _path()
+    original = _client_error("InternalFailureException", 500)
+
+    def method(**_: Any) -> None:
+        raise original
+
+    caplog.set_level(logging.DEBUG, logger="thingpress_core")
+    with pytest.raises(ServiceUnavailableError) as info:
+        path.call("CreateThing", method, {}, thing_name="t1", certificate_id="c1")
+    assert info.value.__cause__ is original
+    assert (info.value.thing_name, info.value.certificate_id) == ("t1", "c1")
+    stats = counter.snapshot()
+    assert stats.failures == {"iot.CreateThing": 1}
+    assert stats.retries == {"iot.CreateThing": 2}
+    record = caplog.records[-1]
+    assert record.levelno == logging.WARNING
+    assert (record.operation, record.thing_name, record.certificate_id) == ("iot.CreateThing", "t1", "c1")  # type: ignore[attr-defined]
+
+
+def test_expected_answer_is_debug_and_not_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+    path, counter = _path()
+
+    def method(**_: Any) -> None:
+        raise _client_error("ResourceAlreadyExistsException", 409)
+
+    caplog.set_level(logging.DEBUG, logger="thingpress_core")
+    with pytest.raises(ResourceConflictError):
+        path.call("CreateThing", method, {}, expected=(ResourceConflictError,))
+    assert counter.snapshot().failures == {}
+    assert counter.snapshot().calls == {"iot.CreateThing": 1}
+    assert caplog.records[-1].levelno == logging.DEBUG
+
+
+def test_caller_mistake_is_info() -> None:
+    path, counter = _path()
+
+    def method(**_: Any) -> None:
+        raise _client_error("ResourceNotFoundException", 404)
+
+    with pytest.raises(ResourceNotFoundError):
+        path.call("DescribeThing", method, {})
+    assert counter.snapshot().failures == {"iot.DescribeThing": 1}
+
+
+def test_botocore_error_is_mapped() -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    path, _ = _path()
+
+    def method(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://x")
+
+    with pytest.raises(ServiceUnavailableError) as info:
+        path.call("CreateThing", method, {})
+    assert isinstance(info.value.__cause__, EndpointConnectionError)
+
+
+def test_other_exceptions_pass_through_and_free_the_breaker() -> None:
+    registry = CircuitBreakerRegistry()
+    path, counter = _path(registry=registry)
+
+    def method(**_: Any) -> None:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        path.call("CreateThing", method, {})
+    assert counter.snapshot().failures == {"iot.CreateThing": 1}
+    assert registry.get("iot.CreateThing").snapshot().failures == 0
+
+
+def test_rate_limit_timeout_is_rejected_without_a_call() -> None:
+    class NoTokens:
+        def acquire(self, name: str, timeout: float | None = None) -> float:
+            raise RateLimitTimeoutError("no token", name=name, timeout=0)
+
+    path, counter = _path(limiter=NoTokens())
+    called: list[bool] = []
+    with pytest.raises(RateLimitTimeoutError):
+        path.call("CreateThing", lambda **_: called.append(True), {})
+    assert called == []
+    assert counter.snapshot() == CallStats(rejected={"iot.CreateThing": 1})
+
+
+def test_limiter_before_breaker_before_call() -> None:
+    order: list[str] = []
+
+    class Limiter:
+        def acquire(self, name: str, timeout: float | None = None) -> float:
+            order.append(f"limit {name}")
+            return 0.0
+
+        def record_success(self, name: str) -> None:
+            order.append("limiter success")
+
+        def record_throttle(self, name: str) -> None:
+            order.append("limiter throttle")
+
+    class Registry:
+        def get(self, name: str) -> Any:
+            order.append(f"breaker {name}")
+            breaker = CircuitBreakerRegistry().get(name)
+            return breaker
+
+    path, _ = _path(limiter=Limiter(), registry=Registry())
+    path.call("CreateThing", lambda **_: order.append("call"), {})
+    assert order == ["limit iot.CreateThing", "breaker iot.CreateThing", "call", "limiter success"]
+
+
+def test_stats_add() -> None:
+    a = CallStats(calls={"iot.A": 1}, failures={"iot.A": 1})
+    b = CallStats(calls={"iot.A": 2, "iot.B": 1})
+    total = a + b
+    assert total.calls == {"iot.A": 3, "iot.B": 1}
+    assert (total.total_calls, total.total_failures) == (4, 1)
+
+
+def test_facades_share_registry_and_limiter(factory: Any) -> None:
+    iot = IoTService(factory)
+    sqs = SQSService(iot.factory, registry=iot.registry, limiter=iot.limiter)
+    s3 = S3Service(iot.factory, registry=iot.registry, limiter=iot.limiter)
+    assert sqs.registry is iot.registry is s3.registry
+    assert sqs.limiter is iot.limiter
+    assert sqs.factory is iot.factory
+    assert sqs.settings is iot.settings
+    assert "calls=0" in repr(sqs)
+
+
+def test_error_tree_root() -> None:
+    assert issubclass(ServiceUnavailableError, AwsServiceError)
