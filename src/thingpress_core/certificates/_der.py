@@ -1,0 +1,86 @@
+"""A minimal DER reader for the one fact needed when cryptography cannot parse the extensions.
+
+Some vendor device certificates break a rule cryptography enforces while parsing extensions
+(Microchip TrustFLEX/TrustNGO certificates put ``eui48_...`` in a PrintableString, where ``_``
+is not allowed). Their signature and chain can still be checked, but ``BasicConstraints``
+must then be read directly from the TBSCertificate.
+"""
+
+from __future__ import annotations
+
+__all__ = ["read_basic_constraints_ca"]
+
+_SEQUENCE = 0x30
+_BOOLEAN = 0x01
+_OCTET_STRING = 0x04
+_OID = 0x06
+_EXTENSIONS_TAG = 0xA3  # [3] EXPLICIT
+# 2.5.29.19 (id-ce-basicConstraints) as DER content bytes
+_BASIC_CONSTRAINTS = bytes([0x55, 0x1D, 0x13])
+
+
+class _DerError(ValueError):
+    pass
+
+
+def _read(data: bytes, offset: int, end: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the element at ``offset``."""
+    if offset + 2 > end:
+        raise _DerError("truncated")
+    tag = data[offset]
+    first = data[offset + 1]
+    start = offset + 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or start + count > end:
+            raise _DerError("bad length")
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    if start + length > end:
+        raise _DerError("truncated")
+    return tag, start, start + length
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    items = []
+    offset = start
+    while offset < end:
+        tag, cstart, cend = _read(data, offset, end)
+        items.append((tag, cstart, cend))
+        offset = cend
+    return items
+
+
+def read_basic_constraints_ca(tbs: bytes) -> bool | None:
+    """The ``cA`` flag of BasicConstraints in a DER TBSCertificate; None when absent or unreadable."""
+    try:
+        tag, start, end = _read(tbs, 0, len(tbs))
+        if tag != _SEQUENCE:
+            return None
+        for child_tag, cstart, cend in _children(tbs, start, end):
+            if child_tag != _EXTENSIONS_TAG:
+                continue
+            seq_tag, sstart, send = _read(tbs, cstart, cend)
+            if seq_tag != _SEQUENCE:
+                return None
+            for ext_tag, estart, eend in _children(tbs, sstart, send):
+                if ext_tag != _SEQUENCE:
+                    continue
+                parts = _children(tbs, estart, eend)
+                if not parts or parts[0][0] != _OID or tbs[parts[0][1] : parts[0][2]] != _BASIC_CONSTRAINTS:
+                    continue
+                value = next((p for p in parts[1:] if p[0] == _OCTET_STRING), None)
+                if value is None:
+                    return None
+                bc_tag, bstart, bend = _read(tbs, value[1], value[2])
+                if bc_tag != _SEQUENCE:
+                    return None
+                fields = _children(tbs, bstart, bend)
+                if fields and fields[0][0] == _BOOLEAN and fields[0][2] - fields[0][1] == 1:
+                    return tbs[fields[0][1]] != 0
+                return False  # cA DEFAULT FALSE
+        return None
+    except _DerError:
+        return None

@@ -1,0 +1,40 @@
+"""Carry certificates as text (SQS messages, JSON): base64 of the PEM text.
+
+Plain base64 of PEM decodes in any language with two standard calls. The old Thingpress
+form, a Python bytes repr ``"b'<base64 of PEM>'"``, is still read (never evaluated).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import cast
+
+from thingpress_core.certificates._loading import DEFAULT_MAX_BYTES, load_certificates
+from thingpress_core.certificates._model import DeviceCertificate
+from thingpress_core.errors import CertificateParseError
+
+__all__ = ["decode_transport", "encode_for_transport"]
+
+
+def encode_for_transport(certs: DeviceCertificate | Iterable[DeviceCertificate]) -> str:
+    """Base64 (standard alphabet, no line breaks) of the concatenated PEM text of ``certs``."""
+    items = (certs,) if isinstance(certs, DeviceCertificate) else tuple(certs)
+    if not items:
+        raise ValueError("encode_for_transport needs at least one certificate")
+    return base64.b64encode("".join(c.pem for c in items).encode("ascii")).decode("ascii")
+
+
+def decode_transport(
+    text: str | bytes, *, source: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> list[DeviceCertificate]:
+    """The certificates of an `encode_for_transport` string, or of the legacy ``"b'...'"`` form.
+
+    Plain PEM, DER and base64 of DER are accepted as well (anything `load_certificates`
+    reads). Raises `CertificateParseError` naming ``source`` (default ``"transport text"``).
+    """
+    where = source if source is not None else "transport text"
+    value = cast(object, text)
+    if not isinstance(value, str | bytes):
+        raise CertificateParseError(f"{where}: expected str, got {type(value).__name__}", source=where)
+    return load_certificates(text, source=where, max_bytes=max_bytes)
