@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from thingpress_core.importer import CertificateImporter, ImportOptions, ImportOutcome, ImportReport
     from thingpress_core.services import IoTService, S3Service, SQSService
 
+    __version__: str
+
 __all__ = [
     "CertificateImporter",
     "ClientFactory",
