@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from thingpress_core.errors import AwsServiceError, CircuitOpenError, RateLimitTimeoutError
-from thingpress_core.resilience._classify import is_service_failure, is_throttle
+from thingpress_core.resilience import is_service_failure, is_throttle
 from thingpress_core.services._models import CallStats
 
 if TYPE_CHECKING:

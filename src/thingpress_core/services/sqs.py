@@ -13,7 +13,7 @@ from thingpress_core.errors import (
     InvalidRequestError,
     RateLimitTimeoutError,
 )
-from thingpress_core.resilience._classify import is_transient
+from thingpress_core.resilience import is_transient
 from thingpress_core.services._call import ServiceFacade
 from thingpress_core.services._models import BatchSendReport, FailedMessage, QueueDepth, ReceivedMessage
 

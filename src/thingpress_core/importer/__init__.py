@@ -1,0 +1,39 @@
+"""The bulk import pipeline: certificates in, things registered and wired up, one report out.
+
+```python
+from thingpress_core.importer import CertificateImporter, ImportOptions
+
+importer = CertificateImporter(options=ImportOptions(policies=("DevicePolicy",), thing_type="Sensor"))
+report = importer.import_all(certificates)
+```
+
+See `docs/importer.md` for options, outcomes, retry rounds, preflight and memory.
+"""
+
+from thingpress_core.importer._importer import CertificateImporter, ImportItem, ProgressCallback
+from thingpress_core.importer._models import (
+    FailedStep,
+    ImportOptions,
+    ImportOutcome,
+    ImportReport,
+    OutcomeStatus,
+)
+from thingpress_core.importer._protocol import CallCounts, IoTOperations, RegistrationResult
+
+for _public in (CertificateImporter, IoTOperations, CallCounts, RegistrationResult):
+    _public.__module__ = __name__
+del _public
+
+__all__ = [
+    "CallCounts",
+    "CertificateImporter",
+    "FailedStep",
+    "ImportItem",
+    "ImportOptions",
+    "ImportOutcome",
+    "ImportReport",
+    "IoTOperations",
+    "OutcomeStatus",
+    "ProgressCallback",
+    "RegistrationResult",
+]

@@ -1,0 +1,61 @@
+"""The few `IoTService` methods the importer calls, as a structural type.
+
+`IoTService` satisfies it; so does any test double with the same methods, which is how the
+importer is tested without AWS and how the memory benchmark runs 100,000 certificates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from thingpress_core.certificates import DeviceCertificate
+
+__all__ = ["CallCounts", "IoTOperations", "RegistrationResult"]
+
+
+class RegistrationResult(Protocol):
+    """What `register_certificate` answers (`CertificateRegistration`)."""
+
+    @property
+    def certificate_id(self) -> str: ...
+    @property
+    def certificate_arn(self) -> str: ...
+    @property
+    def created(self) -> bool: ...
+
+
+class CallCounts(Protocol):
+    """What `stats` answers (`CallStats`): calls and failures per ``service.Operation``."""
+
+    @property
+    def calls(self) -> Mapping[str, int]: ...
+    @property
+    def failures(self) -> Mapping[str, int]: ...
+
+
+class IoTOperations(Protocol):
+    """The `IoTService` methods `CertificateImporter` uses."""
+
+    def stats(self) -> CallCounts: ...
+
+    def register_certificate(
+        self, cert: DeviceCertificate, /, *, status: Literal["ACTIVE", "INACTIVE"]
+    ) -> RegistrationResult: ...
+
+    def ensure_thing(self, name: str, /, *, thing_type: str | None) -> object:
+        """Returns a `Thing`; its ``updated`` attribute is read when present."""
+        ...
+
+    def attach_thing_principal(self, thing_name: str, certificate_arn: str, /) -> object: ...
+
+    def attach_policy(self, policy_name: str, certificate_arn: str, /) -> object: ...
+
+    def add_thing_to_group(self, thing_name: str, group_name: str, /) -> object: ...
+
+    def get_policy(self, name: str, /) -> object: ...
+
+    def describe_thing_group(self, name: str, /) -> object: ...
+
+    def describe_thing_type(self, name: str, /) -> object: ...

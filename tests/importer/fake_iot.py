@@ -1,0 +1,231 @@
+"""An in-memory, thread-safe stand-in for `IoTService` with the semantics the importer relies on.
+
+Registration answers ``created=False`` for a certificate it has seen; CreateThing is
+idempotent with the same type (answering ``created=True`` like AWS, which cannot tell a repeat
+from a first call) and "updates" otherwise; attaching and grouping are set
+operations, and missing resources raise `ResourceNotFoundError`. ``faults`` lets a test fail
+any call: it gets the operation key (``iot.CreateThing``) and the subject (certificate id or
+thing name) and returns an exception to raise, or None. Every call is counted, failed or not,
+like `IoTService.stats()`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from thingpress_core.certificates import DeviceCertificate
+from thingpress_core.errors import (
+    AwsServiceError,
+    ResourceNotFoundError,
+    ServiceUnavailableError,
+    ThrottledError,
+)
+
+Fault = Callable[[str, str], "BaseException | None"]
+
+ARN_PREFIX = "arn:aws:iot:us-east-1:123456789012:cert/"
+
+# The resources the tests' fake account (and moto account) have.
+POLICY = "DevicePolicy"
+GROUP = "Fleet"
+TYPE = "Sensor"
+
+
+@dataclass(frozen=True)
+class Registration:
+    certificate_id: str
+    certificate_arn: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class ThingAnswer:
+    name: str
+    arn: str
+    thing_type: str | None
+    created: bool
+    updated: bool = False
+
+
+@dataclass(frozen=True)
+class Stats:
+    calls: dict[str, int]
+    failures: dict[str, int]
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+
+@dataclass
+class FakeThing:
+    name: str
+    thing_type: str | None
+    principals: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+
+def throttled(operation: str) -> ThrottledError:
+    return ThrottledError(
+        "Rate exceeded",
+        service="iot",
+        operation=operation.split(".", 1)[1],
+        code="ThrottlingException",
+        http_status=400,
+    )
+
+
+def unavailable(operation: str) -> ServiceUnavailableError:
+    return ServiceUnavailableError(
+        "Internal failure",
+        service="iot",
+        operation=operation.split(".", 1)[1],
+        code="InternalFailureException",
+        http_status=500,
+    )
+
+
+class FakeIoT:
+    """A fake AWS IoT account with the given policies, groups and thing types."""
+
+    def __init__(
+        self,
+        *,
+        policies: Iterable[str] = (),
+        thing_groups: Iterable[str] = (),
+        thing_types: Iterable[str] = (),
+        deprecated_types: Iterable[str] = (),
+        faults: Fault | None = None,
+    ) -> None:
+        self.policies = set(policies)
+        self.thing_groups = set(thing_groups)
+        self.thing_types = set(thing_types)
+        self.deprecated_types = set(deprecated_types)
+        self.faults = faults
+        self.certificates: dict[str, str] = {}  # id -> status
+        self.things: dict[str, FakeThing] = {}
+        self.policy_targets: dict[str, list[str]] = {}  # certificate arn -> policies
+        self.created_certificates = 0
+        self.created_things = 0
+        self._calls: Counter[str] = Counter()
+        self._failures: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self.threads: set[str] = set()
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _enter(self, operation: str, subject: str) -> None:
+        with self._lock:
+            self._calls[operation] += 1
+            self.threads.add(threading.current_thread().name)
+        if self.faults is not None:
+            error = self.faults(operation, subject)
+            if error is not None:
+                with self._lock:
+                    self._failures[operation] += 1
+                raise error
+
+    def _missing(self, operation: str, what: str) -> ResourceNotFoundError:
+        with self._lock:
+            self._failures[operation] += 1
+        return ResourceNotFoundError(
+            f"{what} does not exist",
+            service="iot",
+            operation=operation.split(".", 1)[1],
+            code="ResourceNotFoundException",
+        )
+
+    def stats(self) -> Stats:
+        with self._lock:
+            return Stats(calls=dict(self._calls), failures=dict(self._failures))
+
+    # -- the IoTService methods the importer uses --------------------------------------------
+
+    def register_certificate(self, cert: DeviceCertificate, *, status: str = "ACTIVE") -> Registration:
+        self._enter("iot.RegisterCertificateWithoutCA", cert.certificate_id)
+        with self._lock:
+            created = cert.certificate_id not in self.certificates
+            if created:
+                self.certificates[cert.certificate_id] = status
+                self.created_certificates += 1
+        return Registration(cert.certificate_id, ARN_PREFIX + cert.certificate_id, created)
+
+    def ensure_thing(
+        self, name: str, *, thing_type: str | None = None, attributes: object = None
+    ) -> ThingAnswer:
+        self._enter("iot.CreateThing", name)
+        if thing_type is not None and thing_type not in self.thing_types:
+            raise self._missing("iot.CreateThing", f"thing type {thing_type}")
+        with self._lock:
+            thing = self.things.get(name)
+            if thing is None:
+                self.things[name] = FakeThing(name, thing_type)
+                self.created_things += 1
+                return ThingAnswer(name, f"arn:thing/{name}", thing_type, created=True)
+            if thing.thing_type != thing_type:
+                thing.thing_type = thing_type
+                return ThingAnswer(name, f"arn:thing/{name}", thing_type, created=False, updated=True)
+        # Like IoTService against AWS: an identical CreateThing answers exactly like a new one.
+        return ThingAnswer(name, f"arn:thing/{name}", thing_type, created=True)
+
+    def attach_thing_principal(
+        self, thing_name: str, certificate_arn: str, *, exclusive: bool = False
+    ) -> None:
+        self._enter("iot.AttachThingPrincipal", thing_name)
+        with self._lock:
+            thing = self.things.get(thing_name)
+            if thing is None:
+                raise self._missing("iot.AttachThingPrincipal", f"thing {thing_name}")
+            if certificate_arn not in thing.principals:
+                thing.principals.append(certificate_arn)
+
+    def attach_policy(self, policy_name: str, certificate_arn: str) -> None:
+        self._enter("iot.AttachPolicy", certificate_arn)
+        if policy_name not in self.policies:
+            raise self._missing("iot.AttachPolicy", f"policy {policy_name}")
+        with self._lock:
+            attached = self.policy_targets.setdefault(certificate_arn, [])
+            if policy_name not in attached:
+                attached.append(policy_name)
+
+    def add_thing_to_group(self, thing_name: str, group_name: str) -> None:
+        self._enter("iot.AddThingToThingGroup", thing_name)
+        if group_name not in self.thing_groups:
+            raise self._missing("iot.AddThingToThingGroup", f"thing group {group_name}")
+        with self._lock:
+            thing = self.things.get(thing_name)
+            if thing is None:
+                raise self._missing("iot.AddThingToThingGroup", f"thing {thing_name}")
+            if group_name not in thing.groups:
+                thing.groups.append(group_name)
+
+    def get_policy(self, name: str) -> dict[str, str]:
+        self._enter("iot.GetPolicy", name)
+        if name not in self.policies:
+            raise self._missing("iot.GetPolicy", f"policy {name}")
+        return {"name": name}
+
+    def describe_thing_group(self, name: str) -> dict[str, str]:
+        self._enter("iot.DescribeThingGroup", name)
+        if name not in self.thing_groups:
+            raise self._missing("iot.DescribeThingGroup", f"thing group {name}")
+        return {"name": name}
+
+    def describe_thing_type(self, name: str) -> object:
+        self._enter("iot.DescribeThingType", name)
+        if name not in self.thing_types:
+            raise self._missing("iot.DescribeThingType", f"thing type {name}")
+        return _TypeInfo(name, name in self.deprecated_types)
+
+
+@dataclass(frozen=True)
+class _TypeInfo:
+    name: str
+    deprecated: bool
+
+
+def generic_error(operation: str) -> AwsServiceError:
+    return AwsServiceError("boom", service="iot", operation=operation.split(".", 1)[1], code="Weird")
