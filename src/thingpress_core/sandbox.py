@@ -1,4 +1,4 @@
-"""An embedded AWS stand-in (moto's threaded server) for trying thingpress-core without AWS.
+"""An embedded AWS stand-in (moto's server) for trying thingpress-core without AWS.
 
 `Sandbox` starts moto's server on a free loopback port inside this process, with AWS-compatible
 certificate ids (the SHA-256 of the DER, as AWS IoT computes them), and hands out a
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from thingpress_core.errors import ConfigurationError
 from thingpress_core.settings import ThingpressSettings
 
 if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import BaseWSGIServer
 
 __all__ = ["SANDBOX_ACCOUNT_ID", "SANDBOX_REGION", "Sandbox", "SandboxThing"]
 
@@ -70,10 +71,32 @@ class SandboxThing(BaseModel):
     thing_groups: tuple[str, ...]
 
 
-def _moto() -> Any:
+class _Serialized:
+    """A WSGI wrapper that lets one request at a time into moto.
+
+    moto's in-memory backends are not thread-safe (concurrent IoT calls can fail with
+    "OrderedDict mutated during iteration"), while an import runs 8 threads. Requests are
+    still accepted concurrently; only moto's work, response body included, runs under the lock.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+def _make_server(port: int) -> BaseWSGIServer:
     try:
-        import moto.server as moto_server
         from moto.core.config import default_user_config
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigurationError(
             "the sandbox needs moto's server: pip install 'thingpress-core[sandbox]'",
@@ -81,7 +104,8 @@ def _moto() -> Any:
         ) from exc
     # AWS computes a certificate id as the SHA-256 of the DER; moto does so only when told.
     default_user_config["iot"] = {"use_valid_cert": True}
-    return moto_server
+    app = _Serialized(DomainDispatcherApplication(create_backend_app))
+    return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 class Sandbox:
@@ -90,7 +114,8 @@ class Sandbox:
     def __init__(self, *, port: int = 0, settings: ThingpressSettings | None = None) -> None:
         self._port = port
         self._base_settings = settings
-        self._server: ThreadedMotoServer | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
         self._factory: ClientFactory | None = None
         self.endpoint_url: str | None = None
 
@@ -110,12 +135,12 @@ class Sandbox:
         """Start the server and build the factory (idempotent)."""
         if self._server is not None:
             return
-        moto_server = _moto()
-        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
+        server = _make_server(self._port)
+        self._thread = threading.Thread(target=server.serve_forever, name="thingpress-sandbox", daemon=True)
+        self._thread.start()
+        port = int(server.server_address[1])
         self._server = server
-        self.endpoint_url = f"http://{host}:{port}"
+        self.endpoint_url = f"http://127.0.0.1:{port}"
         self.reset()
         import boto3
 
@@ -133,8 +158,12 @@ class Sandbox:
     def stop(self) -> None:
         """Stop the server."""
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=10)
             self._server = None
+            self._thread = None
             logger.info("sandbox stopped", extra={"endpoint_url": self.endpoint_url})
 
     def reset(self) -> None:
