@@ -229,7 +229,11 @@ def import_(
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=128, help="Worker threads.")] = 8,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report here.")] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Read and check everything, call nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Read, verify and name everything and run the pre-flight check; register nothing.",
+        ),
     ] = False,
     sandbox: Annotated[
         bool, typer.Option("--sandbox", help="Run against an embedded AWS stand-in (no account needed).")
