@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from thingpress_core.errors import ConfigurationError
+from thingpress_core.resilience.settings import DEFAULT_RATE_LIMITS
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -65,18 +66,9 @@ ConnectionErrorKind = Literal["endpoint", "closed", "read_timeout"]
 """``endpoint``: could not connect; ``closed``: the connection dropped; ``read_timeout``."""
 
 QUOTA_PRESETS: Mapping[str, Mapping[str, float]] = {
-    # The default AWS IoT Core control-plane quotas, requests per second per account.
-    "aws-iot-defaults": {
-        "iot.RegisterCertificateWithoutCA": 10.0,
-        "iot.DescribeCertificate": 10.0,
-        "iot.AttachPolicy": 15.0,
-        "iot.ListThingPrincipals": 10.0,
-        "iot.CreateThing": 100.0,
-        "iot.AttachThingPrincipal": 100.0,
-        "iot.AddThingToThingGroup": 100.0,
-        "iot.UpdateThing": 100.0,
-        "iot.DescribeThing": 350.0,
-    },
+    # The default AWS IoT Core control-plane quotas, requests per second per account: the same
+    # table the rate limiter defaults to, so a client at its defaults meets this quota exactly.
+    "aws-iot-defaults": DEFAULT_RATE_LIMITS,
 }
 
 _BATCH_OPERATIONS = frozenset({"SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"})
