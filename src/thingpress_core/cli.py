@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 try:
     import typer
@@ -142,7 +142,7 @@ def _print_skipped(reader: ManifestReader) -> None:
         )
 
 
-def _strategy(value: str | None) -> str:
+def _strategy(value: str | None) -> Literal["common_name", "certificate_id"]:
     if value is None or value in {"common-name", "common_name", "cn"}:
         return "common_name"
     if value in {"certificate-id", "certificate_id", "id"}:
@@ -171,7 +171,7 @@ def inspect(
         reader = _open_manifest(file, fmt, verifier, cert_type)
         for entry in reader:
             cert = entry.certificate
-            name = entry.thing_name or thing_name_for(cert, strategy=strategy)  # type: ignore[arg-type]  # strategy is one of the two literals
+            name = entry.thing_name or thing_name_for(cert, strategy=strategy)
             count += 1
             row = {
                 "index": entry.index,
@@ -267,7 +267,7 @@ def import_(
             policies=tuple(policy or ()),
             thing_groups=tuple(thing_group or ()),
             thing_type=thing_type,
-            thing_name=_strategy(thing_name),  # type: ignore[arg-type]  # one of the two literals
+            thing_name=_strategy(thing_name),
             concurrency=concurrency,
             trust_store=TrustStore.from_path(trust_ca) if trust_ca else None,
             dry_run=dry_run,

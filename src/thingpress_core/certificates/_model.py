@@ -190,49 +190,49 @@ class DeviceCertificate(BaseModel):
 
     # -- derived fields (computed on first access, then cached) ----------------------------
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def pem(self) -> str:
         """The certificate as one PEM block (64-character lines, LF, trailing newline)."""
         return _pem_from_der(self.der)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def subject(self) -> str:
         """The subject distinguished name in RFC 4514 form."""
         return self.x509().subject.rfc4514_string()
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def issuer(self) -> str:
         """The issuer distinguished name in RFC 4514 form."""
         return self.x509().issuer.rfc4514_string()
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def serial_number(self) -> str:
         """The serial number in lowercase hex, without leading zeros or prefix."""
         return format(self.x509().serial_number, "x")
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def not_before(self) -> datetime:
         """Start of the validity period (timezone-aware UTC)."""
         return self.x509().not_valid_before_utc
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def not_after(self) -> datetime:
         """End of the validity period (timezone-aware UTC)."""
         return self.x509().not_valid_after_utc
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def key_type(self) -> str:
         """The subject public key, e.g. ``EC P-256``, ``RSA 2048``, ``Ed25519``."""
         return _key_type(self.x509())
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def is_ca(self) -> bool:
         """True when BasicConstraints marks the certificate as a CA."""

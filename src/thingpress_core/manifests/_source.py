@@ -61,7 +61,7 @@ class _BoundedStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]  # typeshed's Buffer needs 3.12
         want = min(len(buffer), self._limit + 1 - self._seen)
         if want <= 0:
             want = 1

@@ -126,7 +126,7 @@ class CircuitBreakerSettings(BaseModel):
 
     # Validation of a nested value (inside ResilienceSettings) keeps pydantic's own path, so the
     # outermost settings class names the full environment variable.
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]  # pydantic's marker for a custom __init__
 
     @field_validator("recovery_timeout", "recovery_backoff", "max_recovery_timeout")
     @classmethod
@@ -214,7 +214,7 @@ class ResilienceSettings(BaseSettings):
         except ValidationError as exc:
             raise ConfigurationError.from_validation_error(exc, env_prefix=ENV_PREFIX) from None
 
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]  # pydantic's marker for a custom __init__
 
     @field_validator("breakers", mode="after")
     @classmethod
