@@ -184,3 +184,26 @@ def test_sandbox_command_in_a_real_subprocess() -> None:
     assert "import summary" in completed.stdout
     assert "sandbox now holds 25 things and 25 certificates" in completed.stdout
     assert "-----BEGIN CERTIFICATE-----" not in completed.stdout + completed.stderr
+
+
+def test_enqueue_sends_one_message_per_certificate(fresh: Sandbox) -> None:
+    sqs = fresh.factory.sqs()
+    url = sqs.create_queue(QueueName="imports")["QueueUrl"]
+    result = runner.invoke(
+        app, ["enqueue", str(EXAMPLE), "--queue-url", url, "--policy", "DevicePolicy", *_endpoint(fresh)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "sent 25 of 25" in result.output
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "25"
+    body = json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"])
+    assert body["policies"] == ["DevicePolicy"]
+    assert body["thing_name"].startswith("sensor-")
+
+
+def test_enqueue_to_a_missing_queue_fails_cleanly(fresh: Sandbox) -> None:
+    assert fresh.endpoint_url
+    missing = f"{fresh.endpoint_url}/123456789012/no-such-queue"
+    result = runner.invoke(app, ["enqueue", str(EXAMPLE), "--queue-url", missing, *_endpoint(fresh)])
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output
