@@ -104,8 +104,14 @@ def _make_server(port: int) -> BaseWSGIServer:
         ) from exc
     # AWS computes a certificate id as the SHA-256 of the DER; moto does so only when told.
     default_user_config["iot"] = {"use_valid_cert": True}
+    class QuietHandler(MotoRequestHandler):
+        """No access-log line per request: an import makes thousands."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            return None
+
     app = _Serialized(DomainDispatcherApplication(create_backend_app))
-    return make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    return make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
 
 
 class Sandbox:
