@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from thingpress_core.errors import ConfigurationError
-from thingpress_core.settings import ThingpressSettings
+from thingpress_core.settings import ThingpressSettings, partition_for
 
 if TYPE_CHECKING:
     import boto3
@@ -103,12 +103,7 @@ class ClientFactory:
     @property
     def partition(self) -> str:
         """The ARN partition of `region`."""
-        region = self.region
-        if region.startswith("cn-"):
-            return "aws-cn"
-        if region.startswith("us-gov-"):
-            return "aws-us-gov"
-        return "aws"
+        return partition_for(self.region)
 
     @property
     def config(self) -> Config:

@@ -21,6 +21,11 @@ ThingpressError
     └── ServiceUnavailableError                    5xx, timeouts, connection errors
 ```
 
+Three more live beside the code that raises them: `thingpress_core.services.BatchSendError`
+(an `AwsServiceError`: SQS messages that could not be sent), and in
+`thingpress_core.integrations.aws_lambda`, `MessageParseError` (a `ThingpressError` and
+`ValueError`: an SQS body that is not an import request) and `EnqueueError`.
+
 Every error speaks English in one line and names the input it is about: the file, row or
 entry, the certificate id, or the AWS operation. An `AwsServiceError` keeps the original
 botocore exception as ``__cause__``.

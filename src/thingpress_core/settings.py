@@ -16,12 +16,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from thingpress_core.errors import ConfigurationError
 from thingpress_core.resilience.settings import ResilienceSettings
 
-__all__ = ["ENV_PREFIX", "ThingpressSettings"]
+__all__ = ["ENV_PREFIX", "ThingpressSettings", "partition_for"]
 
 ENV_PREFIX = "THINGPRESS_"
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
+
+
+def partition_for(region: str | None) -> str:
+    """The ARN partition of an AWS region: ``aws``, ``aws-cn`` or ``aws-us-gov``."""
+    region = region or ""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 class ThingpressSettings(BaseSettings):
@@ -100,9 +110,4 @@ class ThingpressSettings(BaseSettings):
     @property
     def partition(self) -> str:
         """The ARN partition of `region` (``aws``, ``aws-cn``, ``aws-us-gov``)."""
-        region = self.region or ""
-        if region.startswith("cn-"):
-            return "aws-cn"
-        if region.startswith("us-gov-"):
-            return "aws-us-gov"
-        return "aws"
+        return partition_for(self.region)
