@@ -76,6 +76,16 @@ ThingNameOpt = Annotated[
 ]
 
 
+PolicyOpt = Annotated[list[str] | None, typer.Option("--policy", help="IoT policy to attach (repeatable).")]
+ThingGroupOpt = Annotated[
+    list[str] | None, typer.Option("--thing-group", help="Thing group to add each thing to (repeatable).")
+]
+ThingTypeOpt = Annotated[str | None, typer.Option("--thing-type", help="Thing type of each thing.")]
+EndpointOpt = Annotated[str | None, typer.Option("--endpoint-url", help="Send AWS calls here.")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region.")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile.")]
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
@@ -209,13 +219,9 @@ def _configure_logging(verbose: int) -> None:
 @app.command("import")
 def import_(
     file: FileArg,
-    policy: Annotated[
-        list[str] | None, typer.Option("--policy", help="IoT policy to attach (repeatable).")
-    ] = None,
-    thing_group: Annotated[
-        list[str] | None, typer.Option("--thing-group", help="Thing group to add each thing to (repeatable).")
-    ] = None,
-    thing_type: Annotated[str | None, typer.Option("--thing-type", help="Thing type of each thing.")] = None,
+    policy: PolicyOpt = None,
+    thing_group: ThingGroupOpt = None,
+    thing_type: ThingTypeOpt = None,
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = None,
@@ -238,9 +244,9 @@ def import_(
     sandbox: Annotated[
         bool, typer.Option("--sandbox", help="Run against an embedded AWS stand-in (no account needed).")
     ] = False,
-    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="Send AWS calls here.")] = None,
-    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
     on_bad_entry: Annotated[
         str,
         typer.Option(
@@ -430,22 +436,18 @@ def _print_sandbox(box: Any) -> None:
 def enqueue(
     file: FileArg,
     queue_url: Annotated[str, typer.Option("--queue-url", help="The SQS queue the import Lambda reads.")],
-    policy: Annotated[
-        list[str] | None, typer.Option("--policy", help="IoT policy to attach (repeatable).")
-    ] = None,
-    thing_group: Annotated[
-        list[str] | None, typer.Option("--thing-group", help="Thing group to add each thing to (repeatable).")
-    ] = None,
-    thing_type: Annotated[str | None, typer.Option("--thing-type", help="Thing type of each thing.")] = None,
+    policy: PolicyOpt = None,
+    thing_group: ThingGroupOpt = None,
+    thing_type: ThingTypeOpt = None,
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = None,
     per_message: Annotated[
         int, typer.Option("--per-message", min=1, help="Certificates per SQS message.")
     ] = 1,
-    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="Send AWS calls here.")] = None,
-    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="AWS profile.")] = None,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Send every certificate of FILE to an SQS queue for the import Lambda (see the deployment guide)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
