@@ -28,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from thingpress_core.errors import ConfigurationError, PreflightError, ThingpressError
 
 if TYPE_CHECKING:
+    from thingpress_core.clients import ClientFactory
     from thingpress_core.errors import ManifestError
     from thingpress_core.importer import ImportOutcome, ImportReport
     from thingpress_core.manifests import ManifestEntry, ManifestReader
@@ -211,6 +212,20 @@ def inspect(
     _print_skipped(reader)
 
 
+def _factory(
+    endpoint_url: str | None, region: str | None, profile: str | None, **extra: Any
+) -> ClientFactory:
+    """A factory from the environment's settings, with the command line's choices on top."""
+    from thingpress_core.clients import ClientFactory
+    from thingpress_core.settings import ThingpressSettings
+
+    given = {"endpoint_url": endpoint_url, "region": region, "profile": profile}
+    try:
+        return ClientFactory(ThingpressSettings(**{k: v for k, v in given.items() if v}, **extra))
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _configure_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -261,7 +276,6 @@ def import_(
     from thingpress_core.certificates import TrustStore
     from thingpress_core.importer import CertificateImporter, ImportOptions
     from thingpress_core.services import IoTService
-    from thingpress_core.settings import ThingpressSettings
 
     _configure_logging(verbose)
     if sandbox and endpoint_url:
@@ -303,20 +317,7 @@ def import_(
                 f"sandbox: AWS stand-in running at {box.endpoint_url} (nothing leaves this machine)"
             )
         else:
-            from thingpress_core.clients import ClientFactory
-
-            overrides: dict[str, Any] = {}
-            if endpoint_url:
-                overrides["endpoint_url"] = endpoint_url
-            if region:
-                overrides["region"] = region
-            if profile:
-                overrides["profile"] = profile
-            overrides["max_pool_connections"] = max(32, concurrency * 2)
-            try:
-                factory = ClientFactory(ThingpressSettings(**overrides))
-            except ConfigurationError as exc:
-                raise _fail(str(exc)) from None
+            factory = _factory(endpoint_url, region, profile, max_pool_connections=max(32, concurrency * 2))
 
         importer = CertificateImporter(IoTService(factory), options=options)
         try:
@@ -452,21 +453,16 @@ def enqueue(
     """Send every certificate of FILE to an SQS queue for the import Lambda (see the deployment guide)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from thingpress_core.clients import ClientFactory
     from thingpress_core.importer import ImportOptions
     from thingpress_core.integrations.aws_lambda import enqueue_manifest
     from thingpress_core.services import SQSService
-    from thingpress_core.settings import ThingpressSettings
 
-    overrides: dict[str, Any] = {
-        k: v for k, v in {"endpoint_url": endpoint_url, "region": region, "profile": profile}.items() if v
-    }
     try:
         options = ImportOptions(
             policies=tuple(policy or ()), thing_groups=tuple(thing_group or ()), thing_type=thing_type
         )
         total = sum(1 for _ in _open_manifest(file, fmt, verifier, cert_type))
-        sqs = SQSService(ClientFactory(ThingpressSettings(**overrides)))
+        sqs = SQSService(_factory(endpoint_url, region, profile))
     except ThingpressError as exc:
         raise _fail(str(exc)) from None
     except ValueError as exc:
