@@ -36,6 +36,7 @@ they are given, so ``import thingpress_core`` stays free of boto3.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -351,7 +352,10 @@ class AwsServiceError(ThingpressError):
             error_class = InvalidRequestError
         else:
             error_class = AwsServiceError
-        text = str(error).replace("\n", " ").strip()
+        if error_class is InvalidRequestError:
+            text = _describe_validation(str(error))
+        else:
+            text = str(error).replace("\n", " ").strip()
         return error_class(
             text or kind,
             service=service,
@@ -360,6 +364,23 @@ class AwsServiceError(ThingpressError):
             certificate_id=certificate_id,
             thing_name=thing_name,
         )
+
+
+_PARAM_PROBLEM = re.compile(
+    r"(Invalid [a-z ]+? for parameter) ([\w.\[\]]+)"
+    r'|(Missing required parameter|Unknown parameter) in [\w.\[\]]+: "([^"]+)"'
+)
+
+
+def _describe_validation(report: str) -> str:
+    """botocore's parameter report without the rejected values (one may be a certificate body)."""
+    problems = []
+    for match in _PARAM_PROBLEM.finditer(report):
+        if match.group(1):
+            problems.append(f"{match.group(1)} {match.group(2)}")
+        else:
+            problems.append(f"{match.group(3)} {match.group(4)}")
+    return "Parameter validation failed: " + ("; ".join(problems) or "see the request parameters")
 
 
 def _opt_str(value: object) -> str | None:

@@ -104,6 +104,7 @@ def _make_server(port: int) -> BaseWSGIServer:
         ) from exc
     # AWS computes a certificate id as the SHA-256 of the DER; moto does so only when told.
     default_user_config["iot"] = {"use_valid_cert": True}
+
     class QuietHandler(MotoRequestHandler):
         """No access-log line per request: an import makes thousands."""
 

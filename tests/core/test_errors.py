@@ -148,3 +148,20 @@ def test_configuration_error_from_validation_lists_every_field() -> None:
     assert "THINGPRESS_A='x'" in str(err)
     assert "THINGPRESS_B='y'" in str(err)
     assert err.variable == "THINGPRESS_A"
+
+
+def test_parameter_validation_never_repeats_the_rejected_value() -> None:
+    import boto3
+
+    client = boto3.client("iot", region_name="us-east-1")
+    secret = "-----BEGIN CERTIFICATE-----\nMIIBsecret, type: <class 'str'>, valid types: x\n"
+    with pytest.raises(bce.ParamValidationError) as info:
+        client.register_certificate_without_ca(certificatePem=secret.encode(), status=5)  # type: ignore[arg-type]
+    mapped = E.AwsServiceError.from_botocore_error(
+        info.value, service="iot", operation="RegisterCertificateWithoutCA"
+    )
+    assert isinstance(mapped, E.InvalidRequestError)
+    assert "certificatePem" in str(mapped)
+    assert "status" in str(mapped)
+    assert "MIIB" not in str(mapped)
+    assert "BEGIN" not in str(mapped)
