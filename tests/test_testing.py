@@ -120,17 +120,18 @@ def test_connection_error_then_success(iot_client: Any) -> None:
 
 
 def test_rate_trigger_is_seeded(iot_client: Any) -> None:
-    def run(seed: int) -> list[int]:
+    def run(seed: int) -> tuple[list[int], int]:
         with FaultInjector(iot_client, seed=seed, fast_retries=True) as faults:
             faults.throttle("iot.ListThings", rate=0.5)
             for _ in range(20):
                 with contextlib.suppress(Exception):
                     iot_client.list_things()
-            return [r.attempt for r in faults.records]
+            return [r.attempt for r in faults.records], faults.attempts["iot.ListThings"]
 
-    first = run(5)
-    assert first == run(5)
-    assert len(first) > 0
+    first, attempts = run(5)
+    assert (first, attempts) == run(5)
+    assert 0 < len(first) < attempts  # some requests throttled, not all
+    assert first != run(6)[0]
 
 
 def test_after_skips_requests(iot_client: Any) -> None:
@@ -157,7 +158,7 @@ def test_latency_uses_injected_sleep(iot_client: Any) -> None:
 def test_quota_preset_throttles_above_the_rate(iot_client: Any) -> None:
     now = [0.0]
     with FaultInjector(iot_client, clock=lambda: now[0], fast_retries=True) as faults:
-        faults.quota("aws-iot-defaults", scale=0.3)  # RegisterCertificateWithoutCA: 3/s, burst 3
+        faults.quota("aws-iot-defaults", scale=0.3)  # DescribeCertificate: 3/s, burst 3
         outcomes = []
         for _ in range(5):
             try:

@@ -36,6 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from thingpress_core.errors import ConfigurationError
@@ -65,11 +66,13 @@ FaultKind = Literal[
 ConnectionErrorKind = Literal["endpoint", "closed", "read_timeout"]
 """``endpoint``: could not connect; ``closed``: the connection dropped; ``read_timeout``."""
 
-QUOTA_PRESETS: Mapping[str, Mapping[str, float]] = {
-    # The default AWS IoT Core control-plane quotas, requests per second per account: the same
-    # table the rate limiter defaults to, so a client at its defaults meets this quota exactly.
-    "aws-iot-defaults": DEFAULT_RATE_LIMITS,
-}
+QUOTA_PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {
+        # The default AWS IoT Core control-plane quotas, requests per second per account: the
+        # same table the rate limiter defaults to, so a client at its defaults meets it exactly.
+        "aws-iot-defaults": DEFAULT_RATE_LIMITS,
+    }
+)
 
 _BATCH_OPERATIONS = frozenset({"SendMessageBatch", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"})
 
@@ -81,7 +84,8 @@ class Injection:
     ``operation`` is the ``service.Operation`` key (``iot.CreateThing``), ``attempt`` the
     1-based number of that request among all the injector saw for the operation (botocore's
     retries included), ``detail`` a short description (``HTTP 400 ThrottlingException``,
-    ``entries [0, 3] failed``, ``0.25 s``).
+    ``entries [0, 3] failed``, ``0.25 s``), ``rule`` the label of the rule that fired
+    (``throttle iot.CreateThing``).
     """
 
     operation: str
@@ -192,7 +196,6 @@ class _RawBody:
 @dataclasses.dataclass
 class _Attached:
     client: Any
-    service: str
     event: str
     handler: Callable[..., Any]
     after_call: Callable[..., Any]
@@ -226,7 +229,7 @@ class FaultInjector:
         target: BaseClient | ClientFactory | Iterable[BaseClient],
         *,
         seed: int = 0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         fast_retries: bool = False,
     ) -> None:
@@ -659,9 +662,7 @@ class FaultInjector:
                 parsed.setdefault("Failed", []).extend(extra)
 
         event = f"before-send.{event_service}"
-        item = _Attached(
-            client=client, service=service, event=event, handler=before_send, after_call=after_call
-        )
+        item = _Attached(client=client, event=event, handler=before_send, after_call=after_call)
         client.meta.events.register_first(event, before_send)
         client.meta.events.register(f"after-call.{event_service}", after_call)
         if self._fast_retries:
@@ -737,7 +738,8 @@ class FaultInjector:
             for i in chosen
         ]
         self._record(key, rule, attempt, f"entries {chosen} failed with {rule.code}")
-        keep = [e for i, e in enumerate(entries) if i not in set(chosen)]
+        failing = set(chosen)
+        keep = [e for i, e in enumerate(entries) if i not in failing]
         if not keep:
             data = json.dumps({"Successful": [], "Failed": failed}).encode()
             return _make_response(

@@ -471,3 +471,16 @@ def test_disable_and_enable_release_half_open_slots(clock: Any) -> None:
     assert breaker.state is CircuitState.HALF_OPEN
     breaker.record_success(probe)
     assert breaker.state is CircuitState.CLOSED
+
+
+@pytest.mark.parametrize("how", ["operator", "settings"])
+def test_disabled_breaker_records_nothing_without_a_permit_either(clock: Any, how: str) -> None:
+    breaker = make(clock, failure_threshold=1, enabled=how == "operator")
+    if how == "operator":
+        breaker.disable()
+    breaker.acquire()
+    breaker.record_failure(throttled())  # the loop API without a permit
+    breaker.record_success()
+    snap = breaker.snapshot()
+    assert snap.state is CircuitState.CLOSED
+    assert (snap.calls, snap.failures, snap.successes) == (0, 0, 0)

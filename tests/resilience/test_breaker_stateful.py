@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -178,6 +179,25 @@ class BreakerMachine(RuleBasedStateMachine):
         assert ran == [1]
         self.model.record(phase, outcome, self.now)
 
+    @rule(outcome=OUTCOMES)
+    def call_in_with_block(self, outcome: str) -> None:
+        phase = self.model.admit(self.now)
+        ran = []
+        try:
+            with self.breaker:
+                ran.append(1)
+                if outcome != "success":
+                    raise exception_for(outcome)
+        except CircuitOpenError:
+            assert phase is None
+            assert ran == []
+            return
+        except (ThrottledError, ResourceNotFoundError):
+            assert outcome != "success"
+        assert phase is not None
+        assert ran == [1]
+        self.model.record(phase, outcome, self.now)
+
     @rule(target=held)
     def acquire(self) -> Held | None:
         phase = self.model.admit(self.now)
@@ -201,6 +221,25 @@ class BreakerMachine(RuleBasedStateMachine):
         else:
             self.breaker.record_failure(exception_for(outcome), item.permit)
         self.model.record(item.phase, outcome, self.now)
+
+    @rule(item=consumes(held), outcome=OUTCOMES)
+    def finish_without_permit(self, item: Held | None, outcome: str) -> None:
+        """The loop API without a permit: the answer is taken to belong to the current phase,
+        except in half-open with no probe in flight, where it decides nothing."""
+        if item is None:
+            return
+        if outcome == "success":
+            self.breaker.record_success()
+        else:
+            self.breaker.record_failure(exception_for(outcome))
+        m = self.model
+        if m.disabled:
+            phase = -2
+        elif m.state is CircuitState.HALF_OPEN and m.in_flight == 0:
+            phase = -1  # counted, decides nothing
+        else:
+            phase = m.phase
+        m.record(phase, outcome, self.now)
 
     @rule(action=st.sampled_from(["force_open", "disable", "enable", "reset"]))
     def operator(self, action: str) -> None:
@@ -243,6 +282,14 @@ class BreakerMachine(RuleBasedStateMachine):
         assert snap.enabled == (not m.disabled)
         if m.s.failure_rate_threshold is not None:
             assert snap.window_calls == len(m.window)
+            expected_rate = 100.0 * sum(m.window) / len(m.window) if m.window else 0.0
+            assert snap.failure_rate == pytest.approx(expected_rate)
+        else:
+            assert snap.failure_rate is None
+        if m.retry_at is None:
+            assert snap.retry_after is None
+        else:
+            assert snap.retry_after == pytest.approx(max(0.0, m.retry_at - self.now))
 
 
 BreakerMachine.TestCase.settings = settings(

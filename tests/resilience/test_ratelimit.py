@@ -269,3 +269,12 @@ def test_any_sequence_respects_the_window(rate: float, burst: float, steps: list
         while j < len(admitted) and admitted[j] < t + 1.0 - 1e-9:
             j += 1
         assert j - i <= rate + burst
+
+
+def test_a_plain_mapping_ignores_the_environment(monkeypatch: pytest.MonkeyPatch, clock: Any) -> None:
+    monkeypatch.setenv("THINGPRESS_RESILIENCE__RATE_BURST", "5")
+    monkeypatch.setenv("THINGPRESS_RESILIENCE__QUOTA_SHARE", "not a number")
+    rl = limiter(clock, {"op.A": 10.0})  # neither value is read, so neither can break it
+    assert rl.burst == 1.0
+    rl.record_throttle("op.A")
+    assert rl.rate("op.A") == pytest.approx(7.0)

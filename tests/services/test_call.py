@@ -9,10 +9,12 @@ import pytest
 
 from thingpress_core.errors import (
     AwsServiceError,
+    CircuitOpenError,
     RateLimitTimeoutError,
     ResourceConflictError,
     ResourceNotFoundError,
     ServiceUnavailableError,
+    ThrottledError,
 )
 from thingpress_core.resilience import CircuitBreakerRegistry, RateLimiter
 from thingpress_core.services import CallStats, IoTService, S3Service, SQSService
@@ -27,8 +29,9 @@ def _path(limiter: Any = None, registry: Any = None) -> tuple[CallPath, CallCoun
     counter = CallCounter()
     path = CallPath(
         "iot",
-        registry=registry or CircuitBreakerRegistry(),
-        limiter=limiter or RateLimiter({}),
+        # `is None`, not `or`: an empty registry is falsy (it has a length).
+        registry=CircuitBreakerRegistry() if registry is None else registry,
+        limiter=RateLimiter({}) if limiter is None else limiter,
         counter=counter,
         logger=logging.getLogger("thingpress_core.services.iot"),
     )
@@ -91,15 +94,46 @@ def test_expected_answer_is_debug_and_not_a_failure(caplog: pytest.LogCaptureFix
     assert caplog.records[-1].levelno == logging.DEBUG
 
 
-def test_caller_mistake_is_info() -> None:
-    path, counter = _path()
+def test_caller_mistake_is_info_and_neutral_for_the_breaker(caplog: pytest.LogCaptureFixture) -> None:
+    registry = CircuitBreakerRegistry()
+    path, counter = _path(registry=registry)
 
     def method(**_: Any) -> None:
         raise _client_error("ResourceNotFoundException", 404)
 
+    caplog.set_level(logging.DEBUG, logger="thingpress_core")
     with pytest.raises(ResourceNotFoundError):
         path.call("DescribeThing", method, {})
     assert counter.snapshot().failures == {"iot.DescribeThing": 1}
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+    snap = registry.get("iot.DescribeThing").snapshot()
+    assert (snap.failures, snap.successes, snap.ignored) == (0, 0, 1)
+
+
+def test_throttle_slows_the_limiter_and_counts_for_the_breaker() -> None:
+    registry = CircuitBreakerRegistry()
+    limiter = RateLimiter({"iot.CreateThing": 100.0})
+    path, counter = _path(limiter=limiter, registry=registry)
+
+    def method(**_: Any) -> None:
+        raise _client_error("ThrottlingException", 400)
+
+    with pytest.raises(ThrottledError):
+        path.call("CreateThing", method, {})
+    assert limiter.rate("iot.CreateThing") == pytest.approx(70.0)
+    assert registry.get("iot.CreateThing").snapshot().failures == 1
+    assert counter.snapshot().failures == {"iot.CreateThing": 1}
+
+
+def test_open_breaker_refuses_without_a_call() -> None:
+    registry = CircuitBreakerRegistry()
+    registry.get("iot.CreateThing").force_open()
+    path, counter = _path(registry=registry)
+    called: list[bool] = []
+    with pytest.raises(CircuitOpenError):
+        path.call("CreateThing", lambda **_: called.append(True), {})
+    assert called == []
+    assert counter.snapshot() == CallStats(rejected={"iot.CreateThing": 1})
 
 
 def test_botocore_error_is_mapped() -> None:
@@ -125,7 +159,8 @@ def test_other_exceptions_pass_through_and_free_the_breaker() -> None:
     with pytest.raises(KeyError):
         path.call("CreateThing", method, {})
     assert counter.snapshot().failures == {"iot.CreateThing": 1}
-    assert registry.get("iot.CreateThing").snapshot().failures == 0
+    snap = registry.get("iot.CreateThing").snapshot()
+    assert (snap.calls, snap.failures, snap.ignored) == (1, 0, 1)
 
 
 def test_rate_limit_timeout_is_rejected_without_a_call() -> None:

@@ -64,8 +64,18 @@ def test_register_twice_gives_same_id_and_arn_not_created(
     assert stats.failures == {}  # the 409 is an expected answer
 
 
-def test_register_passes_status_explicitly(iot: IoTService, certs: list[DeviceCertificate]) -> None:
+def test_register_passes_status_explicitly(
+    iot: IoTService, certs: list[DeviceCertificate], fast_factory: ClientFactory
+) -> None:
+    sent: list[dict[str, object]] = []
+    fast_factory.iot().meta.events.register(
+        "provide-client-params.iot.RegisterCertificateWithoutCA",
+        lambda params, **_: sent.append(dict(params)),
+    )
+    iot.register_certificate(certs[0])
     reg = iot.register_certificate(certs[1], status="INACTIVE")
+    # the default is sent too, not left to the service's own default
+    assert [params["status"] for params in sent] == ["ACTIVE", "INACTIVE"]
     assert iot.describe_certificate(reg.certificate_id).status == "INACTIVE"
 
 
@@ -168,6 +178,17 @@ def test_ensure_thing_with_another_type_updates_it(
     assert described["attributes"] == {"rev": "2"}
     assert iot.stats().calls == {"iot.CreateThing": 2, "iot.UpdateThing": 1}
     assert iot.stats().failures == {}
+
+
+@pytest.mark.usefixtures("iot_setup")
+def test_ensure_thing_conflict_with_nothing_to_change_makes_no_update(
+    iot: IoTService, faults: FaultInjector
+) -> None:
+    iot.ensure_thing("device-1", thing_type="sensor")
+    faults.error("iot.CreateThing", code="ResourceAlreadyExistsException", status=409, times=1)
+    thing = iot.ensure_thing("device-1")
+    assert (thing.created, thing.updated) == (False, False)
+    assert iot.stats().calls == {"iot.CreateThing": 2}
 
 
 @pytest.mark.parametrize(

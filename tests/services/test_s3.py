@@ -38,22 +38,66 @@ def test_put_bytes_with_content_type(s3: S3Service, bucket: str, fast_factory: C
     assert head["ContentType"] == "application/octet-stream"
 
 
-def test_get_refuses_too_large_before_reading(s3: S3Service, bucket: str) -> None:
+class SpyBody:
+    """Stands in for botocore's StreamingBody: records every read and the close."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+        self.reads: list[int | None] = []
+        self.closed = False
+
+    def read(self, amount: int | None = None) -> bytes:
+        self.reads.append(amount)
+        return bytes(self._body.read(amount))
+
+    def close(self) -> None:
+        self.closed = True
+        self._body.close()
+
+
+@pytest.fixture
+def spy_bodies(fast_factory: ClientFactory) -> list[SpyBody]:
+    bodies: list[SpyBody] = []
+
+    def wrap(parsed: dict[str, Any], **_: Any) -> None:
+        if "Body" in parsed:
+            parsed["Body"] = SpyBody(parsed["Body"])
+            bodies.append(parsed["Body"])
+
+    fast_factory.s3().meta.events.register("after-call.s3.GetObject", wrap)
+    return bodies
+
+
+def test_get_refuses_too_large_before_reading(s3: S3Service, bucket: str, spy_bodies: list[SpyBody]) -> None:
     s3.put_object(bucket, "big", b"x" * 2048)
     with pytest.raises(InvalidRequestError) as info:
         s3.get_object(bucket, "big", max_bytes=1024)
     assert info.value.code == "ObjectTooLarge"
     assert "s3://manifests/big" in str(info.value)
     assert "2048" in str(info.value)
+    # Refused on the announced ContentLength: not one byte was read, and the body was closed.
+    assert (spy_bodies[0].reads, spy_bodies[0].closed) == ([], True)
     assert s3.get_object(bucket, "big", max_bytes=2048).size == 2048
+    assert spy_bodies[1].closed
+
+
+def test_get_object_reads_in_large_chunks(s3: S3Service, bucket: str, spy_bodies: list[SpyBody]) -> None:
+    s3.put_object(bucket, "k", b"z" * 300_000)
+    assert s3.get_object(bucket, "k", max_bytes=300_000).body == b"z" * 300_000
+    # one read up to the limit plus one byte, one that finds the end: not 8 KiB at a time
+    assert spy_bodies[0].reads == [300_001, 1]
 
 
 def test_stream_guards_against_a_body_longer_than_announced(s3: S3Service, bucket: str) -> None:
     from thingpress_core.services.s3 import S3ObjectStream
 
-    stream = S3ObjectStream(io.BytesIO(b"y" * 100), bucket=bucket, key="k", size=10, etag=None, max_bytes=10)
+    body = io.BytesIO(b"y" * 100)
+    stream = S3ObjectStream(body, bucket=bucket, key="k", size=10, etag=None, max_bytes=10)
     with pytest.raises(InvalidRequestError, match="limit is 10"):
         stream.read()
+    with pytest.raises(InvalidRequestError):  # and stays refused: the rest is never read
+        stream.read(5)
+    assert body.tell() == 11
 
 
 def test_get_missing_key_and_bucket(s3: S3Service, bucket: str) -> None:
@@ -106,8 +150,10 @@ def test_list_objects_is_lazy_and_validates(s3: S3Service, bucket: str) -> None:
     iterator = s3.list_objects(bucket)
     assert s3.stats().total_calls == 0
     assert list(iterator) == []
+    with pytest.raises(InvalidRequestError, match="page_size"):
+        s3.list_objects(bucket, page_size=0)  # raised at the call, before any iteration
     with pytest.raises(InvalidRequestError):
-        list(s3.list_objects(bucket, page_size=0))
+        s3.list_objects(bucket, page_size=1001)
 
 
 def test_slow_down_is_retried_by_botocore(s3: S3Service, bucket: str, faults: FaultInjector) -> None:
@@ -175,10 +221,21 @@ def test_from_sqs_wrapped_notification() -> None:
     assert S3ObjectRef.from_event(event) == [S3ObjectRef(bucket="b", key="x y")]
 
 
+def test_from_sns_and_sns_through_sqs() -> None:
+    notification = json.dumps({"Records": [s3_record("b", "in/a+b%2Bc.pem")]})
+    via_sns = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": notification}}]}
+    envelope = json.dumps({"Type": "Notification", "TopicArn": "arn:t", "Message": notification})
+    via_sns_then_sqs = {"Records": [{"eventSource": "aws:sqs", "body": envelope}]}
+    expected = [S3ObjectRef(bucket="b", key="in/a b+c.pem")]
+    assert S3ObjectRef.from_event(via_sns) == expected
+    assert S3ObjectRef.from_event(via_sns_then_sqs) == expected
+
+
 @pytest.mark.parametrize(
     "event",
     [
         {"Records": "nope"},
+        {"Records": [{"body": json.dumps({"Type": "Notification", "Message": "{not json"})}]},
         {"Records": [{"s3": {"bucket": {}, "object": {"key": "k"}}}]},
         {"Records": [{"s3": {"bucket": {"name": "b"}, "object": {}}}]},
         {"Records": ["x"]},

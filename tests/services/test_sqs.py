@@ -221,6 +221,8 @@ def test_queue_depth_receive_delete(sqs: SQSService, queue: str) -> None:
     got = sqs.receive(queue, max_messages=2, visibility_timeout=30)
     assert len(got) == 2
     assert got[0].message_id
+    assert sorted(m.body for m in got) in (["a", "b"], ["a", "c"], ["b", "c"])
+    assert "body" not in repr(got[0])  # bodies carry certificates: never in a log line
     assert "SentTimestamp" in got[0].attributes
     depth = sqs.queue_depth(queue)
     assert (depth.visible, depth.in_flight, depth.total) == (1, 2, 3)

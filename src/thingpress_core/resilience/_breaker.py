@@ -317,8 +317,8 @@ class CircuitBreaker:
     def _record(self, permit: int | None, outcome: int) -> None:
         events: list[CircuitEvent] = []
         with self._lock:
-            if permit == _BYPASS:
-                return
+            if permit == _BYPASS or (permit is None and (self._disabled or not self._settings.enabled)):
+                return  # a disabled breaker records nothing, with or without a permit
             self._calls += 1
             if outcome == _SUCCESS:
                 self._successes += 1

@@ -53,7 +53,8 @@ class RateLimiter:
 
     ``rates`` maps ``service.Operation`` to requests per second, or is a
     `ResilienceSettings` whose `~ResilienceSettings.effective_rate_limits` (rate × quota
-    share) and ``rate_*`` fields are used. Operations without a rate are not limited.
+    share) and ``rate_*`` fields are used (with a mapping, the ``rate_*`` defaults; the
+    environment is not read). Operations without a rate are not limited.
     ``clock`` and ``sleep`` are injectable so tests run on fake time. Keyword arguments given
     here win over the settings.
     """
@@ -70,8 +71,12 @@ class RateLimiter:
         floor: float | None = None,
         decrease_cooldown: float | None = None,
     ) -> None:
-        settings = rates if isinstance(rates, ResilienceSettings) else ResilienceSettings()
-        table = rates.effective_rate_limits() if isinstance(rates, ResilienceSettings) else dict(rates)
+        if isinstance(rates, ResilienceSettings):
+            settings, table = rates, rates.effective_rate_limits()
+        else:
+            # The documented field defaults, not the environment: a limiter built from a plain
+            # mapping behaves the same wherever it runs.
+            settings, table = ResilienceSettings.model_construct(), dict(rates)
         self._burst = _check("burst", settings.rate_burst if burst is None else burst, low=1.0)
         self._decrease = _check(
             "decrease_factor",

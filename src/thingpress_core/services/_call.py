@@ -18,6 +18,7 @@ its mapped class as ``expected`` (logged at DEBUG, not counted as a failure) and
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -29,22 +30,21 @@ from thingpress_core.services._models import CallStats
 
 if TYPE_CHECKING:
     from thingpress_core.clients import ClientFactory
-    from thingpress_core.resilience import CircuitBreakerRegistry, RateLimiter
+    from thingpress_core.resilience import CircuitBreaker, CircuitBreakerRegistry, CircuitPermit, RateLimiter
     from thingpress_core.settings import ThingpressSettings
 
 __all__ = ["CallCounter", "CallPath", "ServiceFacade"]
 
 R = TypeVar("R")
 
-_botocore_cache: list[tuple[type[BaseException], type[BaseException]]] = []
 
-
+@functools.cache
 def _botocore_errors() -> tuple[type[BaseException], type[BaseException]]:
-    if not _botocore_cache:
-        from botocore.exceptions import BotoCoreError, ClientError
+    """botocore's ``ClientError`` and ``BotoCoreError``, imported on the first call, not at
+    import time (``import thingpress_core`` stays free of botocore)."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
-        _botocore_cache.append((ClientError, BotoCoreError))
-    return _botocore_cache[0]
+    return ClientError, BotoCoreError
 
 
 class CallCounter:
@@ -187,8 +187,8 @@ class CallPath:
         self,
         name: str,
         mapped: AwsServiceError,
-        breaker: Any,
-        permit: Any,
+        breaker: CircuitBreaker,
+        permit: CircuitPermit,
         expected: tuple[type[AwsServiceError], ...],
         certificate_id: str | None,
         thing_name: str | None,

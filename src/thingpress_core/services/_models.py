@@ -90,7 +90,9 @@ class Thing(_Frozen):
 
     ``created`` is True when CreateThing accepted the request: AWS answers a repeat with the
     same configuration the same way, so it does not prove the thing is new. ``created`` False
-    with ``updated`` True means the thing existed with another configuration and was updated.
+    with ``updated`` True means the thing existed with another configuration and was updated;
+    with ``updated`` False, it existed with another configuration and the call asked for no
+    thing type or attributes, so nothing was changed.
     """
 
     name: str
@@ -175,7 +177,8 @@ class S3ObjectRef(_Frozen):
         """The objects an event announces as created, keys URL-decoded.
 
         Reads S3 event notifications (``Records[].s3``; also when each record arrived through
-        SQS as a JSON ``body``, or through SNS as a JSON ``Sns.Message``) and EventBridge
+        SQS as a JSON ``body``, through SNS as a JSON ``Sns.Message``, or through SNS then SQS
+        as an SNS envelope in the ``body``) and EventBridge
         ``Object Created`` events (``detail.bucket.name``, ``detail.object.key``). Records for
         other event types (removals, ``s3:TestEvent``) are skipped. A record without a bucket
         name or key raises `InvalidRequestError` naming the record.
@@ -205,7 +208,7 @@ class S3ObjectRef(_Frozen):
             name = str(record.get("eventName") or "")
             if name and not name.startswith("ObjectCreated:"):
                 return []
-            return [cls._from_s3(record["s3"], where)]
+            return [cls._ref(record["s3"], where, "s3", version_field="versionId", etag_field="eTag")]
         nested: object = None
         if "body" in record:  # an S3 notification delivered through SQS
             nested = record["body"]
@@ -216,46 +219,44 @@ class S3ObjectRef(_Frozen):
                 inner = json.loads(nested)
             except ValueError as exc:
                 raise _event_error(f"{where}: the message body is not JSON") from exc
+            # S3 -> SNS -> SQS without raw message delivery: the SQS body is the SNS envelope.
+            if isinstance(inner, Mapping) and inner.get("Type") == "Notification":
+                inner = inner.get("Message")
+                if isinstance(inner, str):
+                    try:
+                        inner = json.loads(inner)
+                    except ValueError as exc:
+                        raise _event_error(f"{where}: the SNS message is not JSON") from exc
             if isinstance(inner, Mapping):
                 return cls.from_event(inner)
         return []
 
     @classmethod
-    def _from_s3(cls, s3: object, where: str) -> S3ObjectRef:
-        if not isinstance(s3, Mapping):
-            raise _event_error(f"{where}: 's3' is not a JSON object")
-        bucket = s3.get("bucket") or {}
-        obj = s3.get("object") or {}
-        name = bucket.get("name") if isinstance(bucket, Mapping) else None
-        key = obj.get("key") if isinstance(obj, Mapping) else None
-        if not isinstance(name, str) or not isinstance(key, str) or not name or not key:
-            raise _event_error(f"{where}: missing s3.bucket.name or s3.object.key")
-        assert isinstance(obj, Mapping)
-        return cls(
-            bucket=name,
-            key=unquote_plus(key),
-            size=_opt_int(obj.get("size")),
-            version_id=_opt_str(obj.get("versionId")),
-            etag=_opt_str(obj.get("eTag")),
-        )
+    def _from_detail(cls, detail: object, where: str) -> S3ObjectRef:
+        return cls._ref(detail, where, "detail", version_field="version-id", etag_field="etag")
 
     @classmethod
-    def _from_detail(cls, detail: object, where: str) -> S3ObjectRef:
-        if not isinstance(detail, Mapping):
-            raise _event_error(f"{where}: 'detail' is not a JSON object")
-        bucket = detail.get("bucket") or {}
-        obj = detail.get("object") or {}
+    def _ref(
+        cls, container: object, where: str, path: str, *, version_field: str, etag_field: str
+    ) -> S3ObjectRef:
+        """The object in ``container`` (``s3`` of a notification, ``detail`` of EventBridge):
+        both hold ``bucket.name`` and ``object.key``; they differ in the other field names."""
+        if not isinstance(container, Mapping):
+            raise _event_error(f"{where}: {path!r} is not a JSON object")
+        bucket = container.get("bucket")
+        obj = container.get("object")
         name = bucket.get("name") if isinstance(bucket, Mapping) else None
-        key = obj.get("key") if isinstance(obj, Mapping) else None
+        if not isinstance(obj, Mapping):
+            obj = {}
+        key = obj.get("key")
         if not isinstance(name, str) or not isinstance(key, str) or not name or not key:
-            raise _event_error(f"{where}: missing detail.bucket.name or detail.object.key")
-        assert isinstance(obj, Mapping)
+            raise _event_error(f"{where}: missing {path}.bucket.name or {path}.object.key")
         return cls(
             bucket=name,
             key=unquote_plus(key),
             size=_opt_int(obj.get("size")),
-            version_id=_opt_str(obj.get("version-id")),
-            etag=_opt_str(obj.get("etag")),
+            version_id=_opt_str(obj.get(version_field)),
+            etag=_opt_str(obj.get(etag_field)),
         )
 
 
@@ -364,6 +365,6 @@ class ReceivedMessage(_Frozen):
 
     message_id: str
     receipt_handle: str = Field(repr=False)
-    body: str
+    body: str = Field(repr=False)  # import requests carry certificates: keep them out of logs
     attributes: dict[str, str] = Field(default_factory=dict)
     message_attributes: dict[str, Any] = Field(default_factory=dict)

@@ -92,14 +92,8 @@ class IoTService(ServiceFacade):
         A certificate that is registered already (HTTP 409) is not an error: the result has
         ``created=False`` and the id and ARN from the error (or computed from the DER).
         """
-        if status not in _STATUSES:
-            raise InvalidRequestError(
-                f"certificate status {status!r} is not one of {sorted(_STATUSES)}",
-                service="iot",
-                operation="RegisterCertificateWithoutCA",
-                certificate_id=cert.certificate_id,
-            )
         cert_id = cert.certificate_id
+        _check_status(status, "RegisterCertificateWithoutCA", cert_id)
         try:
             response = self._call_path().call(
                 "RegisterCertificateWithoutCA",
@@ -139,13 +133,7 @@ class IoTService(ServiceFacade):
     def update_certificate_status(self, certificate_id: str, status: CertificateStatus) -> None:
         """Set a certificate's status (``UpdateCertificate``)."""
         _check_certificate_id(certificate_id, "UpdateCertificate")
-        if status not in _STATUSES:
-            raise InvalidRequestError(
-                f"certificate status {status!r} is not one of {sorted(_STATUSES)}",
-                service="iot",
-                operation="UpdateCertificate",
-                certificate_id=certificate_id,
-            )
+        _check_status(status, "UpdateCertificate", certificate_id)
         self._call_path().call(
             "UpdateCertificate",
             self._iot().update_certificate,
@@ -193,7 +181,9 @@ class IoTService(ServiceFacade):
 
         One ``CreateThing`` call when the thing is new or already has this configuration.
         When it exists with another one (HTTP 409), one ``UpdateThing`` call brings it in line
-        (attributes are merged) and the result says ``created=False, updated=True``.
+        (attributes are merged) and the result says ``created=False, updated=True``. With
+        neither ``thing_type`` nor ``attributes`` there is nothing to bring in line: a 409
+        then gives ``created=False, updated=False`` and no UpdateThing call.
         """
         _check_thing_name(name, "CreateThing")
         params: dict[str, Any] = {"thingName": name}
@@ -211,6 +201,8 @@ class IoTService(ServiceFacade):
                 expected=(ResourceConflictError,),
             )
         except ResourceConflictError:
+            if thing_type is None and not attributes:
+                return Thing(name=name, arn=self.thing_arn(name), thing_type=None, created=False)
             update: dict[str, Any] = {"thingName": name}
             if thing_type is not None:
                 update["thingTypeName"] = thing_type
@@ -331,6 +323,16 @@ def _check_certificate_id(certificate_id: object, operation: str) -> None:
             service="iot",
             operation=operation,
             code="InvalidCertificateId",
+        )
+
+
+def _check_status(status: object, operation: str, certificate_id: str) -> None:
+    if status not in _STATUSES:
+        raise InvalidRequestError(
+            f"certificate status {status!r} is not one of {sorted(_STATUSES)}",
+            service="iot",
+            operation=operation,
+            certificate_id=certificate_id,
         )
 
 

@@ -18,6 +18,8 @@ __all__ = ["DEFAULT_MAX_OBJECT_BYTES", "S3ObjectStream", "S3Service"]
 DEFAULT_MAX_OBJECT_BYTES = 64 * 1024 * 1024
 """The default ceiling of `S3Service.get_object` and `S3Service.open_object`: 64 MiB."""
 
+_READ_CHUNK = 1024 * 1024
+
 
 class S3ObjectStream(io.RawIOBase):
     """A read-only, bounded stream of one S3 object's body (from `S3Service.open_object`).
@@ -44,22 +46,30 @@ class S3ObjectStream(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        want = len(view)
-        if want == 0:
-            return 0
+        chunk = self._take(len(view))
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def readall(self) -> bytes:
+        # io.RawIOBase.readall reads 8 KiB at a time; a bounded object can go in large chunks.
+        chunks: list[bytes] = []
+        while chunk := self._take(_READ_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _take(self, want: int) -> bytes:
+        """Up to ``want`` bytes of the body; raises once more than ``max_bytes`` were read."""
+        if want <= 0:
+            return b""
         # Ask one byte past the limit so an over-long body is noticed, not silently cut.
         allowed = self._max_bytes + 1 - self._read_so_far
-        chunk = self._read_body(min(want, max(allowed, 0)))
-        got = len(chunk)
-        self._read_so_far += got
+        chunk = self._read_body(min(want, allowed)) if allowed > 0 else b""
+        self._read_so_far += len(chunk)
         if self._read_so_far > self._max_bytes:
             raise _too_large(self.bucket, self.key, None, self._max_bytes, "GetObject")
-        view[:got] = chunk
-        return got
+        return chunk
 
     def _read_body(self, amount: int) -> bytes:
-        if amount <= 0:
-            return b""
         try:
             data = self._body.read(amount)
         except Exception as exc:
@@ -106,8 +116,7 @@ class S3Service(ServiceFacade):
         `ResourceNotFoundError` for a missing bucket or key.
         """
         with self.open_object(bucket, key, max_bytes=max_bytes) as stream:
-            body = stream.read()
-        assert isinstance(body, bytes)
+            body = stream.readall()
         return S3Object(bucket=bucket, key=key, size=len(body), etag=stream.etag, body=body)
 
     def open_object(
@@ -157,7 +166,8 @@ class S3Service(ServiceFacade):
     def list_objects(self, bucket: str, prefix: str = "", *, page_size: int = 1000) -> Iterator[S3ObjectRef]:
         """Every object under ``prefix``, page by page (one ``ListObjectsV2`` call per page).
 
-        Lazy: a page is fetched when the previous one is used up.
+        Lazy: a page is fetched when the previous one is used up. A bad ``page_size`` raises
+        `InvalidRequestError` here, not at the first ``next()``.
         """
         if not 1 <= page_size <= 1000:
             raise InvalidRequestError(
@@ -165,6 +175,9 @@ class S3Service(ServiceFacade):
                 service="s3",
                 operation="ListObjectsV2",
             )
+        return self._pages(bucket, prefix, page_size)
+
+    def _pages(self, bucket: str, prefix: str, page_size: int) -> Iterator[S3ObjectRef]:
         params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_size}
         path = self._call_path()
         while True:

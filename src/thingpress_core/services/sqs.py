@@ -186,7 +186,7 @@ class SQSService(ServiceFacade):
                     raise
                 code = exc.code if isinstance(exc, AwsServiceError) and exc.code else type(exc).__name__
                 for index, _, _ in pending:
-                    last[index] = (code or "Error", str(exc))
+                    last[index] = (code, str(exc))
                 continue
             by_id = {str(entry[0]): entry for entry in pending}
             retry: list[_Entry] = []
