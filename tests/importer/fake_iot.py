@@ -166,6 +166,8 @@ class FakeIoT:
                 self.created_things += 1
                 return ThingAnswer(name, f"arn:thing/{name}", thing_type, created=True)
             if thing.thing_type != thing_type:
+                # Like IoTService: CreateThing's conflict is followed by one UpdateThing.
+                self._calls["iot.UpdateThing"] += 1
                 thing.thing_type = thing_type
                 return ThingAnswer(name, f"arn:thing/{name}", thing_type, created=False, updated=True)
         # Like IoTService against AWS: an identical CreateThing answers exactly like a new one.

@@ -124,12 +124,15 @@ def test_transient_failures_go_round_again_after_the_others_and_resume_at_their_
     assert report.calls["iot.CreateThing"] == 40
     assert report.calls["iot.AttachPolicy"] == 40 + 20
     assert report.call_failures == {"iot.AttachPolicy": 20}
-    # The retries came after every other certificate had been sent.
-    last_first_pass = max(
-        i for i, s in enumerate(order) if s.startswith("device-0000") and s >= "device-000039"
-    )
-    first_retry = [i for i, s in enumerate(order) if s in victims]
-    assert sorted(first_retry)[10] > last_first_pass
+    # The retries came after every other certificate was done: no call for any of the 30
+    # certificates that never failed comes after the first call of the first retry round.
+    others = {c.certificate_id for c in pool[10:40]}
+    others |= {f"arn:aws:iot:us-east-1:123456789012:cert/{c}" for c in set(others)}
+    others |= {f"device-{i:06d}" for i in range(10, 40)}
+    last_other = max(i for i, subject in enumerate(order) if subject in others)
+    victim_calls = [i for i, subject in enumerate(order) if subject in victims]
+    first_retry = victim_calls[10]  # the first ten are the victims' first AttachPolicy
+    assert last_other < first_retry
 
 
 def test_a_retried_certificate_keeps_its_imported_status(pool: tuple[DeviceCertificate, ...]) -> None:
@@ -283,8 +286,25 @@ def test_duplicates_are_imported_once_then_reported_already_present(
 def test_a_stream_of_one_certificate_repeated_does_not_grow_without_bound(
     fake: FakeIoT, pool: tuple[DeviceCertificate, ...]
 ) -> None:
-    report = importer_for(fake, ImportOptions(concurrency=2)).import_all(itertools.repeat(pool[0], 200))
+    # Every repeat waits for the one before it; the waiting ones must count against the
+    # window, or the reader would pull the whole stream in while the first is in flight.
+    read = finished = max_ahead = 0
+
+    def source() -> Iterator[DeviceCertificate]:
+        nonlocal read, max_ahead
+        for cert in itertools.repeat(pool[0], 200):
+            read += 1
+            max_ahead = max(max_ahead, read - finished)
+            yield cert
+
+    def progress(outcome: ImportOutcome) -> None:
+        nonlocal finished
+        finished += 1
+
+    importer = importer_for(fake, ImportOptions(concurrency=2))
+    report = importer.import_all(source(), progress=progress)
     assert (report.imported, report.already_present) == (1, 199)
+    assert max_ahead <= 2 * 2 + 1
 
 
 # -- preflight ---------------------------------------------------------------------------------
@@ -392,8 +412,11 @@ def test_an_exception_in_the_progress_callback_stops_the_run_and_propagates(
 
 def test_an_empty_input_gives_an_empty_report(fake: FakeIoT) -> None:
     report = importer_for(fake).import_all([])
-    assert (report.total, report.failed, report.rate_per_second) == (0, 0, report.rate_per_second)
+    assert (report.total, report.imported, report.failed, report.rate_per_second) == (0, 0, 0, 0.0)
     assert report.failures == []
+    assert (report.rounds, report.retried) == (0, 0)
+    # only the preflight reads were made
+    assert report.calls == {"iot.GetPolicy": 1, "iot.DescribeThingGroup": 1, "iot.DescribeThingType": 1}
 
 
 def test_a_manifest_read_lazily_is_imported_with_its_entry_indexes(

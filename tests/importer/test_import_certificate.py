@@ -91,9 +91,13 @@ def test_a_thing_with_another_type_is_updated_and_counts_as_imported(
     fake: FakeIoT, pool: tuple[DeviceCertificate, ...]
 ) -> None:
     CertificateImporter(fake, options=ImportOptions()).import_certificate(pool[5])
+    before = fake.stats().calls
     outcome = CertificateImporter(fake, options=FULL).import_certificate(pool[5])
     assert outcome.status is OutcomeStatus.IMPORTED
     assert fake.things["device-000005"].thing_type == TYPE
+    # the floor's 5 plus the UpdateThing that followed CreateThing's conflict
+    assert fake.stats().calls["iot.UpdateThing"] - before.get("iot.UpdateThing", 0) == 1
+    assert outcome.calls == 6
 
 
 def test_per_call_options_override_the_importer_options(
@@ -235,6 +239,7 @@ def test_a_dry_run_without_preflight_needs_no_iot_service(pool: tuple[DeviceCert
     report = importer.import_all(pool[:3])
     assert report.skipped == 3
     assert report.calls == {}
+    assert importer._iot is None  # no IoTService (and so no boto3 client) was ever made
 
 
 # -- input that is not a certificate ----------------------------------------------------------
@@ -343,3 +348,38 @@ def test_failures_are_logged_with_ids_and_never_with_the_pem(
     assert record.operation == "iot.CreateThing"  # type: ignore[attr-defined]
     body = pool[22].pem.splitlines()[1]
     assert all(body not in r.getMessage() for r in caplog.records)
+
+
+def test_no_log_line_of_a_whole_run_carries_a_certificate_body(
+    ca: GeneratedCA, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every kind of log line: successes (DEBUG), a retry (INFO), failures at several steps
+    # (WARNING), the summary (INFO); the message and every extra field are searched.
+    certs = list(generate_device_certificates(6, ca=ca, cn_prefix="logged-"))
+    throttled_once: set[str] = set()
+
+    def faults(op: str, subject: str) -> BaseException | None:
+        if op == "iot.CreateThing" and subject == "logged-000001" and subject not in throttled_once:
+            throttled_once.add(subject)
+            return throttled(op)
+        if op == "iot.AttachThingPrincipal" and subject == "logged-000002":
+            return generic_error(op)
+        return None
+
+    items: list[object] = [
+        *certs[:3],
+        ManifestEntry(thing_name="bad name", certificate=certs[3], index=3),
+        certs[4].pem.encode(),  # not a certificate object: its bytes must not be echoed
+        certs[5],
+    ]
+    fake = FakeIoT(faults=faults)
+    importer = CertificateImporter(fake, options=ImportOptions(retry_pause=0.0), sleep=lambda _: None)
+    with caplog.at_level(logging.DEBUG, logger="thingpress_core"):
+        report = importer.import_all(items)  # type: ignore[arg-type]
+    assert (report.imported, report.failed, report.retried) == (3, 3, 1)
+    levels = {r.levelno for r in caplog.records}
+    assert {logging.DEBUG, logging.INFO, logging.WARNING} <= levels
+    secrets = [line for c in certs for line in c.pem.splitlines()[1:-1]]
+    for record in caplog.records:
+        texts = [record.getMessage(), *(str(v) for v in vars(record).values())]
+        assert not any(secret in text for secret in secrets for text in texts), record.getMessage()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from thingpress_core.errors import ConfigurationError
 from thingpress_core.importer import ImportOptions, OutcomeStatus
@@ -33,7 +34,7 @@ def test_explicit_init_defaults_match_the_fields() -> None:
 def test_lists_become_tuples_and_the_model_is_frozen() -> None:
     options = ImportOptions(policies=["A", "B"], thing_groups=["G"])
     assert options.policies == ("A", "B")
-    with pytest.raises(Exception):  # pydantic's frozen-instance error
+    with pytest.raises(ValidationError, match="frozen"):
         options.concurrency = 3  # type: ignore[misc]
 
 

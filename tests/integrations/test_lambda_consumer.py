@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import logging
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +22,7 @@ from thingpress_core.errors import (
     ServiceUnavailableError,
 )
 from thingpress_core.importer import CertificateImporter, ImportOptions
-from thingpress_core.integrations import aws_lambda
+from thingpress_core.integrations import _consumer as consumer_module
 from thingpress_core.integrations.aws_lambda import ImportBatch, ImportRequest, SQSConsumer, handle_sqs_event
 
 
@@ -275,15 +277,84 @@ def test_consumer_settings_are_checked(fakes: SimpleNamespace) -> None:
         SQSConsumer(importer_over(fakes.FakeIoT()), give_up_after=0)
 
 
-def test_handle_sqs_event_reuses_one_consumer_per_importer(fakes: SimpleNamespace) -> None:
-    importer = importer_over(fakes.FakeIoT())
-    assert aws_lambda._consumer_for(importer) is aws_lambda._consumer_for(importer)
+def test_handle_sqs_event_remembers_preflight_per_importer_without_keeping_it_alive(
+    fakes: SimpleNamespace, certs: list[DeviceCertificate]
+) -> None:
+    iot = fakes.FakeIoT()
+    iot.existing.add("policy:P")
+    importer = importer_over(iot)
+    event = fakes.sqs_event([body_for(certs[9], policies=("P",))])
+    assert handle_sqs_event(event, importer=importer) == {"batchItemFailures": []}
+    assert handle_sqs_event(event, importer=importer) == {"batchItemFailures": []}
+    assert iot.calls["describe.policy"] == 1  # the second event reused the first's preflight
+    # The remembered state must not keep the importer alive (a per-invocation importer would
+    # otherwise leak one importer and consumer per event).
+    ref = weakref.ref(importer)
+    del importer
+    gc.collect()
+    assert ref() is None
 
 
 def test_default_consumer_failure_returns_every_record(
     fakes: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(aws_lambda, "_default_consumer", None)
+    monkeypatch.setattr(consumer_module, "_default_consumer", None)
     monkeypatch.setenv("THINGPRESS_LAMBDA_SAFETY_MARGIN", "-5")
     response = handle_sqs_event(fakes.sqs_event(["{}", "{}"]))
     assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
+
+
+def test_no_log_line_carries_a_certificate_body(
+    fakes: SimpleNamespace, certs: list[DeviceCertificate], caplog: pytest.LogCaptureFixture
+) -> None:
+    iot = fakes.FakeIoT()
+    iot.failures[certs[1].certificate_id] = [fakes.throttled()]
+    iot.failures[certs[2].certificate_id] = [
+        InvalidRequestError("rejected", service="iot", operation="RegisterCertificateWithoutCA")
+    ]
+    bad_name = ImportRequest(certificate=encode_for_transport(certs[3]), thing_name="not valid!")
+    legacy = {"certificate": str(base64.b64encode(certs[4].pem.encode())), "cert_format": "DER"}
+    bodies = [
+        body_for(certs[0]),
+        body_for(certs[1]),
+        body_for(certs[2]),
+        bad_name.to_body(),
+        json.dumps(legacy),
+        "{" + encode_for_transport(certs[5]),  # not JSON
+        json.dumps({"schema_version": 1, "certificate": encode_for_transport(certs[6]), "x": 1}),
+    ]
+    consumer = SQSConsumer(importer_over(iot), give_up_after=None)
+    with caplog.at_level(logging.DEBUG, logger="thingpress_core"):
+        result = consumer.process(fakes.sqs_event(bodies))
+    assert [r.disposition for r in result.records] == [
+        "succeeded",
+        "retry",
+        "failed",
+        "failed",
+        "malformed",
+        "malformed",
+        "malformed",
+    ]
+    secrets: list[str] = []
+    for cert in certs[:7]:
+        secrets += cert.pem.splitlines()[1:-1]
+        text = encode_for_transport(cert)
+        secrets += [text[i : i + 40] for i in range(0, len(text) - 40, 40)]
+    assert caplog.records
+    for record in caplog.records:
+        texts = [record.getMessage(), *(str(v) for v in vars(record).values())]
+        assert not any(secret in text for secret in secrets for text in texts), record.getMessage()
+
+
+def test_a_batch_message_stopped_by_preflight_keeps_the_counts_of_what_it_did(
+    fakes: SimpleNamespace, certs: list[DeviceCertificate]
+) -> None:
+    iot = fakes.FakeIoT()
+    first = ImportRequest.parse(body_for(certs[10]))
+    second = ImportRequest.parse(body_for(certs[11], policies=("NotYet",)))
+    body = ImportBatch(requests=(first, second)).to_body()
+    (record,) = SQSConsumer(importer_over(iot)).process(fakes.sqs_event([body])).records
+    assert record.disposition == "retry"
+    assert (record.imported, record.already_present, record.failed) == (1, 0, 0)
+    assert record.certificate_ids == (certs[10].certificate_id,)
+    assert "NotYet" in (record.reason or "")

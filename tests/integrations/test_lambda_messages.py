@@ -193,11 +193,16 @@ def test_body_size_is_bounded_before_decoding() -> None:
 
 
 def test_validation_errors_do_not_echo_the_certificate(cert: DeviceCertificate) -> None:
+    # The failing fields hold the certificate text itself, so an error that quoted its input
+    # would carry it.
     text = encode_for_transport(cert)
-    body = json.dumps({"schema_version": 1, "certificate": text, "policies": "not-a-list-but-long" * 3})
+    body = json.dumps({"schema_version": 1, "certificate": text, "chain": [text], "thing_name": text})
     with pytest.raises(MessageParseError) as info:
         parse_message(body)
+    assert "chain" in str(info.value)
+    assert "thing_name" in str(info.value)
     assert text[:40] not in str(info.value)
+    assert text[-40:] not in str(info.value)
 
 
 def test_batch_messages(cert: DeviceCertificate) -> None:
@@ -290,3 +295,31 @@ def test_requests_round_trip_through_a_body(
         source=ImportSource(bucket="b", key=key, index=index),
     )
     assert parse_message(request.to_body()) == (request,)
+
+
+def test_a_current_form_body_without_schema_version_keeps_its_fields(cert: DeviceCertificate) -> None:
+    # Read as a legacy message it would silently lose thing_name and chain.
+    ca = generate_ca()
+    body = json.dumps(
+        {
+            "certificate": encode_for_transport(cert),
+            "thing_name": "named-by-producer",
+            "chain": encode_for_transport(ca.cert),
+        }
+    )
+    (request,) = parse_message(body)
+    assert request.thing_name == "named-by-producer"
+    assert request.to_entry().chain == (ca.cert,)
+    # mixing the two forms is refused, not half read
+    mixed = json.dumps({"certificate": encode_for_transport(cert), "thing": "t", "thing_name": "x"})
+    with pytest.raises(MessageParseError) as info:
+        parse_message(mixed)
+    assert info.value.reason == "invalid"
+
+
+def test_a_corrupt_certificate_error_names_the_source_of_the_request() -> None:
+    request = ImportRequest(
+        certificate="bm90IGEgY2VydGlmaWNhdGU=", source=ImportSource(bucket="b", key="lot.csv", index=2)
+    )
+    with pytest.raises(CertificateError, match=r"s3://b/lot\.csv entry 3"):
+        request.to_entry()

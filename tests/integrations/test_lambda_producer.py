@@ -10,7 +10,7 @@ import pytest
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.certificates.generate import generate_device_certificates
 from thingpress_core.clients import ClientFactory
-from thingpress_core.errors import ConfigurationError, ResourceNotFoundError
+from thingpress_core.errors import ConfigurationError, ResourceNotFoundError, ServiceUnavailableError
 from thingpress_core.importer import ImportOptions
 from thingpress_core.integrations.aws_lambda import (
     EnqueueError,
@@ -196,3 +196,17 @@ def test_empty_input_sends_nothing(certs: list[DeviceCertificate]) -> None:
     report = enqueue_manifest([], "q", options=OPTIONS, sqs=sqs, progress=calls.append)  # type: ignore[arg-type]
     assert (report.total, report.sent, sqs.calls) == (0, 0, [])
     assert calls == [EnqueueProgress(total=0, sent=0, failed=0, messages=0)]
+
+
+def test_a_send_failure_while_packing_accounts_for_every_certificate_read(
+    certs: list[DeviceCertificate],
+) -> None:
+    # 201 certificates two per message: the 101st message closes while the 201st certificate
+    # is in hand, and that flush is the one that fails. The report must still add up.
+    unwell = ServiceUnavailableError("down", service="sqs", operation="SendMessageBatch")
+    items = [certs[i % len(certs)] for i in range(201)]
+    with pytest.raises(EnqueueError) as info:
+        enqueue_manifest(items, "q", options=OPTIONS, sqs=RecordingSQS(error=unwell), per_message=2)  # type: ignore[arg-type]
+    report = info.value.report
+    assert (report.total, report.sent, len(report.failed)) == (201, 0, 201)
+    assert sorted(f.index for f in report.failed) == list(range(201))

@@ -10,7 +10,7 @@ from thingpress_core.certificates.generate import generate_device_certificates, 
 from thingpress_core.clients import ClientFactory
 from thingpress_core.errors import ConfigurationError, ThrottledError
 from thingpress_core.importer import ImportOptions
-from thingpress_core.integrations import aws_lambda
+from thingpress_core.integrations import _settings
 from thingpress_core.integrations.aws_lambda import (
     EnqueueError,
     ImportRequest,
@@ -136,7 +136,9 @@ def test_an_unreadable_manifest_is_reported(setup: dict[str, Any]) -> None:
     )
     (obj,) = report.objects
     assert not obj.ok
-    assert obj.error is not None or obj.skipped > 0
+    assert (obj.error_type, obj.transient, obj.enqueue) == ("ManifestError", False, None)
+    assert "cannot tell the manifest format" in (obj.error or "")
+    assert obj.size == 1024
 
 
 def test_s3_handler_reads_its_settings_from_the_environment(
@@ -151,7 +153,8 @@ def test_s3_handler_reads_its_settings_from_the_environment(
     monkeypatch.setenv("THINGPRESS_LAMBDA_THING_GROUPS", "G1,G2")
     monkeypatch.setenv("THINGPRESS_LAMBDA_THING_TYPE", "Sensor")
     monkeypatch.setenv("THINGPRESS_LAMBDA_PER_MESSAGE", "2")
-    monkeypatch.setattr(aws_lambda, "_default_clients", {"s3": setup["s3"], "sqs": setup["sqs"]})
+    monkeypatch.setattr(_settings._defaults, "s3", setup["s3"])
+    monkeypatch.setattr(_settings._defaults, "sqs", setup["sqs"])
     result = s3_handler(s3_event("manifests", "m.pem"))
     assert result["objects"][0]["enqueue"]["sent"] == 4
     assert result["objects"][0]["enqueue"]["messages"] == 2
@@ -169,7 +172,8 @@ def test_s3_handler_raises_on_a_transient_failure(
             raise ThrottledError("slow down", service="s3", operation="GetObject", code="SlowDown")
 
     monkeypatch.setenv("THINGPRESS_LAMBDA_QUEUE_URL", setup["url"])
-    monkeypatch.setattr(aws_lambda, "_default_clients", {"s3": Throttled(), "sqs": setup["sqs"]})
+    monkeypatch.setattr(_settings._defaults, "s3", Throttled())
+    monkeypatch.setattr(_settings._defaults, "sqs", setup["sqs"])
     with pytest.raises(EnqueueError, match=r"s3://manifests/m\.pem"):
         s3_handler(s3_event("manifests", "m.pem"))
 
@@ -196,3 +200,28 @@ def test_lambda_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = LambdaSettings(policies=("A",), thing_name="certificate_id", status="INACTIVE")
     options = settings.import_options()
     assert (options.policies, options.thing_name, options.status) == (("A",), "certificate_id", "INACTIVE")
+
+
+def test_the_manifest_format_setting_applies_when_only_it_is_left_out(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Content that detection would call PEM, forced to "generated" by the environment: every
+    # line then fails as a generated entry. Before, passing the other four arguments made the
+    # handler skip THINGPRESS_LAMBDA_* altogether and detect the format instead.
+    certs = list(generate_device_certificates(2, cn_prefix="fmt-"))
+    setup["factory"].s3().put_object(
+        Bucket="manifests", Key="m.pem", Body="".join(c.pem for c in certs).encode()
+    )
+    monkeypatch.setenv("THINGPRESS_LAMBDA_MANIFEST_FORMAT", "generated")
+    report = handle_s3_event(
+        s3_event("manifests", "m.pem"),
+        queue_url=setup["url"],
+        options=OPTIONS,
+        s3=setup["s3"],
+        sqs=setup["sqs"],
+        max_bytes=1_000_000,
+        per_message=1,
+    )
+    (obj,) = report.objects
+    assert obj.format == "generated"
+    assert report.sent == 0

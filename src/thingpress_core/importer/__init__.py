@@ -20,7 +20,17 @@ from thingpress_core.importer._models import (
 )
 from thingpress_core.importer._protocol import CallCounts, IoTOperations, RegistrationResult
 
-for _public in (CertificateImporter, IoTOperations, CallCounts, RegistrationResult):
+# Tracebacks, reprs and the API docs name the package, so the private modules can move.
+for _public in (
+    CallCounts,
+    CertificateImporter,
+    ImportOptions,
+    ImportOutcome,
+    ImportReport,
+    IoTOperations,
+    OutcomeStatus,
+    RegistrationResult,
+):
     _public.__module__ = __name__
 del _public
 

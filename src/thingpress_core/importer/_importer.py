@@ -348,8 +348,11 @@ class CertificateImporter:
             if not work.thing_done:
                 thing = _counted(work, iot.ensure_thing, name, thing_type=options.thing_type)
                 # AWS answers a repeated CreateThing exactly like a new one, so only the
-                # registration says whether this device is new; an updated thing type is news.
-                work.created = work.created or getattr(thing, "updated", False) is True
+                # registration says whether this device is new; an updated thing type is news
+                # (and cost a second call, UpdateThing, after CreateThing's conflict).
+                if getattr(thing, "updated", False) is True:
+                    work.calls += 1
+                    work.created = True
                 work.thing_done = True
             step = "attach_principal"
             if not work.principal_done:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -240,11 +240,3 @@ class ImportReport(BaseModel):
             f"({self.rate_per_second:.1f}/s): {self.imported} imported, {self.already_present} "
             f"already present, {self.failed} failed, {self.skipped} skipped; {self.total_calls} calls"
         )
-
-
-def _public(*classes: Any) -> None:
-    for cls in classes:
-        cls.__module__ = "thingpress_core.importer"
-
-
-_public(OutcomeStatus, ImportOptions, ImportOutcome, ImportReport)

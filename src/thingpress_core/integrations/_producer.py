@@ -1,0 +1,300 @@
+"""The producer: `enqueue_manifest` turns manifest entries into SQS messages, in chunks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from thingpress_core.errors import ConfigurationError, ThingpressError
+from thingpress_core.integrations._messages import MAX_MESSAGE_BYTES, ImportRequest, ImportSource, batch_body
+from thingpress_core.integrations._settings import default_sqs
+
+if TYPE_CHECKING:
+    from thingpress_core.certificates import DeviceCertificate
+    from thingpress_core.importer import ImportOptions
+    from thingpress_core.manifests import ManifestEntry
+    from thingpress_core.services import SQSService
+
+logger = logging.getLogger("thingpress_core.integrations.aws_lambda")
+
+_SEND_CHUNK = 100  # messages handed to SQSService.send_messages at a time (10 batch calls)
+
+
+class EnqueueError(ThingpressError):
+    """Sending to SQS failed as a whole (queue missing, access denied, SQS unwell).
+
+    ``report`` says what was sent before the failure; the SQS error is ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, report: EnqueueReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class EnqueueFailure(BaseModel):
+    """One certificate that was not enqueued, and why.
+
+    ``index`` is a manifest entry's own index, or the 0-based position of a certificate in
+    the input.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int = Field(ge=0)
+    certificate_id: str | None = None
+    thing_name: str | None = None
+    reason: str
+    code: str | None = None
+
+
+class EnqueueProgress(BaseModel):
+    """Running totals `enqueue_manifest` hands its ``progress`` callback after each chunk."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    total: int = Field(ge=0, description="certificates read so far")
+    sent: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    messages: int = Field(ge=0, description="SQS messages accepted so far")
+
+
+class EnqueueReport(BaseModel):
+    """What `enqueue_manifest` did. ``total == sent + len(failed)`` always holds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    queue_url: str
+    total: int = Field(ge=0)
+    sent: int = Field(ge=0)
+    messages: int = Field(ge=0)
+    failed: tuple[EnqueueFailure, ...] = ()
+    duration_seconds: float = Field(default=0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _check_total(self) -> EnqueueReport:
+        if self.total != self.sent + len(self.failed):
+            raise ValueError(f"total {self.total} != sent {self.sent} + failed {len(self.failed)}")
+        return self
+
+    @property
+    def ok(self) -> bool:
+        """True when every certificate was enqueued."""
+        return not self.failed
+
+    def summary(self) -> str:
+        """One English line for a log or the end of a CLI run."""
+        return (
+            f"{self.total} certificates read, {self.sent} enqueued in {self.messages} messages, "
+            f"{len(self.failed)} failed ({self.duration_seconds:.1f} s)"
+        )
+
+
+class _Pending:
+    """Messages built but not yet sent, and which input positions each one carries."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+        self.members: list[list[tuple[int, str, str | None]]] = []  # (index, cert id, thing)
+
+
+class _Producer:
+    def __init__(
+        self,
+        queue_url: str,
+        sqs: SQSService,
+        *,
+        per_message: int,
+        max_message_bytes: int,
+        chunk_messages: int,
+        progress: Callable[[EnqueueProgress], None] | None,
+    ) -> None:
+        self.queue_url = queue_url
+        self.sqs = sqs
+        self.per_message = per_message
+        self.max_message_bytes = max_message_bytes
+        self.chunk_messages = chunk_messages
+        self.progress = progress
+        self.total = 0
+        self.sent = 0
+        self.messages = 0
+        self.failed: list[EnqueueFailure] = []
+        self.pending = _Pending()
+        # requests waiting to be packed into one message (per_message > 1)
+        self.group: list[tuple[str, tuple[int, str, str | None]]] = []
+        self.group_bytes = 0
+        self.started = time.monotonic()
+
+    def report(self) -> EnqueueReport:
+        return EnqueueReport(
+            queue_url=self.queue_url,
+            total=self.total,
+            sent=self.sent,
+            messages=self.messages,
+            failed=tuple(sorted(self.failed, key=lambda f: f.index)),
+            duration_seconds=max(0.0, time.monotonic() - self.started),
+        )
+
+    def fail(
+        self, index: int, reason: str, *, cert_id: str | None, thing: str | None, code: str | None
+    ) -> None:
+        self.failed.append(
+            EnqueueFailure(index=index, certificate_id=cert_id, thing_name=thing, reason=reason, code=code)
+        )
+
+    def add(self, body: str, member: tuple[int, str, str | None]) -> None:
+        size = len(body.encode("utf-8"))
+        if size > self.max_message_bytes:
+            self.fail(
+                member[0],
+                f"the request is {size} bytes, over the {self.max_message_bytes}-byte SQS message limit",
+                cert_id=member[1],
+                thing=member[2],
+                code="MessageTooLarge",
+            )
+            return
+        if self.per_message == 1:
+            self._queue(body, [member])
+        else:
+            overhead = len(batch_body([])) + len(self.group)  # commas between requests
+            if self.group and (
+                len(self.group) >= self.per_message
+                or self.group_bytes + size + overhead + 1 > self.max_message_bytes
+            ):
+                self._close_group()
+            self.group.append((body, member))
+            self.group_bytes += size
+        # Only now, with this request placed, may a failed send raise: the report it carries
+        # must account for every certificate read so far.
+        if len(self.pending.bodies) >= self.chunk_messages:
+            self.flush()
+
+    def _close_group(self) -> None:
+        if not self.group:
+            return
+        bodies = [b for b, _ in self.group]
+        members = [m for _, m in self.group]
+        self.group, self.group_bytes = [], 0
+        self._queue(batch_body(bodies) if len(bodies) > 1 else bodies[0], members)
+
+    def _queue(self, body: str, members: list[tuple[int, str, str | None]]) -> None:
+        self.pending.bodies.append(body)
+        self.pending.members.append(members)
+
+    def flush(self, *, final: bool = False) -> None:
+        if final:
+            self._close_group()
+        pending, self.pending = self.pending, _Pending()
+        if pending.bodies:
+            try:
+                result = self.sqs.send_messages(self.queue_url, pending.bodies)
+            except ThingpressError as exc:
+                unsent = [*pending.members, [m for _, m in self.group]]
+                self.group, self.group_bytes = [], 0
+                for members in unsent:
+                    for index, cert_id, thing in members:
+                        self.fail(
+                            index, f"not sent: {exc}", cert_id=cert_id, thing=thing, code=type(exc).__name__
+                        )
+                report = self.report()
+                raise EnqueueError(
+                    f"sending to {self.queue_url} failed after {report.sent} of {report.total} "
+                    f"certificates: {exc}",
+                    report=report,
+                ) from exc
+            failed_positions = set()
+            for failure in result.failed:
+                failed_positions.add(failure.index)
+                for index, cert_id, thing in pending.members[failure.index]:
+                    self.fail(
+                        index,
+                        f"SQS refused the message: {failure.message}",
+                        cert_id=cert_id,
+                        thing=thing,
+                        code=failure.code,
+                    )
+            for position, members in enumerate(pending.members):
+                if position not in failed_positions:
+                    self.sent += len(members)
+                    self.messages += 1
+        if self.progress is not None:
+            self.progress(
+                EnqueueProgress(
+                    total=self.total, sent=self.sent, failed=len(self.failed), messages=self.messages
+                )
+            )
+
+
+def enqueue_manifest(
+    entries: Iterable[ManifestEntry | DeviceCertificate],
+    queue_url: str,
+    *,
+    options: ImportOptions,
+    sqs: SQSService | None = None,
+    per_message: int = 1,
+    source: ImportSource | None = None,
+    progress: Callable[[EnqueueProgress], None] | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+) -> EnqueueReport:
+    """Send one `ImportRequest` per certificate to ``queue_url`` and report what was sent.
+
+    ``entries`` is read lazily and sent in chunks of 100 messages, so a manifest of any size
+    streams through in constant memory. ``options`` supplies the policies, groups, thing
+    type, status and naming strategy every request carries (names are resolved here).
+    ``per_message`` > 1 packs up to that many requests into one message (an `ImportBatch`)
+    while it stays within ``max_message_bytes``. ``source`` (vendor, bucket, key) is copied
+    into every request with the entry's index. ``progress`` receives running totals after
+    every chunk, e.g. to drive a progress bar.
+
+    A certificate that cannot be named, or a message SQS refuses, is listed in
+    ``report.failed`` with its index and the reason; the rest carry on. If a send fails as a
+    whole (queue missing, access denied, SQS unwell after retries) `EnqueueError` is raised
+    with the report so far.
+    """
+    if per_message < 1:
+        raise ConfigurationError(f"per_message must be at least 1, got {per_message}", variable="per_message")
+    if not 1024 <= max_message_bytes <= MAX_MESSAGE_BYTES:
+        raise ConfigurationError(
+            f"max_message_bytes must be between 1024 and {MAX_MESSAGE_BYTES}, got {max_message_bytes}",
+            variable="max_message_bytes",
+        )
+    if sqs is None:
+        sqs = default_sqs()
+    producer = _Producer(
+        queue_url,
+        sqs,
+        per_message=per_message,
+        max_message_bytes=max_message_bytes,
+        chunk_messages=_SEND_CHUNK,
+        progress=progress,
+    )
+    from thingpress_core.certificates import DeviceCertificate
+
+    for position, item in enumerate(entries):
+        producer.total += 1
+        cert = item if isinstance(item, DeviceCertificate) else item.certificate
+        index = position if isinstance(item, DeviceCertificate) else item.index
+        try:
+            request = ImportRequest.from_certificate(item, options=options, source=source, index=index)
+        except (ThingpressError, ValueError) as exc:
+            thing = None if isinstance(item, DeviceCertificate) else item.thing_name
+            producer.fail(index, str(exc), cert_id=cert.certificate_id, thing=thing, code=type(exc).__name__)
+            continue
+        producer.add(request.to_body(), (index, cert.certificate_id, request.thing_name))
+    producer.flush(final=True)
+    report = producer.report()
+    logger.info(
+        "enqueue to %s: %s",
+        queue_url,
+        report.summary(),
+        extra={
+            "operation": "enqueue",
+            "queue_url": queue_url,
+            "sent": report.sent,
+            "failed": len(report.failed),
+        },
+    )
+    return report

@@ -1,0 +1,231 @@
+"""The S3 trigger: `handle_s3_event` reads each manifest an S3 event names and enqueues it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from thingpress_core.errors import ConfigurationError, ThingpressError
+from thingpress_core.integrations._consumer import LambdaContext
+from thingpress_core.integrations._messages import ImportSource
+from thingpress_core.integrations._producer import EnqueueError, EnqueueReport, enqueue_manifest
+from thingpress_core.integrations._settings import LambdaSettings, default_s3, default_sqs
+
+if TYPE_CHECKING:
+    from thingpress_core.importer import ImportOptions
+    from thingpress_core.services import S3Service, SQSService
+
+logger = logging.getLogger("thingpress_core.integrations.aws_lambda")
+
+
+class S3ObjectReport(BaseModel):
+    """One manifest object named by an S3 event: how it was read and what was enqueued."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bucket: str
+    key: str
+    size: int | None = None
+    format: str | None = None
+    skipped: int = Field(default=0, ge=0, description="manifest entries the reader skipped")
+    skipped_reasons: tuple[str, ...] = Field(default=(), description="the first 20, as 'entry N: reason'")
+    enqueue: EnqueueReport | None = None
+    error: str | None = None
+    error_type: str | None = None
+    transient: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the object was read to the end, nothing skipped, everything enqueued."""
+        return self.error is None and self.skipped == 0 and (self.enqueue is None or self.enqueue.ok)
+
+
+class S3EventReport(BaseModel):
+    """Every object of one S3 event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    objects: tuple[S3ObjectReport, ...] = ()
+
+    @property
+    def sent(self) -> int:
+        """Certificates enqueued, over every object."""
+        return sum(o.enqueue.sent for o in self.objects if o.enqueue is not None)
+
+    @property
+    def failed(self) -> int:
+        """Certificates read but not enqueued, over every object."""
+        return sum(len(o.enqueue.failed) for o in self.objects if o.enqueue is not None)
+
+    @property
+    def ok(self) -> bool:
+        """True when every object is `S3ObjectReport.ok`."""
+        return all(o.ok for o in self.objects)
+
+
+def handle_s3_event(
+    event: Mapping[str, Any],
+    context: LambdaContext | None = None,
+    *,
+    queue_url: str | None = None,
+    options: ImportOptions | None = None,
+    s3: S3Service | None = None,
+    sqs: SQSService | None = None,
+    max_bytes: int | None = None,
+    format: str | None = None,
+    per_message: int | None = None,
+    manifest_options: Mapping[str, Any] | None = None,
+) -> S3EventReport:
+    """Read each manifest an S3 event names and enqueue its certificates.
+
+    Each object (`S3ObjectRef.from_event`, keys URL-decoded) is read with at most
+    ``max_bytes`` (default ``THINGPRESS_LAMBDA_MAX_MANIFEST_BYTES``, 256 MiB), its format
+    detected from content, then key, unless ``format`` is given, entries that cannot be read
+    are skipped (and counted), and the rest are sent with `enqueue_manifest`, each request
+    carrying the vendor, bucket, key and entry index. Every argument not given (``queue_url``,
+    ``options``, ``max_bytes``, ``per_message``, ``format``) comes from the
+    ``THINGPRESS_LAMBDA_*`` settings, and then so do their Microchip ``VERIFIERS``.
+    ``manifest_options`` go to `read_manifest` and win (e.g. ``verifiers`` for Microchip).
+    One object's failure is reported in its `S3ObjectReport` and does not stop the others.
+    """
+    from thingpress_core.manifests import ManifestFormat, detect_format, read_manifest
+    from thingpress_core.resilience import is_transient
+    from thingpress_core.services import S3ObjectRef
+
+    env: LambdaSettings | None = None
+    if any(value is None for value in (queue_url, options, max_bytes, per_message, format)):
+        env = LambdaSettings()
+    if queue_url is None:
+        assert env is not None
+        if env.queue_url is None:
+            raise ConfigurationError(
+                "no queue URL: pass queue_url or set THINGPRESS_LAMBDA_QUEUE_URL",
+                variable="THINGPRESS_LAMBDA_QUEUE_URL",
+            )
+        queue_url = env.queue_url
+    if options is None:
+        assert env is not None
+        options = env.import_options()
+    if max_bytes is None:
+        assert env is not None
+        max_bytes = env.max_manifest_bytes
+    if per_message is None:
+        assert env is not None
+        per_message = env.per_message
+    if format is None and env is not None:
+        format = env.manifest_format
+    s3 = s3 if s3 is not None else default_s3()
+    sqs = sqs if sqs is not None else default_sqs()
+    verifiers = env.verifiers if env is not None else ()
+    fixed_format: ManifestFormat | None = None
+    if format is not None:
+        try:
+            fixed_format = ManifestFormat(str(format).lower())
+        except ValueError:
+            choices = ", ".join(f.value for f in ManifestFormat)
+            raise ConfigurationError(
+                f"unknown manifest format {format!r}; one of {choices}", variable="format", value=format
+            ) from None
+
+    reports: list[S3ObjectReport] = []
+    for ref in S3ObjectRef.from_event(event):
+        where = f"s3://{ref.bucket}/{ref.key}"
+        size: int | None = None
+        fmt: str | None = None
+        skipped = 0
+        try:
+            obj = s3.get_object(ref.bucket, ref.key, max_bytes=max_bytes)
+            size = obj.size
+            detected = fixed_format or detect_format(obj.body, name=ref.key)
+            reader_options: dict[str, Any] = {"on_error": "skip"}
+            if detected is ManifestFormat.MICROCHIP and verifiers:
+                reader_options["verifiers"] = list(verifiers)
+            reader_options.update(manifest_options or {})
+            reader = read_manifest(
+                obj.body, format=detected, name=ref.key, max_bytes=max_bytes, **reader_options
+            )
+            fmt = str(reader.format)
+            source = ImportSource(vendor=fmt, bucket=ref.bucket, key=ref.key)
+            report = enqueue_manifest(
+                reader, queue_url, options=options, sqs=sqs, source=source, per_message=per_message
+            )
+            skipped = len(reader.report.skipped)
+            reasons = tuple(f"entry {item.number}: {item.reason}" for item in reader.report.skipped[:20])
+        except EnqueueError as exc:
+            logger.error(
+                "%s: %s", where, exc, extra={"operation": "s3.enqueue", "bucket": ref.bucket, "key": ref.key}
+            )
+            reports.append(
+                S3ObjectReport(
+                    bucket=ref.bucket,
+                    key=ref.key,
+                    size=size,
+                    format=fmt,
+                    enqueue=exc.report,
+                    error=str(exc),
+                    error_type=type(exc.__cause__ or exc).__name__,
+                    transient=is_transient(exc.__cause__) if exc.__cause__ is not None else False,
+                )
+            )
+            continue
+        except ThingpressError as exc:
+            logger.error(
+                "%s cannot be enqueued: %s",
+                where,
+                exc,
+                extra={"operation": "s3.read", "bucket": ref.bucket, "key": ref.key},
+            )
+            reports.append(
+                S3ObjectReport(
+                    bucket=ref.bucket,
+                    key=ref.key,
+                    size=size,
+                    format=fmt,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    transient=is_transient(exc),
+                )
+            )
+            continue
+        logger.info(
+            "%s (%s): %s; %d entries skipped",
+            where,
+            fmt,
+            report.summary(),
+            skipped,
+            extra={"operation": "s3.enqueue", "bucket": ref.bucket, "key": ref.key, "sent": report.sent},
+        )
+        reports.append(
+            S3ObjectReport(
+                bucket=ref.bucket,
+                key=ref.key,
+                size=size,
+                format=fmt,
+                skipped=skipped,
+                skipped_reasons=reasons,
+                enqueue=report,
+            )
+        )
+    return S3EventReport(objects=tuple(reports))
+
+
+def s3_handler(event: Mapping[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
+    """The Lambda handler for manifest uploads: `handle_s3_event` configured from the environment.
+
+    Returns the `S3EventReport` as JSON-ready data. Raises `EnqueueError` when an object
+    failed for a transient reason (so Lambda's asynchronous retries run again; requests
+    already sent repeat as idempotent no-ops); permanent failures are logged and reported.
+    """
+    report = handle_s3_event(event, context)
+    transient = [o for o in report.objects if o.transient]
+    if transient:
+        names = ", ".join(f"s3://{o.bucket}/{o.key}" for o in transient)
+        raise EnqueueError(
+            f"enqueueing failed for a transient reason: {names}",
+            report=transient[0].enqueue
+            or EnqueueReport(queue_url=LambdaSettings().queue_url or "", total=0, sent=0, messages=0),
+        )
+    return report.model_dump(mode="json")
