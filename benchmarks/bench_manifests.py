@@ -23,7 +23,6 @@ import base64
 import hashlib
 import io
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -227,5 +226,4 @@ def run(quick: bool) -> list[Result]:
             baseline_name="load_certificates per certificate",
         )
     )
-    _ = time
     return results

@@ -6,8 +6,15 @@ import base64
 
 import pytest
 
-from thingpress_core.certificates import DeviceCertificate, _loading, load_certificate, load_certificates
-from thingpress_core.errors import CertificateError, CertificateParseError
+from thingpress_core.certificates import (
+    DeviceCertificate,
+    _loading,
+    decode_transport,
+    load_certificate,
+    load_certificates,
+)
+from thingpress_core.certificates.generate import GeneratedCA, generate_device_certificates, issue_certificate
+from thingpress_core.errors import CertificateError, CertificateParseError, ConfigurationError
 
 
 def _b64(data: bytes) -> str:
@@ -51,6 +58,23 @@ def test_der_single_and_concatenated(
     assert load_certificates(ec_certs[0].der) == [ec_certs[0]]
     both = ec_certs[0].der + rsa_certs[0].der
     assert load_certificates(both) == [ec_certs[0], rsa_certs[0]]
+
+
+def test_der_ending_in_a_whitespace_byte(root_ca: GeneratedCA) -> None:
+    # about one DER certificate in 40 ends in a byte such as 0x0a or 0x20; stripping the input
+    # as if it were text cut that byte off and refused the certificate as truncated
+    cert = next(c for c in generate_device_certificates(400, ca=root_ca) if c.der[-1:].isspace())
+    assert load_certificates(cert.der) == [cert]
+    assert load_certificates(_b64(cert.der)) == [cert]
+    assert load_certificates(cert.der + cert.der) == [cert, cert]
+    assert load_certificates(cert.der + b"\r\n") == [cert]
+    assert decode_transport(_b64(cert.der)) == [cert]
+
+
+def test_der_whose_subject_contains_a_pem_marker(root_ca: GeneratedCA) -> None:
+    cert = issue_certificate("-----BEGIN CERTIFICATE-----", issuer=root_ca)[0]
+    assert load_certificates(cert.der) == [cert]
+    assert load_certificates(cert.pem) == [cert]
 
 
 def test_base64_of_pem_and_der(ec_certs: list[DeviceCertificate]) -> None:
@@ -118,8 +142,33 @@ def test_truncated_der(ec_certs: list[DeviceCertificate]) -> None:
     [b"", "   \n", "hello world", b"\x00\x01\x02", "////", "b'not base64 at all!'", b"\x30\x80", "QUJD"],
 )
 def test_garbage_is_a_parse_error(data: bytes | str) -> None:
-    with pytest.raises(CertificateParseError):
+    with pytest.raises(CertificateParseError, match=r"^input[:,] ") as info:
         load_certificates(data, source="input")
+    assert info.value.source == "input"
+
+
+@pytest.mark.parametrize("max_bytes", [0, -1, 1.5, None, True])
+def test_bad_size_limit_is_a_configuration_error(
+    ec_certs: list[DeviceCertificate], max_bytes: object
+) -> None:
+    with pytest.raises(ConfigurationError, match="max_bytes must be a positive integer"):
+        load_certificates(ec_certs[0].pem, max_bytes=max_bytes)  # type: ignore[arg-type]
+
+
+def test_hostile_pem_costs_linear_time() -> None:
+    import time
+
+    # a lazy BEGIN.*?END regular expression takes minutes on this; a linear scan milliseconds
+    started = time.perf_counter()
+    with pytest.raises(CertificateParseError, match="no END line"):
+        load_certificates(b"-----BEGIN CERTIFICATE-----\n" * 37_000, source="x")
+    assert time.perf_counter() - started < 2
+
+
+def test_pem_blocks_with_a_broken_begin_line(ec_certs: list[DeviceCertificate]) -> None:
+    with pytest.raises(CertificateParseError, match="malformed BEGIN line") as info:
+        load_certificates(ec_certs[0].pem + "-----BEGIN CERTIFICATE\nMIIB\n-----END CERTIFICATE-----\n")
+    assert info.value.index == 1
 
 
 def test_wrong_type_is_a_parse_error() -> None:

@@ -129,7 +129,7 @@ def test_from_x509(ec_certs: list[DeviceCertificate]) -> None:
 
 
 def test_from_der_names_source() -> None:
-    with pytest.raises(CertificateParseError, match=r"^device\.der: is not a valid X\.509") as info:
+    with pytest.raises(CertificateParseError, match=r"^device\.der: not a valid X\.509") as info:
         DeviceCertificate.from_der(b"\x30\x00", source="device.der")
     assert info.value.source == "device.der"
     assert info.value.reason == "parse"

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from thingpress_core.certificates import DeviceCertificate, decode_transport, encode_for_transport
-from thingpress_core.errors import CertificateParseError
+from thingpress_core.errors import CertificateError, CertificateParseError
 
 
 def test_single_certificate_round_trip(ec_certs: list[DeviceCertificate]) -> None:
@@ -34,7 +34,7 @@ def test_plain_pem_is_accepted_too(ec_certs: list[DeviceCertificate]) -> None:
 
 
 def test_encode_needs_a_certificate() -> None:
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(CertificateError, match="at least one"):
         encode_for_transport([])
 
 
@@ -48,7 +48,7 @@ def test_decode_errors_name_the_source(text: str) -> None:
 
 
 def test_decode_rejects_non_text() -> None:
-    with pytest.raises(CertificateParseError, match="expected str"):
+    with pytest.raises(CertificateParseError, match="expected str or bytes, got NoneType"):
         decode_transport(None)  # type: ignore[arg-type]
 
 

@@ -121,16 +121,21 @@ class Signer:
                     }
                 ]
             }
+        entry = self.sign(json.dumps(payload).encode(), kid=kid)
+        entry["header"] = {"uniqueId": header_id if header_id is not None else unique_id}
+        return entry
+
+    def sign(self, payload: bytes, *, kid: str | None = None) -> dict[str, Any]:
+        """A flattened JWS entry whose signature over ``payload`` (any bytes) verifies."""
         protected = b64url(
             json.dumps({"alg": "ES256", "kid": kid or self.kid, "typ": "JWT", "x5t#S256": self.x5t}).encode()
         )
-        body = b64url(json.dumps(payload).encode())
+        body = b64url(payload)
         der_sig = self.key.sign(f"{protected}.{body}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der_sig)
         return {
             "payload": body,
             "protected": protected,
-            "header": {"uniqueId": header_id if header_id is not None else unique_id},
             "signature": b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
         }
 

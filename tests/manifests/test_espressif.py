@@ -104,6 +104,16 @@ def test_short_row_and_broken_quote() -> None:
         list(read_manifest(b'MAC,cn,cert\nAABB,cc,"abc"x"\n'))
 
 
+def test_broken_quote_fails_even_in_skip_mode(device_certs: dict[str, list[DeviceCertificate]]) -> None:
+    # the csv module cannot read past a broken quote: stopping quietly would drop the last row
+    cert = device_certs["E0E0"][0]
+    text = ("MAC,cn,cert\r\n" + 'AA01,x,"abc"x"\r\n' + _row("AABBCCDDEE04", cert)).encode()
+    reader = read_manifest(text, name="q.csv", on_error="skip")
+    with pytest.raises(ManifestError, match=r"q\.csv: row 1 \(line 2\): is not valid CSV .*cannot be read"):
+        list(reader)
+    assert not reader.report.complete
+
+
 def test_not_utf8() -> None:
     with pytest.raises(ManifestError, match="not UTF-8"):
         list(read_manifest(b"MAC,cn,cert\nAA,\xff\xfe,x\n"))

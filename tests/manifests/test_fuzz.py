@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def _consume(data: bytes, fmt: ManifestFormat | None, on_error: str) -> None:
         assert reader.report.complete
     except ManifestError:
         pass
-    except Exception as exc:  # the Microchip reader with an undetectable format has no verifiers issue
+    except Exception as exc:
         raise AssertionError(f"{type(exc).__name__} escaped: {exc}") from exc
 
 
@@ -80,3 +81,90 @@ def test_mutated_infineon_archive(build: Any, data: st.DataObject) -> None:
 
 
 _ARCHIVE: list[bytes] = []
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+_KEY_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "kty": st.sampled_from(["EC", "RSA", 1]),
+        "crv": st.sampled_from(["P-256", "P-384"]),
+        "x": st.sampled_from(["", "AA", "!!", 3]),
+        "y": st.sampled_from(["", "AA", "!!"]),
+        "x5c": st.one_of(_JSON, st.lists(st.sampled_from(["", "AAAA", "MIIB", "é"]), max_size=3)),
+    },
+)
+_PAYLOADS = st.one_of(
+    st.binary(max_size=64),
+    _JSON.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"uniqueId": st.one_of(st.text(max_size=20), _JSON)},
+        optional={
+            "provisioningTimestamp": st.one_of(st.text(max_size=30), _JSON),
+            "publicKeySet": st.one_of(
+                _JSON, st.fixed_dictionaries({"keys": st.lists(_KEY_FIELDS, max_size=2)})
+            ),
+        },
+    ).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@FUZZ
+@given(payloads=st.lists(_PAYLOADS, min_size=1, max_size=3), on_error=st.sampled_from(["raise", "skip"]))
+def test_signed_random_microchip_payloads(signer: Any, payloads: list[bytes], on_error: str) -> None:
+    """Entries whose signature verifies but whose payload is anything: entries or ManifestError."""
+    document = json.dumps([signer.sign(p) for p in payloads]).encode()
+    try:
+        reader = read_manifest(document, format="microchip", verifiers=[signer.pem], on_error=on_error)  # type: ignore[arg-type]
+        for entry in reader:
+            assert isinstance(entry, ManifestEntry)
+        assert reader.report.entries == len(payloads)
+    except ManifestError:
+        pass
+
+
+_PEM_TOKENS = [b"-----BEGIN ", b"-----END ", b"CERTIFICATE", b"-----", b"\n", b"\r\n", b"PRIVATE KEY", b"AA"]
+
+
+@FUZZ
+@given(st.data())
+def test_streamed_pem_reads_like_the_whole_text(data: st.DataObject) -> None:
+    """Whatever the read chunk size, the PEM reader finds what `load_certificates` finds."""
+    from thingpress_core.certificates import load_certificates
+    from thingpress_core.certificates.generate import generate_device_certificates
+    from thingpress_core.errors import CertificateParseError
+    from thingpress_core.manifests import _pem
+
+    if not _BUNDLE:
+        _BUNDLE.append("".join(c.pem for c in generate_device_certificates(3)).encode())
+    text = bytearray(_BUNDLE[0])
+    for _ in range(data.draw(st.integers(0, 3))):
+        position = data.draw(st.integers(0, len(text)))
+        if data.draw(st.booleans()):
+            text[position:position] = data.draw(st.sampled_from(_PEM_TOKENS))
+        else:
+            del text[position : position + data.draw(st.integers(1, 40))]
+    whole: list[object] | None
+    try:
+        whole = list(load_certificates(bytes(text)))
+    except CertificateParseError:
+        whole = None
+    original = _pem._CHUNK
+    _pem._CHUNK = data.draw(st.sampled_from([1, 7, 64, 1000]))
+    try:
+        streamed: list[object] | None = [e.certificate for e in read_manifest(bytes(text), format="pem")]
+    except ManifestError:
+        streamed = None
+    finally:
+        _pem._CHUNK = original
+    if whole is not None and streamed is not None:
+        assert streamed == whole
+    if streamed:
+        assert whole is not None  # the reader never yields from text the loader refuses
+
+
+_BUNDLE: list[bytes] = []

@@ -59,7 +59,7 @@ def test_generated_bad_lines_are_named(certs: list[DeviceCertificate]) -> None:
     reader = read_manifest(text, format="generated", name="g.txt", on_error="skip")
     assert [e.certificate for e in reader] == certs[:2]
     assert [(s.index, s.code) for s in reader.report.skipped] == [(1, "invalid"), (2, "invalid")]
-    assert "line 3: certificate is not a valid certificate" in reader.report.skipped[1].reason
+    assert "g.txt: line 3: not a valid X.509 certificate" in reader.report.skipped[1].reason
 
 
 def test_pem_bundle(certs: list[DeviceCertificate]) -> None:
@@ -163,5 +163,38 @@ def test_pem_mismatched_end_and_runaway_block(
     monkeypatch.setattr(_pem, "_CHUNK", 100)
     monkeypatch.setattr(_pem, "_MAX_BLOCK", 300)
     runaway = b"-----BEGIN CERTIFICATE-----\n" + b"A" * 1000
-    with pytest.raises(ManifestError, match="no END line within 1 MiB"):
+    with pytest.raises(ManifestError, match="no END line within 300 bytes"):
         list(read_manifest(runaway, format="pem"))
+
+
+def test_broken_block_fails_even_in_skip_mode(certs: list[DeviceCertificate]) -> None:
+    # with no END line nothing after it can be found: ending the read quietly would lose certs[1]
+    text = (certs[0].pem + "-----BEGIN CERTIFICATE-----\nAAAA\n" + certs[1].pem).encode()
+    reader = read_manifest(text, format="pem", on_error="skip", name="b.pem")
+    with pytest.raises(
+        ManifestError, match=r"b\.pem: certificate 2 \(line \d+\): PEM block BEGIN CERTIFICATE"
+    ):
+        list(reader)
+    assert reader.report.yielded == 1
+    assert not reader.report.complete
+
+
+@pytest.mark.parametrize("fmt", ["pem", "generated"])
+def test_hostile_pem_costs_linear_time(fmt: str) -> None:
+    import time
+
+    # a lazy BEGIN.*?END regular expression takes minutes on this; a linear scan takes milliseconds
+    hostile = b"-----BEGIN CERTIFICATE-----\n" * 40_000
+    data = hostile if fmt == "pem" else base64.b64encode(hostile) + b"\n"
+    started = time.perf_counter()
+    with pytest.raises(ManifestError, match="has no END line"):
+        list(read_manifest(data, format=fmt))
+    assert time.perf_counter() - started < 5
+
+
+def test_line_decoding_to_pem_without_a_certificate(certs: list[DeviceCertificate]) -> None:
+    line = base64.b64encode(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(
+        ManifestError, match=r"line 1: decodes to PEM that is not a certificate.*no CERTIFICATE"
+    ):
+        list(read_manifest(line, format="generated"))

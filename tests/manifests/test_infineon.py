@@ -132,6 +132,22 @@ def test_other_files_and_bad_pems_are_reported(
     ]
 
 
+def test_member_named_for_another_slot_is_refused(
+    build: Any, device_certs: dict[str, list[DeviceCertificate]]
+) -> None:
+    extra = [("0000000000000009_E0E1.pem", build.crlf_pem(device_certs["E0E1"][0]))]
+    data = build.infineon_archive({"E0E0": device_certs["E0E0"][:1]}, extra_inner=extra)
+    with pytest.raises(
+        ManifestError, match=r"member 2 \(0000000000000009_E0E1\.pem\): is named for slot E0E1"
+    ):
+        list(read_manifest(data))
+    reader = read_manifest(data, on_error="skip")
+    assert [e.certificate for e in reader] == device_certs["E0E0"][:1]
+    assert [(s.index, s.code, s.vendor_id) for s in reader.report.skipped] == [
+        (1, "invalid", "0000000000000009")
+    ]
+
+
 def test_several_reels_follow_on(build: Any, device_certs: dict[str, list[DeviceCertificate]]) -> None:
     reel_a = build.seven_zip(
         [(f"A{i}_E0E0.pem", build.crlf_pem(c)) for i, c in enumerate(device_certs["E0E0"][:2])]

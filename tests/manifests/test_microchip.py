@@ -284,10 +284,12 @@ def test_verifier_inputs(data_dir: Path, verifiers: list[Path]) -> None:
     assert load_verifiers(pem)[kid].x5t_s256 == "Vx2ZhBEX46-zTyiIYEWQP6eFzCg90ugGjh5epGBM4OM"
     with pytest.raises(ConfigurationError, match="not a PEM or DER"):
         load_verifiers(b"nonsense")
-    with pytest.raises(ConfigurationError, match="cannot read verifier file"):
+    with pytest.raises(ConfigurationError, match=r"cannot read verifier file\(s\) from .*missing\.crt"):
         load_verifiers(str(data_dir / "missing.crt"))
+    with pytest.raises(ConfigurationError, match="no certificate files"):
+        load_verifiers(data_dir / "espressif")
     with pytest.raises(ConfigurationError, match="must be a path"):
-        load_verifiers([42])
+        load_verifiers([42])  # type: ignore[list-item]
 
 
 def test_not_json_and_wrong_shape(verifiers: list[Path]) -> None:
@@ -326,3 +328,39 @@ def test_broken_x5c_certificate_is_named(
     )
     error = _refused(json.dumps([entry]).encode(), [signer.pem])
     assert "entry 1: x5c[0] is not a valid certificate" in str(error)
+
+
+def test_payload_that_is_not_ascii_is_refused_not_crashed(
+    entries: list[dict[str, Any]], verifiers: list[Path]
+) -> None:
+    entries[1]["payload"] = "é" + entries[1]["payload"]
+    error = _refused(_dump(entries), verifiers)
+    assert "entry 2: payload is not base64url text" in str(error)
+    assert [e.index for e in error.errors] == [1]
+
+
+def test_signed_payload_that_is_not_json_or_has_no_unique_id(make_signer: Any) -> None:
+    signer = make_signer()
+    entries = [signer.sign(b"\xff not json"), signer.sign(b"[1, 2]"), signer.sign(b'{"uniqueId": 7}')]
+    error = _refused(json.dumps(entries).encode(), [signer.pem])
+    assert "entry 1: payload is not JSON" in str(error)
+    assert "entry 2: payload is not a JSON object" in str(error)
+    assert "entry 3: signed payload has no uniqueId" in str(error)
+
+
+def test_skipped_entries_never_carry_the_unverified_unique_id(
+    entries: list[dict[str, Any]], verifiers: list[Path]
+) -> None:
+    entries[3]["header"]["uniqueId"] = "0123aaaaaaaaaaaa01"
+    reader = read_manifest(_dump(entries), verifiers=verifiers, on_error="skip")
+    assert len(list(reader)) == 9
+    (skipped,) = reader.report.skipped
+    assert skipped.vendor_id is None
+    assert "0123aaaaaaaaaaaa01" in skipped.reason  # named in the reason, as a claim
+
+
+def test_out_of_range_timestamp_is_refused_not_crashed(make_signer: Any) -> None:
+    signer = make_signer()
+    entry = signer.entry("01", timestamp="0001-01-01T00:00:00+05:00")
+    error = _refused(json.dumps([entry]).encode(), [signer.pem])
+    assert "no valid provisioningTimestamp" in str(error)

@@ -91,6 +91,18 @@ def test_max_bytes_refuses_instead_of_truncating(
     assert len(list(read_manifest(path, max_bytes=len(text)))) == 5
 
 
+def test_text_passed_as_a_path_is_refused_without_echoing_it(
+    device_certs: dict[str, list[DeviceCertificate]],
+) -> None:
+    pem = device_certs["E0E0"][0].pem
+    with pytest.raises(ConfigurationError, match="pass manifest content as bytes") as caught:
+        read_manifest(pem)
+    assert len(str(caught.value)) < 200
+    with pytest.raises(ConfigurationError, match="pass manifest content as bytes"):
+        detect_format(pem)
+    assert [e.certificate for e in read_manifest(pem.encode())] == device_certs["E0E0"][:1]
+
+
 def test_missing_file_is_a_manifest_error(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="cannot open manifest"):
         read_manifest(tmp_path / "none.pem")

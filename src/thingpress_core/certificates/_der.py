@@ -8,7 +8,7 @@ must then be read directly from the TBSCertificate.
 
 from __future__ import annotations
 
-__all__ = ["read_basic_constraints_ca"]
+__all__ = ["DerError", "read_basic_constraints_ca", "read_tlv"]
 
 _SEQUENCE = 0x30
 _BOOLEAN = 0x01
@@ -19,14 +19,14 @@ _EXTENSIONS_TAG = 0xA3  # [3] EXPLICIT
 _BASIC_CONSTRAINTS = bytes([0x55, 0x1D, 0x13])
 
 
-class _DerError(ValueError):
-    pass
+class DerError(ValueError):
+    """DER whose length header is broken or runs past the data."""
 
 
-def _read(data: bytes, offset: int, end: int) -> tuple[int, int, int]:
-    """(tag, content start, content end) of the element at ``offset``."""
+def read_tlv(data: bytes, offset: int, end: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the element at ``offset``; nothing past ``end`` is read."""
     if offset + 2 > end:
-        raise _DerError("truncated")
+        raise DerError("DER data is truncated")
     tag = data[offset]
     first = data[offset + 1]
     start = offset + 2
@@ -35,11 +35,11 @@ def _read(data: bytes, offset: int, end: int) -> tuple[int, int, int]:
     else:
         count = first & 0x7F
         if count == 0 or count > 4 or start + count > end:
-            raise _DerError("bad length")
+            raise DerError("DER length is malformed")
         length = int.from_bytes(data[start : start + count], "big")
         start += count
     if start + length > end:
-        raise _DerError("truncated")
+        raise DerError(f"DER data is truncated ({end - offset} of {start + length - offset} bytes)")
     return tag, start, start + length
 
 
@@ -47,7 +47,7 @@ def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
     items = []
     offset = start
     while offset < end:
-        tag, cstart, cend = _read(data, offset, end)
+        tag, cstart, cend = read_tlv(data, offset, end)
         items.append((tag, cstart, cend))
         offset = cend
     return items
@@ -56,13 +56,13 @@ def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
 def read_basic_constraints_ca(tbs: bytes) -> bool | None:
     """The ``cA`` flag of BasicConstraints in a DER TBSCertificate; None when absent or unreadable."""
     try:
-        tag, start, end = _read(tbs, 0, len(tbs))
+        tag, start, end = read_tlv(tbs, 0, len(tbs))
         if tag != _SEQUENCE:
             return None
         for child_tag, cstart, cend in _children(tbs, start, end):
             if child_tag != _EXTENSIONS_TAG:
                 continue
-            seq_tag, sstart, send = _read(tbs, cstart, cend)
+            seq_tag, sstart, send = read_tlv(tbs, cstart, cend)
             if seq_tag != _SEQUENCE:
                 return None
             for ext_tag, estart, eend in _children(tbs, sstart, send):
@@ -74,7 +74,7 @@ def read_basic_constraints_ca(tbs: bytes) -> bool | None:
                 value = next((p for p in parts[1:] if p[0] == _OCTET_STRING), None)
                 if value is None:
                     return None
-                bc_tag, bstart, bend = _read(tbs, value[1], value[2])
+                bc_tag, bstart, bend = read_tlv(tbs, value[1], value[2])
                 if bc_tag != _SEQUENCE:
                     return None
                 fields = _children(tbs, bstart, bend)
@@ -82,5 +82,5 @@ def read_basic_constraints_ca(tbs: bytes) -> bool | None:
                     return tbs[fields[0][1]] != 0
                 return False  # cA DEFAULT FALSE
         return None
-    except _DerError:
+    except DerError:
         return None

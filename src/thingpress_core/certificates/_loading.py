@@ -2,10 +2,11 @@
 
 Accepted, detected in this order:
 
-1. PEM: one or many ``CERTIFICATE`` blocks, LF or CRLF, any text before, between and after.
-2. The legacy Thingpress transport string ``b'<base64 of PEM>'`` (a Python bytes repr),
+1. The legacy Thingpress transport string ``b'<base64 of PEM>'`` (a Python bytes repr),
    recognised by a regular expression and decoded with strict base64, never evaluated.
-3. DER: one certificate, or several concatenated.
+2. PEM: one or many ``CERTIFICATE`` blocks, LF or CRLF, any text before, between and after.
+3. DER: one certificate, or several concatenated (checked before PEM when the input starts
+   with a SEQUENCE header no text can start with).
 4. Base64 (strict alphabet, whitespace allowed) of any of the above.
 """
 
@@ -18,25 +19,30 @@ import re
 
 from cryptography import x509
 
+from thingpress_core.certificates._der import DerError, read_tlv
 from thingpress_core.certificates._model import DeviceCertificate, _common_name, _where
-from thingpress_core.errors import CertificateParseError
+from thingpress_core.certificates._pem import BEGIN, CERTIFICATE_LABELS, PemSyntaxError, scan_pem
+from thingpress_core.errors import CertificateParseError, ConfigurationError
 
-__all__ = ["DEFAULT_MAX_BYTES", "load_certificate", "load_certificates", "parse_pem_bundle"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "check_positive_int",
+    "load_certificate",
+    "load_certificates",
+    "parse_pem_bundle",
+]
 
 DEFAULT_MAX_BYTES = 1_048_576
 """The default size limit of one input (1 MiB)."""
 
-_BEGIN = b"-----BEGIN "
-_END = b"-----END "
-_DASHES = b"-----"
-_MAX_LABEL = 64
-_CERT_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"})
 # Python's repr of bytes: b'...' or b"..." around printable ASCII; the escapes a repr of
 # base64 or PEM text can contain are \n, \r and \t.
 _LEGACY = re.compile(rb"\Ab(['\"])((?:[\x20-\x5b\x5d-\x7e]|\\[nrt])*)\1\Z")
 _B64_TEXT = re.compile(rb"\A[A-Za-z0-9+/=\s]+\Z")
 _WHITESPACE = re.compile(rb"\s+")
 _MAX_NESTING = 2
+_SEQUENCE = 0x30
+_LONG_FORM_LENGTHS = (b"\x81", b"\x82", b"\x83", b"\x84")
 
 
 def _pem_error(
@@ -47,45 +53,27 @@ def _pem_error(
     )
 
 
-def parse_pem_bundle(data: bytes, *, source: str | None = None, start: int = 0) -> list[DeviceCertificate]:
+def parse_pem_bundle(data: bytes, *, source: str | None = None) -> list[DeviceCertificate]:
     """Every CERTIFICATE block of a PEM bundle; other block types (keys, CRLs) are skipped.
 
-    This is the hot path of a bulk import: blocks are found with ``bytes.find`` and each
-    certificate costs one base64 decode, one DER parse, one SHA-256 and one CN lookup.
+    This is the hot path of a bulk import: each certificate costs one base64 decode, one DER
+    parse, one SHA-256 and one CN lookup. Raises `CertificateParseError` naming ``source`` and
+    the 0-based index of the failing certificate.
     """
     certs: list[DeviceCertificate] = []
     append = certs.append
-    find = data.find
     a2b = binascii.a2b_base64
     load_der = x509.load_der_x509_certificate
     sha256 = hashlib.sha256
     build = DeviceCertificate._fast
-    labels = _CERT_LABELS
-    index = start
-    begin = find(_BEGIN)
-    while begin != -1:
-        label_start = begin + len(_BEGIN)
-        label_end = find(_DASHES, label_start)
-        label = data[label_start:label_end] if label_end != -1 else b""
-        if label_end == -1 or len(label) > _MAX_LABEL or b"\n" in label:
-            raise _pem_error("PEM block has a malformed BEGIN line", source=source, index=index)
-        body_start = label_end + len(_DASHES)
-        end = find(_END, body_start)
-        following = find(_BEGIN, body_start)
-        if end == -1 or (following != -1 and following < end):
-            raise _pem_error("PEM block has no END line", source=source, index=index)
-        end_marker = _END + label + _DASHES
-        if not data.startswith(end_marker, end):
-            found = data[end : end + len(_END) + _MAX_LABEL].split(b"\n", 1)[0]
-            raise _pem_error(
-                f"PEM block BEGIN {label.decode('ascii', 'replace')} ends with "
-                f"{found.decode('ascii', 'replace').strip('-').strip()}",
-                source=source,
-                index=index,
-            )
-        if label in labels:
+    labels = CERTIFICATE_LABELS
+    try:
+        for block in scan_pem(data):
+            if block.label not in labels:
+                continue
+            index = len(certs)
             try:
-                der = a2b(data[body_start:end])
+                der = a2b(data[block.body_start : block.body_end])
             except binascii.Error as exc:
                 raise _pem_error(
                     f"PEM block is not valid base64: {exc}", source=source, index=index
@@ -96,14 +84,14 @@ def parse_pem_bundle(data: bytes, *, source: str | None = None, start: int = 0) 
                 common_name = _common_name(cert)
             except ValueError as exc:
                 raise _pem_error(
-                    f"is not a valid X.509 certificate: {exc}",
+                    f"not a valid X.509 certificate: {exc}",
                     source=source,
                     index=index,
                     certificate_id=certificate_id,
                 ) from None
             append(build(der, cert, certificate_id, common_name))
-            index += 1
-        begin = find(_BEGIN, end + len(end_marker))
+    except PemSyntaxError as exc:
+        raise _pem_error(str(exc), source=source, index=len(certs)) from None
     if not certs:
         where = f"{source}: " if source else ""
         raise CertificateParseError(f"{where}no CERTIFICATE block in the PEM input", source=source)
@@ -111,37 +99,24 @@ def parse_pem_bundle(data: bytes, *, source: str | None = None, start: int = 0) 
 
 
 def _split_der(data: bytes, *, source: str | None) -> list[bytes]:
-    """Split concatenated DER SEQUENCEs by their length headers."""
+    """Split concatenated DER SEQUENCEs by their length headers (trailing whitespace is ignored)."""
     parts: list[bytes] = []
     offset = 0
     total = len(data)
     while offset < total:
         index = len(parts)
-        if data[offset] != 0x30 or offset + 2 > total:
+        if parts and not data[offset:].strip():
+            break
+        if data[offset] != _SEQUENCE:
             raise CertificateParseError(
                 f"{_where(source, index)}DER data does not start with an ASN.1 SEQUENCE",
                 source=source,
                 index=index,
             )
-        first = data[offset + 1]
-        header = 2
-        if first < 0x80:
-            length = first
-        else:
-            count = first & 0x7F
-            if count == 0 or count > 4 or offset + 2 + count > total:
-                raise CertificateParseError(
-                    f"{_where(source, index)}DER length is malformed", source=source, index=index
-                )
-            length = int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
-            header += count
-        end = offset + header + length
-        if end > total:
-            raise CertificateParseError(
-                f"{_where(source, index)}DER data is truncated ({total - offset} of {header + length} bytes)",
-                source=source,
-                index=index,
-            )
+        try:
+            _, _, end = read_tlv(data, offset, total)
+        except DerError as exc:
+            raise CertificateParseError(f"{_where(source, index)}{exc}", source=source, index=index) from None
         parts.append(data[offset:end])
         offset = end
     return parts
@@ -157,12 +132,16 @@ def _load(data: bytes, *, source: str | None, depth: int) -> list[DeviceCertific
         if legacy is not None:
             inner = legacy.group(2).replace(b"\\n", b"\n").replace(b"\\r", b"\r").replace(b"\\t", b"\t")
             return _load(inner, source=source, depth=depth + 1)
-    if _BEGIN in stripped:
+    der_like = stripped[0] == _SEQUENCE
+    # a SEQUENCE with a long-form length (every certificate has one) is never text, so a DER
+    # certificate whose subject happens to contain "-----BEGIN " is still read as DER
+    if BEGIN in stripped and not (der_like and stripped[1:2] in _LONG_FORM_LENGTHS):
         return parse_pem_bundle(stripped, source=source)
-    if stripped[0] == 0x30:
+    if der_like:
+        # not ``stripped``: a DER certificate may well end in a byte that is ASCII whitespace
         return [
             DeviceCertificate._from_der_checked(der, source=source, index=i)
-            for i, der in enumerate(_split_der(stripped, source=source))
+            for i, der in enumerate(_split_der(data.lstrip(), source=source))
         ]
     if depth < _MAX_NESTING and _B64_TEXT.match(stripped):
         try:
@@ -177,7 +156,17 @@ def _load(data: bytes, *, source: str | None, depth: int) -> list[DeviceCertific
     )
 
 
+def check_positive_int(option: str, value: object) -> int:
+    """``value`` when it is a positive ``int`` (not a bool), else `ConfigurationError` naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigurationError(
+            f"{option} must be a positive integer, not {value!r}", variable=option, value=value
+        )
+    return value
+
+
 def _as_bytes(data: object, *, source: str | None, max_bytes: int) -> bytes:
+    check_positive_int("max_bytes", max_bytes)
     where = f"{source}: " if source else ""
     if isinstance(data, str):
         # Characters never outnumber UTF-8 bytes, so this refuses oversized text before encoding.
@@ -206,7 +195,8 @@ def load_certificates(
     ``source`` (a file name, S3 key, message id) is named in every error. Input longer than
     ``max_bytes`` is refused before any parsing. Raises `CertificateParseError` (with
     ``source`` and, where known, the 0-based ``index`` of the failing block) for anything
-    that is not a certificate; never another exception for bad input.
+    that is not a certificate; never another exception for bad input. A ``max_bytes`` that
+    is not a positive integer raises `ConfigurationError`.
     """
     raw = _as_bytes(data, source=source, max_bytes=max_bytes)
     return _load(raw, source=source, depth=0)

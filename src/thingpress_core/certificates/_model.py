@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import warnings
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from functools import cached_property
 from typing import Any, ClassVar, cast
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.x509.oid import NameOID
@@ -29,6 +31,18 @@ __all__ = ["DeviceCertificate"]
 _DER = serialization.Encoding.DER
 _CN = NameOID.COMMON_NAME
 _URLSAFE_TO_STD = str.maketrans("-_", "+/")
+
+# cryptography warns (UserWarning) whenever it reads a name attribute outside RFC 5280's
+# length bounds, e.g. a CN over 64 characters. Such a certificate is valid input here (thing
+# names are shortened deterministically), and under ``-W error`` the warning would escape
+# `load_certificates` as an exception, so it is ignored, but only where it is attributed to
+# this package's own modules.
+warnings.filterwarnings(
+    "ignore",
+    message="Attribute's length must be",
+    category=UserWarning,
+    module=r"thingpress_core\.",
+)
 
 _CURVE_NAMES: Mapping[str, str] = {
     "secp256r1": "P-256",
@@ -54,7 +68,7 @@ def _parse_der(der: bytes, *, source: str | None, index: int | None) -> x509.Cer
     except ValueError as exc:
         where = _where(source, index)
         raise CertificateParseError(
-            f"{where}is not a valid X.509 certificate: {exc}", source=source, index=index
+            f"{where}not a valid X.509 certificate: {exc}", source=source, index=index
         ) from None
 
 
@@ -122,7 +136,7 @@ class DeviceCertificate(BaseModel):
             common_name = _common_name(cert)
         except ValueError as exc:
             raise CertificateParseError(
-                f"{_where(source, index)}certificate {certificate_id} has an unreadable subject: {exc}",
+                f"{_where(source, index)}unreadable subject in certificate {certificate_id}: {exc}",
                 source=source,
                 index=index,
                 certificate_id=certificate_id,
@@ -278,7 +292,7 @@ def _as_input(cert: DeviceCertificate, data: Mapping[str, Any]) -> dict[str, Any
 def _key_type(cert: x509.Certificate) -> str:
     try:
         key = cert.public_key()
-    except (ValueError, TypeError):  # an algorithm cryptography cannot load
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # an algorithm cryptography cannot load
         return f"unknown ({cert.public_key_algorithm_oid.dotted_string})"
     if isinstance(key, ec.EllipticCurvePublicKey):
         return f"EC {_CURVE_NAMES.get(key.curve.name, key.curve.name)}"

@@ -12,16 +12,19 @@ from typing import cast
 
 from thingpress_core.certificates._loading import DEFAULT_MAX_BYTES, load_certificates
 from thingpress_core.certificates._model import DeviceCertificate
-from thingpress_core.errors import CertificateParseError
+from thingpress_core.errors import CertificateError, CertificateParseError
 
 __all__ = ["decode_transport", "encode_for_transport"]
 
 
 def encode_for_transport(certs: DeviceCertificate | Iterable[DeviceCertificate]) -> str:
-    """Base64 (standard alphabet, no line breaks) of the concatenated PEM text of ``certs``."""
+    """Base64 (standard alphabet, no line breaks) of the concatenated PEM text of ``certs``.
+
+    Raises `CertificateError` (a ``ValueError``) when ``certs`` is empty.
+    """
     items = (certs,) if isinstance(certs, DeviceCertificate) else tuple(certs)
     if not items:
-        raise ValueError("encode_for_transport needs at least one certificate")
+        raise CertificateError("encode_for_transport needs at least one certificate")
     return base64.b64encode("".join(c.pem for c in items).encode("ascii")).decode("ascii")
 
 
@@ -36,5 +39,7 @@ def decode_transport(
     where = source if source is not None else "transport text"
     value = cast(object, text)
     if not isinstance(value, str | bytes):
-        raise CertificateParseError(f"{where}: expected str, got {type(value).__name__}", source=where)
+        raise CertificateParseError(
+            f"{where}: expected str or bytes, got {type(value).__name__}", source=where
+        )
     return load_certificates(text, source=where, max_bytes=max_bytes)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
@@ -176,7 +176,7 @@ def verify_certificate(
     cert: DeviceCertificate,
     trust_store: TrustStore,
     *,
-    intermediates: Sequence[DeviceCertificate] | Iterable[DeviceCertificate] = (),
+    intermediates: Iterable[DeviceCertificate] = (),
     at: _dt.datetime | None = None,
 ) -> VerifiedChain:
     """Verify that ``cert`` chains to an anchor of ``trust_store`` and is usable as a device certificate.
@@ -255,7 +255,7 @@ def _verify_unparseable_leaf(
         issuer = candidate.x509()
         try:
             leaf.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             continue
         if candidate in anchors:
             if _out_of_window(candidate, when):

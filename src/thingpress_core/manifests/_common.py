@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import binascii
 import logging
-import re
 from typing import Literal
 
 from thingpress_core.certificates import DeviceCertificate
+from thingpress_core.certificates._loading import parse_pem_bundle
 from thingpress_core.errors import CertificateError, ConfigurationError, ManifestError, ManifestSignatureError
 from thingpress_core.manifests._model import ManifestReport
 
@@ -73,30 +72,6 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,64})-----(.*?)-----END ([A-Z0-9 ]{1,64})-----", re.DOTALL)
-_CERT_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE")
-
-
-def pem_certificate_bodies(data: bytes) -> list[bytes]:
-    """The DER of every certificate block in PEM text (other blocks are left out).
-
-    Raises ValueError for a block whose END does not match its BEGIN, a BEGIN without an END,
-    or a body that is not base64.
-    """
-    ders: list[bytes] = []
-    end = 0
-    for match in _PEM_BLOCK.finditer(data):
-        label, body = match.group(1), match.group(2)
-        if match.group(3) != label or b"-----BEGIN " in body:
-            raise ValueError(f"PEM block BEGIN {label.decode()} has no matching END line")
-        end = match.end()
-        if label in _CERT_LABELS:
-            ders.append(binascii.a2b_base64(body))
-    if b"-----BEGIN " in data[end:]:
-        raise ValueError("PEM block has no END line")
-    return ders
-
-
 def parse_pem(
     data: str | bytes,
     *,
@@ -109,19 +84,14 @@ def parse_pem(
     """Exactly one certificate from PEM text, or a `ManifestError` naming the entry."""
     raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
     try:
-        ders = pem_certificate_bodies(raw)
-    except (ValueError, binascii.Error) as exc:
+        certs = parse_pem_bundle(raw)
+    except CertificateError as exc:
         message = f"not a valid certificate: {_describe(exc)}"
         raise entry_error(source, index, message, noun=noun, line=line, label=label) from exc
-    if len(ders) != 1:
-        found = "no certificate" if not ders else f"{len(ders)} certificates"
-        message = f"not a valid certificate: expected one PEM certificate, found {found}"
+    if len(certs) != 1:
+        message = f"not a valid certificate: expected one PEM certificate, found {len(certs)}"
         raise entry_error(source, index, message, noun=noun, line=line, label=label)
-    try:
-        return DeviceCertificate.from_der(ders[0], source=source)
-    except (CertificateError, ValueError, TypeError) as exc:
-        message = f"not a valid certificate: {_describe(exc)}"
-        raise entry_error(source, index, message, noun=noun, line=line, label=label) from exc
+    return certs[0]
 
 
 def parse_der(
@@ -131,11 +101,9 @@ def parse_der(
     index: int,
     noun: str = "entry",
     line: int | None = None,
-    what: str = "certificate",
 ) -> DeviceCertificate:
     """A certificate from DER bytes, or a `ManifestError` naming the entry."""
     try:
-        return DeviceCertificate.from_der(data, source=source)
-    except (CertificateError, ValueError, TypeError) as exc:
-        message = f"{what} is not a valid certificate: {_describe(exc)}"
-        raise entry_error(source, index, message, noun=noun, line=line) from exc
+        return DeviceCertificate.from_der(data)
+    except CertificateError as exc:
+        raise entry_error(source, index, _describe(exc), noun=noun, line=line) from exc

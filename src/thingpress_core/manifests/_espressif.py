@@ -51,7 +51,7 @@ def _row_entry(
         )
     mac = row[columns["mac"]].strip()
     cn = row[columns["cn"]].strip()
-    pem = row[columns["cert"]].strip().replace("\r\n", "\n")
+    pem = row[columns["cert"]].strip()
     if not mac:
         raise entry_error(source, index, "has no MAC", noun="row", line=line)
     if not pem:
@@ -73,7 +73,9 @@ def read_espressif(
     """Yield one entry per data row; ``index`` is the 0-based data row (the header is not a row).
 
     Tolerates a UTF-8 byte order mark and CRLF line ends; the thing name is the MAC unless
-    ``thing_name="cn"`` (the ``cn`` column) or None (the importer decides).
+    ``thing_name="cn"`` (the ``cn`` column) or None (the importer decides). A row that breaks
+    the CSV structure (an unterminated quote) or text that is not UTF-8 raises whatever
+    ``on_error`` says, because nothing after it can be read.
     """
     check_choice("thing_name", thing_name, ("mac", "cn", None))
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
@@ -86,12 +88,10 @@ def read_espressif(
             try:
                 row = next(reader, None)
             except csv.Error as exc:
-                policy.fail(
-                    entry_error(source, index, f"is not valid CSV: {exc}", noun="row", line=line),
-                    code="invalid",
-                )
-                # the csv module cannot resynchronise after a broken quote: stop here
-                return
+                # the csv module cannot resynchronise after a broken quote, so the rows after
+                # it cannot be read: that fails the manifest even with on_error="skip"
+                message = f"is not valid CSV ({exc}); the rows after it cannot be read"
+                raise entry_error(source, index, message, noun="row", line=line) from exc
             if row is None:
                 return
             if not any(cell.strip() for cell in row):

@@ -7,14 +7,10 @@ import binascii
 from collections.abc import Iterator
 from typing import IO, Literal
 
-from thingpress_core.errors import ManifestError
-from thingpress_core.manifests._common import (
-    Policy,
-    check_choice,
-    entry_error,
-    parse_der,
-    pem_certificate_bodies,
-)
+from thingpress_core.certificates._loading import parse_pem_bundle
+from thingpress_core.certificates._pem import BEGIN
+from thingpress_core.errors import CertificateError, ManifestError
+from thingpress_core.manifests._common import Policy, check_choice, entry_error, parse_der
 from thingpress_core.manifests._model import ManifestEntry
 
 __all__ = ["OPTIONS", "read_generated"]
@@ -30,21 +26,18 @@ def _decode_line(raw: bytes) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def _entry(
-    raw: bytes, *, source: str, index: int, line: int, thing_name: Literal["cn"] | None
-) -> ManifestEntry:
+def _entry(raw: bytes, *, source: str, index: int, thing_name: Literal["cn"] | None) -> ManifestEntry:
     try:
         decoded = _decode_line(raw)
     except (binascii.Error, ValueError) as exc:
         raise entry_error(source, index, "not base64 text", noun="line") from exc
-    if b"-----BEGIN" in decoded:
+    if BEGIN in decoded:
         try:
-            ders = pem_certificate_bodies(decoded)
-        except (ValueError, binascii.Error) as exc:
-            raise entry_error(source, index, f"decodes to broken PEM: {exc}", noun="line") from exc
-        if not ders:
-            raise entry_error(source, index, "decodes to PEM without a certificate", noun="line")
-        certs = [parse_der(der, source=source, index=index, noun="line") for der in ders]
+            certs = parse_pem_bundle(decoded)
+        except CertificateError as exc:
+            raise entry_error(
+                source, index, f"decodes to PEM that is not a certificate: {exc}", noun="line"
+            ) from exc
     else:
         certs = [parse_der(decoded, source=source, index=index, noun="line")]
     cert = certs[0]
@@ -72,7 +65,7 @@ def read_generated(
         if not raw.strip():
             continue
         try:
-            entry = _entry(raw, source=source, index=index, line=index + 1, thing_name=thing_name)
+            entry = _entry(raw, source=source, index=index, thing_name=thing_name)
         except ManifestError as exc:
             policy.fail(exc, code="invalid")
             continue

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
+from thingpress_core.certificates._loading import check_positive_int
 from thingpress_core.errors import ConfigurationError, ManifestError
 from thingpress_core.manifests._common import Policy, check_choice, entry_error, parse_pem
 from thingpress_core.manifests._model import ManifestEntry
@@ -172,16 +173,6 @@ class _Archive:
             self.archive.close()
 
 
-def _check_limits(max_members: object) -> int:
-    if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members <= 0:
-        raise ConfigurationError(
-            f"max_members must be a positive integer, not {max_members!r}",
-            variable="max_members",
-            value=max_members,
-        )
-    return max_members
-
-
 def read_infineon(
     fp: IO[bytes],
     *,
@@ -206,7 +197,7 @@ def read_infineon(
             value=cert_type,
         )
     wanted_type = str(cert_type).upper()
-    limit_members = _check_limits(max_members)
+    limit_members = check_positive_int("max_members", max_members)
     outer = _Archive(fp, source=source, what="the Infineon archive", max_members=limit_members)
     try:
         selected: list[_Member] = []
@@ -244,6 +235,7 @@ def read_infineon(
                 source=source,
                 inner_name=inner_name,
                 policy=policy,
+                cert_type=wanted_type,
                 start=index,
                 max_bytes=max_bytes,
                 max_members=limit_members,
@@ -261,6 +253,7 @@ def _read_inner(
     source: str,
     inner_name: str,
     policy: Policy,
+    cert_type: str,
     start: int,
     max_bytes: int,
     max_members: int,
@@ -293,6 +286,20 @@ def _read_inner(
                 )
                 continue
             chip = match.group("chip")
+            member_type = match.group("type")
+            if member_type is not None and member_type.upper() != cert_type:
+                policy.fail(
+                    entry_error(
+                        inner_name,
+                        index,
+                        f"is named for slot {member_type.upper()}, but the archive holds {cert_type}",
+                        noun="member",
+                        label=base,
+                    ),
+                    code="invalid",
+                    vendor_id=chip,
+                )
+                continue
             if member.size > MAX_PEM_BYTES:
                 policy.fail(
                     entry_error(
@@ -315,9 +322,7 @@ def _read_inner(
                 )
                 continue
             try:
-                cert = parse_pem(
-                    raw.replace(b"\r\n", b"\n"), source=inner_name, index=index, noun="member", label=base
-                )
+                cert = parse_pem(raw, source=inner_name, index=index, noun="member", label=base)
             except ManifestError as exc:
                 policy.fail(exc, code="invalid", vendor_id=chip)
                 continue

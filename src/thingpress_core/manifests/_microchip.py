@@ -23,15 +23,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from thingpress_core.certificates import DeviceCertificate
+from thingpress_core.certificates import DeviceCertificate, TrustStore, load_certificates
 from thingpress_core.errors import CertificateError, ConfigurationError, ManifestError, ManifestSignatureError
 from thingpress_core.manifests._common import Policy, check_choice, entry_error, logger
 from thingpress_core.manifests._model import ManifestEntry
@@ -46,9 +47,8 @@ MicrochipThingName = Literal["unique_id", "cn"] | None
 #: bytes, a cryptography certificate, a DeviceCertificate, or an iterable of those.
 VerifierInput = str | Path | bytes | x509.Certificate | DeviceCertificate
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _MAX_VERIFIER_FILE = 1024 * 1024
-_VERIFIER_SUFFIXES = (".crt", ".pem", ".cer", ".der")
 _LISTED_ERRORS = 10
 _CHAIN_CACHE_SIZE = 64
 
@@ -77,7 +77,13 @@ class Verifier:
             ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
         except x509.ExtensionNotFound:
             ski = x509.SubjectKeyIdentifier.from_public_key(key).digest
-        der = cert.public_bytes(_der_encoding())
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"verifier {subject!r} has extensions that cannot be parsed: {exc}",
+                variable="verifiers",
+                value=subject,
+            ) from None
+        der = cert.public_bytes(Encoding.DER)
         return cls(
             certificate=cert,
             kid=_b64url(ski),
@@ -87,66 +93,44 @@ class Verifier:
         )
 
 
-def _der_encoding() -> Any:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return Encoding.DER
-
-
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _certs_from_bytes(data: bytes, what: str) -> list[x509.Certificate]:
     try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
+        return [cert.x509() for cert in load_certificates(data, max_bytes=_MAX_VERIFIER_FILE)]
+    except CertificateError as exc:
         raise ConfigurationError(
             f"verifier {what} is not a PEM or DER certificate: {exc}", variable="verifiers", value=what
         ) from exc
 
 
 def _certs_from_path(path: Path) -> list[x509.Certificate]:
-    if path.is_dir():
-        found: list[x509.Certificate] = []
-        for child in sorted(path.iterdir()):
-            if child.is_file() and child.suffix.lower() in _VERIFIER_SUFFIXES:
-                found.extend(_certs_from_path(child))
-        if not found:
-            raise ConfigurationError(
-                f"verifier directory {str(path)!r} holds no .crt, .pem, .cer or .der file",
-                variable="verifiers",
-                value=str(path),
-            )
-        return found
     try:
-        if path.stat().st_size > _MAX_VERIFIER_FILE:
-            raise ConfigurationError(
-                f"verifier file {str(path)!r} is larger than 1 MiB", variable="verifiers", value=str(path)
-            )
-        data = path.read_bytes()
-    except OSError as exc:
+        store = TrustStore.from_path(path, max_bytes=_MAX_VERIFIER_FILE)
+    except CertificateError as exc:
         raise ConfigurationError(
-            f"cannot read verifier file {str(path)!r}: {exc.strerror or exc}",
-            variable="verifiers",
-            value=str(path),
+            f"cannot read verifier file(s) from {str(path)!r}: {exc}", variable="verifiers", value=str(path)
         ) from exc
-    return _certs_from_bytes(data, repr(str(path)))
+    return [cert.x509() for cert in store.certificates]
 
 
-def load_verifiers(verifiers: object) -> dict[str, Verifier]:
-    """Verifier certificates keyed by ``kid``. Accepts one input or an iterable of them."""
+def load_verifiers(verifiers: VerifierInput | Iterable[VerifierInput] | None) -> dict[str, Verifier]:
+    """Verifier certificates keyed by ``kid``. Accepts one input or an iterable of them.
+
+    Raises `ConfigurationError` for an input that is not a readable P-256 certificate.
+    """
+    given = cast(object, verifiers)  # checked at run time: callers are not always typed
     items: Iterable[object]
-    if verifiers is None:
+    if given is None:
         items = ()
-    elif isinstance(verifiers, str | Path | bytes | bytearray | x509.Certificate | DeviceCertificate):
-        items = (verifiers,)
-    elif isinstance(verifiers, Iterable):
-        items = verifiers
+    elif isinstance(given, str | Path | bytes | bytearray | x509.Certificate | DeviceCertificate):
+        items = (given,)
+    elif isinstance(given, Iterable):
+        items = cast(Iterable[object], given)
     else:
-        items = (verifiers,)
+        items = (given,)
     result: dict[str, Verifier] = {}
     for item in items:
         certs: list[x509.Certificate]
@@ -188,7 +172,7 @@ class _EntryProblem(Exception):
 
 
 def _decode_b64url(value: object, field: str) -> bytes:
-    if not isinstance(value, str) or not _B64URL.match(value):
+    if not isinstance(value, str) or not _B64URL.fullmatch(value):
         raise _EntryProblem(f"{field} is not base64url text", signature=False)
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
@@ -214,11 +198,11 @@ def _parse_timestamp(value: object) -> datetime | None:
         text = text[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: e.g. year 1 with a positive offset
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 class _Checker:
@@ -228,13 +212,11 @@ class _Checker:
         *,
         source: str,
         check_validity: bool,
-        thing_name: MicrochipThingName,
     ) -> None:
         self.verifiers = verifiers
         self.by_thumbprint = {v.x5t_s256: v for v in verifiers.values()}
         self.source = source
         self.check_validity = check_validity
-        self.thing_name = thing_name
         self.chain_cache: dict[bytes, DeviceCertificate] = {}
 
     def signer(self, header: Mapping[str, Any]) -> Verifier:
@@ -269,6 +251,8 @@ class _Checker:
         assert isinstance(protected, str)
         assert isinstance(payload, str)
         header = _json_object(_decode_b64url(protected, "protected header"), "protected header")
+        # decoded before the signature check, which needs both parts as base64url (ASCII) text
+        payload_bytes = _decode_b64url(payload, "payload")
         if header.get("alg") != "ES256":
             raise _EntryProblem(
                 f"unsupported signature algorithm {str(header.get('alg'))[:32]!r} (expected ES256)",
@@ -288,7 +272,7 @@ class _Checker:
                 f"signature does not verify with signer {verifier.name!r} (payload or signature altered)",
                 signature=True,
             ) from None
-        body = _json_object(_decode_b64url(payload, "payload"), "payload")
+        body = _json_object(payload_bytes, "payload")
         unique_id = body.get("uniqueId")
         if not isinstance(unique_id, str) or not unique_id.strip():
             raise _EntryProblem("signed payload has no uniqueId", signature=False)
@@ -407,7 +391,7 @@ def read_microchip(
     *,
     source: str,
     policy: Policy,
-    verifiers: object = None,
+    verifiers: VerifierInput | Iterable[VerifierInput] | None = None,
     thing_name: MicrochipThingName = "unique_id",
     check_verifier_validity: bool = True,
 ) -> Iterator[ManifestEntry]:
@@ -425,9 +409,7 @@ def read_microchip(
             variable="verifiers",
             value=None,
         )
-    checker = _Checker(
-        table, source=source, check_validity=bool(check_verifier_validity), thing_name=thing_name
-    )
+    checker = _Checker(table, source=source, check_validity=bool(check_verifier_validity))
     entries = _load_entries(stream, source)
     if policy.on_error == "raise":
         checked: list[_Checked] = []
@@ -446,20 +428,13 @@ def read_microchip(
         try:
             item = checker.check(raw, index)
         except _EntryProblem as problem:
+            # no vendor_id: the only uniqueId such an entry offers is unverified
             policy.fail(
                 entry_error(source, index, problem.reason, signature=problem.signature),
                 code="signature" if problem.signature else "invalid",
-                vendor_id=_claimed_id(raw),
             )
             continue
         yield from _emit(item, source, policy, thing_name)
-
-
-def _claimed_id(raw: object) -> str | None:
-    # only for the skip report; an unverified id is never used as a thing name
-    header = raw.get("header") if isinstance(raw, dict) else None
-    value = header.get("uniqueId") if isinstance(header, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def _emit(

@@ -60,7 +60,9 @@ class SkippedEntry(BaseModel):
     ``code`` is a short machine-readable word: ``no_certificate`` (a verified entry that
     carries no certificate), ``signature`` (signature, signer or payload check failed),
     ``invalid`` (the entry or its certificate cannot be read), ``not_a_certificate`` (a PEM
-    block or archive member that holds something else).
+    block or archive member that holds something else). ``vendor_id`` is set only where the
+    manifest's id for the chip can be believed: never for a Microchip entry that failed
+    verification, whose only uniqueId is unsigned.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import binascii
-import re
 from collections.abc import Iterator
 from typing import IO, Literal
 
+from thingpress_core.certificates._pem import BEGIN, CERTIFICATE_LABELS, PemSyntaxError, scan_pem
 from thingpress_core.errors import ManifestError
 from thingpress_core.manifests._common import Policy, check_choice, entry_error, parse_der
 from thingpress_core.manifests._model import ManifestEntry
@@ -15,64 +15,52 @@ __all__ = ["OPTIONS", "read_pem"]
 
 OPTIONS = frozenset({"on_error", "thing_name"})
 
-_CERT_LABELS = frozenset({"CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"})
-
-
-class PemBlockError(ValueError):
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]{1,64})-----(.*?)-----END ([A-Z0-9 ]{1,64})-----", re.DOTALL)
-_BEGIN_MARK = b"-----BEGIN "
 _CHUNK = 1024 * 1024
 #: An unfinished block longer than this is not a certificate still arriving: it is broken.
 _MAX_BLOCK = 1024 * 1024
 
 
-def _scan(stream: IO[bytes]) -> Iterator[tuple[str, bytes, int]]:
-    """``(label, base64 body, first line)`` per PEM block, reading the stream in 1 MiB chunks."""
+class _BrokenBlock(ValueError):
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _blocks(stream: IO[bytes]) -> Iterator[tuple[bytes, bytes, int]]:
+    """``(label, base64 body, line of BEGIN)`` per PEM block, reading the stream in chunks.
+
+    Only an unfinished block (or the few bytes where a BEGIN marker may be cut in two) is
+    carried from one chunk to the next, so memory stays within a chunk plus `_MAX_BLOCK`.
+    """
     buffer = b""
-    line = 1  # line number at the start of ``buffer``
+    line = 1  # line number at ``counted`` in ``buffer``
+    counted = 0
     first = True
-    eof = False
-    while not eof:
+    while True:
         chunk = stream.read(_CHUNK)
         if first and chunk.startswith(b"\xef\xbb\xbf"):
             chunk = chunk[3:]
         first = False
-        eof = not chunk
+        final = not chunk
         buffer += chunk
-        counted = 0  # buffer offset up to which ``line`` counts newlines
         consumed = 0
-        for match in _BLOCK.finditer(buffer):
-            line += buffer.count(b"\n", counted, match.start())
-            counted = match.start()
-            label, body, end_label = match.group(1), match.group(2), match.group(3)
-            if _BEGIN_MARK in body:
-                raise PemBlockError(f"PEM block BEGIN {label.decode()} has no END line", line)
-            if end_label != label:
-                raise PemBlockError(
-                    f"PEM block BEGIN {label.decode()} ends with END {end_label.decode()}", line
-                )
-            yield label.decode("ascii"), body, line
-            consumed = match.end()
-        rest_start = buffer.find(_BEGIN_MARK, consumed)
-        if eof:
-            if rest_start != -1:
-                line += buffer.count(b"\n", counted, rest_start)
-                label = buffer[rest_start + len(_BEGIN_MARK) :].split(b"-", 1)[0][:64]
-                raise PemBlockError(
-                    f"PEM block BEGIN {label.decode('ascii', 'replace')} has no END line", line
-                )
+        try:
+            for block in scan_pem(buffer, final=final):
+                line += buffer.count(b"\n", counted, block.begin)
+                counted = block.begin
+                yield block.label, buffer[block.body_start : block.body_end], line
+                consumed = block.end
+        except PemSyntaxError as exc:
+            raise _BrokenBlock(str(exc), line + buffer.count(b"\n", counted, exc.offset)) from None
+        if final:
             return
-        # keep an unfinished block, or the tail where a BEGIN marker may be cut in two
-        keep_from = rest_start if rest_start != -1 else max(consumed, len(buffer) - len(_BEGIN_MARK))
+        rest = buffer.find(BEGIN, consumed)
+        keep_from = rest if rest != -1 else max(consumed, len(buffer) - len(BEGIN) + 1)
         line += buffer.count(b"\n", counted, keep_from)
         buffer = buffer[keep_from:]
+        counted = 0
         if len(buffer) > _MAX_BLOCK:
-            raise PemBlockError("PEM block has no END line within 1 MiB", line)
+            raise _BrokenBlock(f"PEM block has no END line within {_MAX_BLOCK} bytes", line)
 
 
 def read_pem(
@@ -82,46 +70,50 @@ def read_pem(
     policy: Policy,
     thing_name: Literal["cn"] | None = "cn",
 ) -> Iterator[ManifestEntry]:
-    """Yield one entry per certificate of a PEM bundle (or of a single DER certificate)."""
+    """Yield one entry per certificate of a PEM bundle (or of a single DER certificate).
+
+    ``index`` counts every PEM block, so a key or CRL block between certificates is reported
+    as skipped under its own number. A block without its END line raises whatever
+    ``on_error`` says, because no block after it can be found.
+    """
     check_choice("thing_name", thing_name, ("cn", None))
     peek = getattr(stream, "peek", None)
     head: bytes = peek(64)[:64] if peek is not None else b""
-    if head[:1] == b"\x30" and b"-----BEGIN" not in head:
-        data = stream.read()
-        cert = parse_der(data, source=source, index=0, noun="certificate")
+    if head[:1] == b"\x30" and BEGIN not in head:
+        cert = parse_der(stream.read(), source=source, index=0, noun="certificate")
         name = cert.common_name if thing_name == "cn" else None
         yield ManifestEntry(thing_name=name, certificate=cert, index=0, source=source)
         return
     index = 0
-    found_block = False
-    blocks = _scan(stream)
+    blocks = _blocks(stream)
     while True:
         try:
             item = next(blocks, None)
-        except PemBlockError as exc:
-            error = entry_error(source, index, str(exc), noun="certificate", line=exc.line)
-            policy.fail(error, code="invalid")
-            return
+        except _BrokenBlock as exc:
+            # without its END line no later block can be found: this fails the manifest even
+            # with on_error="skip", rather than end the reading early without a word
+            raise entry_error(source, index, str(exc), noun="certificate", line=exc.line) from None
         if item is None:
             break
-        found_block = True
         label, body, line = item
-        if label not in _CERT_LABELS:
+        if label not in CERTIFICATE_LABELS:
+            shown = label.decode("ascii", "replace")
             policy.skip(
                 index,
                 "not_a_certificate",
-                f"{source}: block {index + 1} (line {line}) is a {label}, not a certificate; not imported",
+                f"{source}: block {index + 1} (line {line}) is a {shown}, not a certificate; not imported",
             )
             index += 1
             continue
         try:
             der = binascii.a2b_base64(body)
-            cert = parse_der(der, source=source, index=index, noun="certificate", line=line)
         except binascii.Error:
             message = "not a valid certificate: the PEM body is not base64"
             policy.fail(entry_error(source, index, message, noun="certificate", line=line), code="invalid")
             index += 1
             continue
+        try:
+            cert = parse_der(der, source=source, index=index, noun="certificate", line=line)
         except ManifestError as exc:
             policy.fail(exc, code="invalid")
             index += 1
@@ -133,7 +125,7 @@ def read_pem(
             source=source,
         )
         index += 1
-    if not found_block:
+    if index == 0:
         raise ManifestError(
             f"{source}: not a PEM bundle: no -----BEGIN CERTIFICATE----- block found", source=source
         )

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, Union
 
+from thingpress_core.certificates._loading import check_positive_int
 from thingpress_core.errors import ConfigurationError, ManifestError
 
 if TYPE_CHECKING:
@@ -29,7 +30,17 @@ ManifestSource = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", Bi
 
 
 def source_name(source: object, name: str | None = None) -> str:
-    """The name messages use for a source: the path, a stream's ``name``, or ``<bytes>``."""
+    """The name messages use for a source: the path, a stream's ``name``, or ``<bytes>``.
+
+    A ``str`` is always a path; one that holds a line break is manifest text passed by
+    mistake, refused with `ConfigurationError` rather than echoed whole as a file name.
+    """
+    if isinstance(source, str) and ("\n" in source or "\r" in source):
+        raise ConfigurationError(
+            f"a str source is a path, and {source[:24]!r}... is text: pass manifest content as bytes",
+            variable="source",
+            value=source[:24],
+        )
     if name:
         return name
     if isinstance(source, str | os.PathLike):
@@ -41,11 +52,7 @@ def source_name(source: object, name: str | None = None) -> str:
 
 
 def check_max_bytes(max_bytes: object) -> int:
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-        raise ConfigurationError(
-            f"max_bytes must be a positive integer, not {max_bytes!r}", variable="max_bytes", value=max_bytes
-        )
-    return max_bytes
+    return check_positive_int("max_bytes", max_bytes)
 
 
 class _BoundedStream(io.RawIOBase):
