@@ -210,3 +210,17 @@ def test_a_send_failure_while_packing_accounts_for_every_certificate_read(
     report = info.value.report
     assert (report.total, report.sent, len(report.failed)) == (201, 0, 201)
     assert sorted(f.index for f in report.failed) == list(range(201))
+
+
+def test_entries_read_before_a_reader_error_are_still_sent(certs: list[DeviceCertificate]) -> None:
+    from thingpress_core.errors import ManifestError
+
+    def broken_reader() -> Iterator[DeviceCertificate]:
+        yield from certs[:7]
+        raise ManifestError("entry 8: not a certificate", source="fleet.txt", index=7)
+
+    sqs = RecordingSQS()
+    with pytest.raises(ManifestError, match="entry 8"):
+        enqueue_manifest(broken_reader(), "https://queue", options=OPTIONS, sqs=sqs)  # type: ignore[arg-type]
+    sent = [ImportRequest.parse(body) for batch in sqs.calls for body in batch]
+    assert [r.thing_name for r in sent] == [c.common_name for c in certs[:7]]

@@ -273,17 +273,25 @@ def enqueue_manifest(
     )
     from thingpress_core.certificates import DeviceCertificate
 
-    for position, item in enumerate(entries):
-        producer.total += 1
-        cert = item if isinstance(item, DeviceCertificate) else item.certificate
-        index = position if isinstance(item, DeviceCertificate) else item.index
-        try:
-            request = ImportRequest.from_certificate(item, options=options, source=source, index=index)
-        except (ThingpressError, ValueError) as exc:
-            thing = None if isinstance(item, DeviceCertificate) else item.thing_name
-            producer.fail(index, str(exc), cert_id=cert.certificate_id, thing=thing, code=type(exc).__name__)
-            continue
-        producer.add(request.to_body(), (index, cert.certificate_id, request.thing_name))
+    try:
+        for position, item in enumerate(entries):
+            producer.total += 1
+            cert = item if isinstance(item, DeviceCertificate) else item.certificate
+            index = position if isinstance(item, DeviceCertificate) else item.index
+            try:
+                request = ImportRequest.from_certificate(item, options=options, source=source, index=index)
+            except (ThingpressError, ValueError) as exc:
+                thing = None if isinstance(item, DeviceCertificate) else item.thing_name
+                producer.fail(
+                    index, str(exc), cert_id=cert.certificate_id, thing=thing, code=type(exc).__name__
+                )
+                continue
+            producer.add(request.to_body(), (index, cert.certificate_id, request.thing_name))
+    except BaseException:
+        # The input broke part-way (e.g. a manifest entry that cannot be read): what was read
+        # before it is still sent, so nothing read is lost, then the reader's error goes on.
+        producer.flush(final=True)
+        raise
     producer.flush(final=True)
     report = producer.report()
     logger.info(
