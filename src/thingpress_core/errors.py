@@ -477,6 +477,11 @@ _CODE_MAP: dict[str, type[AwsServiceError]] = {
 }
 
 
+def is_throttling_code(code: str | None) -> bool:
+    """True when an AWS error code means "throttled" (it maps to `ThrottledError`)."""
+    return code is not None and _CODE_MAP.get(code) is ThrottledError
+
+
 def _class_for(code: str | None, http_status: int | None) -> type[AwsServiceError]:
     if code is not None and code in _CODE_MAP:
         return _CODE_MAP[code]

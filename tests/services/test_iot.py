@@ -454,6 +454,40 @@ def test_throttle_within_retries_succeeds(iot: IoTService, faults: FaultInjector
     assert faults.retry_delays  # botocore computed delays; none were slept
 
 
+def test_a_throttle_botocore_retried_away_still_slows_the_limiter(
+    fast_factory: ClientFactory, faults: FaultInjector
+) -> None:
+    fast_factory.iot().create_policy(
+        policyName="p", policyDocument='{"Version": "2012-10-17", "Statement": []}'
+    )
+    limiter = RateLimiter({"iot.GetPolicy": 1000.0, "iot.CreateThing": 1000.0})
+    iot = IoTService(fast_factory, limiter=limiter)
+    faults.throttle("iot.GetPolicy", times=1)
+    assert iot.get_policy("p").name == "p"  # the second attempt got through
+    slowed = limiter.rate("iot.GetPolicy")
+    assert slowed is not None
+    assert slowed < 1000.0
+    assert limiter.rate("iot.CreateThing") == 1000.0  # only the throttled operation slows
+
+
+def test_two_facades_on_one_client_report_each_throttle_once(
+    fast_factory: ClientFactory, faults: FaultInjector
+) -> None:
+    limiter = RateLimiter({"iot.GetPolicy": 1000.0}, decrease_cooldown=0.0)
+    first = IoTService(fast_factory, limiter=limiter)
+    second = IoTService(fast_factory, limiter=limiter)
+    first.factory.iot()
+    for facade in (first, second):
+        with pytest.raises(ResourceNotFoundError):
+            facade.get_policy("missing")  # fetches (and hooks) the shared client
+    faults.throttle("iot.GetPolicy", times=1)
+    with pytest.raises(ResourceNotFoundError):
+        first.get_policy("missing")
+    rate = limiter.rate("iot.GetPolicy")
+    assert rate is not None
+    assert rate == pytest.approx(1000.0 * 0.7)  # one decrease, not one per facade
+
+
 def test_reset_stats(iot: IoTService) -> None:
     with pytest.raises(AwsServiceError):
         iot.get_policy("missing")

@@ -24,7 +24,12 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from thingpress_core.errors import AwsServiceError, CircuitOpenError, RateLimitTimeoutError
+from thingpress_core.errors import (
+    AwsServiceError,
+    CircuitOpenError,
+    RateLimitTimeoutError,
+    is_throttling_code,
+)
 from thingpress_core.resilience import is_service_failure, is_throttle
 from thingpress_core.services._models import CallStats
 
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
     from thingpress_core.resilience import CircuitBreaker, CircuitBreakerRegistry, CircuitPermit, RateLimiter
     from thingpress_core.settings import ThingpressSettings
 
-__all__ = ["CallCounter", "CallPath", "ServiceFacade"]
+__all__ = ["CallCounter", "CallPath", "ServiceFacade", "watch_throttles"]
 
 R = TypeVar("R")
 
@@ -211,6 +216,32 @@ def _extra(name: str, certificate_id: str | None, thing_name: str | None) -> dic
     return {"operation": name, "certificate_id": certificate_id, "thing_name": thing_name}
 
 
+def watch_throttles(client: Any, service: str, limiter: RateLimiter) -> None:
+    """Tell ``limiter`` about every throttled attempt ``client`` makes, retries included.
+
+    botocore retries a throttled call on its own, so the call path sees a throttle only when
+    every attempt failed. The limiter slows down sooner, and stays under the real quota, when
+    it hears of each throttled attempt: this hooks botocore's per-attempt ``needs-retry`` event
+    and returns None so botocore's own retry decision stands. Registered once per limiter.
+    """
+
+    def on_attempt(response: object = None, operation: object = None, **_: object) -> None:
+        if not isinstance(response, tuple) or len(response) < 2 or operation is None:
+            return
+        parsed = response[1]
+        error = parsed.get("Error") if isinstance(parsed, Mapping) else None
+        code = error.get("Code") if isinstance(error, Mapping) else None
+        if isinstance(code, str) and is_throttling_code(code):
+            limiter.record_throttle(f"{service}.{getattr(operation, 'name', '')}")
+
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is None:  # a stand-in client without botocore's event system: nothing to hook
+        return
+    events.register(
+        f"needs-retry.{service}", on_attempt, unique_id=f"thingpress-core-throttles-{id(limiter)}"
+    )
+
+
 class ServiceFacade:
     """Shared wiring of the facades: lazy factory, settings, breakers, limiter and counters.
 
@@ -300,6 +331,16 @@ class ServiceFacade:
     def reset_stats(self) -> None:
         """Set every counter back to zero."""
         self._counter.reset()
+
+    def _service_client(self) -> Any:
+        """This facade's boto3 client, fetched once, with its throttles reported to the limiter."""
+        client = self._client
+        if client is None:
+            limiter = self.limiter
+            client = self.factory.client(self._service)  # type: ignore[call-overload]  # _service is one of the literals
+            watch_throttles(client, self._service, limiter)
+            self._client = client
+        return client
 
     def _call_path(self) -> CallPath:
         path = self._path

@@ -60,10 +60,7 @@ class IoTService(ServiceFacade):
     _logger_name = "thingpress_core.services.iot"
 
     def _iot(self) -> IoTClient:
-        client: IoTClient | None = self._client
-        if client is None:
-            client = self.factory.iot()
-            self._client = client
+        client: IoTClient = self._service_client()
         return client
 
     # ------------------------------------------------------------------------ identity

@@ -101,10 +101,7 @@ class S3Service(ServiceFacade):
     _logger_name = "thingpress_core.services.s3"
 
     def _s3(self) -> S3Client:
-        client: S3Client | None = self._client
-        if client is None:
-            client = self.factory.s3()
-            self._client = client
+        client: S3Client = self._service_client()
         return client
 
     def get_object(self, bucket: str, key: str, *, max_bytes: int = DEFAULT_MAX_OBJECT_BYTES) -> S3Object:

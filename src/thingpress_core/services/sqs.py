@@ -95,10 +95,7 @@ class SQSService(ServiceFacade):
         self._random = random.Random(seed)
 
     def _sqs(self) -> SQSClient:
-        client: SQSClient | None = self._client
-        if client is None:
-            client = self.factory.sqs()
-            self._client = client
+        client: SQSClient = self._service_client()
         return client
 
     # -------------------------------------------------------------------------- sending
