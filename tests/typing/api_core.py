@@ -53,3 +53,16 @@ def errors_api(exc: BaseException) -> str:
     open_error = CircuitOpenError("open", name="iot.CreateThing", retry_after=1.5)
     later: float | None = open_error.retry_after
     return f"{err} {later} {mapped.code} {mapped.http_status} {mapped.request_id}"
+
+
+def sandbox_api() -> None:
+    from thingpress_core.sandbox import Sandbox, SandboxThing
+
+    with Sandbox() as box:
+        box.create_resources(policies=["P"], thing_groups=["G"], thing_type="T")
+        factory: ClientFactory = box.factory
+        url: str | None = box.endpoint_url
+        things: list[SandboxThing] = box.things(limit=5)
+        counts: dict[str, int] = box.counts()
+        print(factory, url, [t.certificate_ids for t in things], counts["things"])
+        box.reset()
