@@ -98,46 +98,11 @@ def _too_large(name: str, size: int, limit: int) -> ManifestError:
 
 
 @contextmanager
-def open_source(source: ManifestSource, *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
-    """A binary stream over the source that raises `ManifestError` past ``max_bytes``.
+def _open_checked(source: ManifestSource, *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
+    """Bytes as a stream, a path as an open file, or the caller's stream, all size-checked where
+    the size is known up front (bytes and files) before a byte is parsed.
 
-    Paths are checked against the limit before they are opened and closed on exit; streams
-    the caller passed are left open.
-    """
-    if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-        if len(data) > max_bytes:
-            raise _too_large(name, len(data), max_bytes)
-        yield io.BufferedReader(_BoundedStream(io.BytesIO(data), max_bytes, name))
-        return
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        try:
-            size = path.stat().st_size
-            handle = path.open("rb")
-        except OSError as exc:
-            raise ManifestError(f"{name}: cannot open manifest: {exc.strerror or exc}", source=name) from exc
-        with handle:
-            if size > max_bytes:
-                raise _too_large(name, size, max_bytes)
-            yield io.BufferedReader(_BoundedStream(handle, max_bytes, name))
-        return
-    read = getattr(source, "read", None)
-    if read is None:
-        raise ConfigurationError(
-            f"a manifest source must be bytes, a path or a binary stream, not {type(source).__name__}",
-            variable="source",
-            value=type(source).__name__,
-        )
-    yield io.BufferedReader(_BoundedStream(source, max_bytes, name))
-
-
-@contextmanager
-def open_seekable(source: ManifestSource, *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
-    """A seekable binary stream over the source (archives need one), refused past ``max_bytes``.
-
-    A path is opened as a file (not read into memory); a seekable stream is used in place; a
-    stream that cannot seek is read, within the bound, into memory.
+    Paths are closed on exit; streams the caller passed are left open.
     """
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
@@ -163,7 +128,37 @@ def open_seekable(source: ManifestSource, *, name: str, max_bytes: int) -> Gener
             variable="source",
             value=type(source).__name__,
         )
-    stream: IO[bytes] = source
+    yield source
+
+
+@contextmanager
+def open_source(source: ManifestSource, *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
+    """A binary stream over the source that raises `ManifestError` past ``max_bytes``.
+
+    Paths are checked against the limit before they are opened and closed on exit; streams
+    the caller passed are left open.
+    """
+    with _open_checked(source, name=name, max_bytes=max_bytes) as stream:
+        # A stream's size is unknown, so every read is bounded as well.
+        yield io.BufferedReader(_BoundedStream(stream, max_bytes, name))
+
+
+@contextmanager
+def open_seekable(source: ManifestSource, *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
+    """A seekable binary stream over the source (archives need one), refused past ``max_bytes``.
+
+    A path is opened as a file (not read into memory); a seekable stream is used in place; a
+    stream that cannot seek is read, within the bound, into memory.
+    """
+    with _open_checked(source, name=name, max_bytes=max_bytes) as opened:
+        if isinstance(source, bytes | bytearray | memoryview | str | os.PathLike):
+            yield opened  # already size-checked, and a BytesIO or a file can seek
+            return
+        yield from _seekable_stream(opened, name=name, max_bytes=max_bytes)
+
+
+def _seekable_stream(stream: IO[bytes], *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
+    """The caller's stream in place when it can seek (size measured first), else read into memory."""
     seekable = getattr(stream, "seekable", None)
     if seekable is not None and seekable():
         start = stream.tell()
