@@ -315,21 +315,18 @@ class FaultInjector:
         Defaults: ``ThrottlingException`` with HTTP 400 (IoT and SQS), ``SlowDown`` with HTTP 503
         (S3). Returns the injector, so rules chain.
         """
-        service, op = self._resolve(operation)
+        service, _ = self._resolve(operation)
         default_code, default_status = ("SlowDown", 503) if service == "s3" else ("ThrottlingException", 400)
-        self._add(
-            _Rule(
-                label=f"throttle {operation}",
-                kind="throttle",
-                service=service,
-                operation=op,
-                trigger=self._trigger(times, rate, after),
-                status=status if status is not None else default_status,
-                code=code or default_code,
-                message="Rate exceeded",
-            )
+        return self._rule(
+            "throttle",
+            operation,
+            times,
+            rate,
+            after,
+            status=status if status is not None else default_status,
+            code=code or default_code,
+            message="Rate exceeded",
         )
-        return self
 
     def server_error(
         self,
@@ -344,21 +341,18 @@ class FaultInjector:
         """Answer with an HTTP 5xx (``InternalFailureException`` for IoT, ``InternalError`` else)."""
         if not 500 <= status <= 599:
             raise ConfigurationError("status must be a 5xx code", variable="status", value=status)
-        service, op = self._resolve(operation)
+        service, _ = self._resolve(operation)
         default_code = "InternalFailureException" if service == "iot" else "InternalError"
-        self._add(
-            _Rule(
-                label=f"server_error {operation}",
-                kind="server_error",
-                service=service,
-                operation=op,
-                trigger=self._trigger(times, rate, after),
-                status=status,
-                code=code or default_code,
-                message="Internal failure (injected)",
-            )
+        return self._rule(
+            "server_error",
+            operation,
+            times,
+            rate,
+            after,
+            status=status,
+            code=code or default_code,
+            message="Internal failure (injected)",
         )
-        return self
 
     def connection_error(
         self,
@@ -374,18 +368,14 @@ class FaultInjector:
         ``endpoint`` raises ``EndpointConnectionError``, ``closed`` ``ConnectionClosedError``,
         ``read_timeout`` ``ReadTimeoutError``; botocore retries all three.
         """
-        service, op = self._resolve(operation)
-        self._add(
-            _Rule(
-                label=f"connection_error {operation}",
-                kind="connection_error",
-                service=service,
-                operation=op,
-                trigger=self._trigger(times, rate, after),
-                connection=kind,
-            )
+        return self._rule(
+            "connection_error",
+            operation,
+            times,
+            rate,
+            after,
+            connection=kind,
         )
-        return self
 
     def error(
         self,
@@ -404,21 +394,18 @@ class FaultInjector:
         ``fields`` are extra top-level members of the error body (IoT's ``resourceId`` and
         ``resourceArn``); botocore parses modeled ones into ``error.response``.
         """
-        service, op = self._resolve(operation)
-        self._add(
-            _Rule(
-                label=f"error {code} {operation}",
-                kind="error",
-                service=service,
-                operation=op,
-                trigger=self._trigger(times, rate, after),
-                status=status,
-                code=code,
-                message=message or f"{code} (injected)",
-                fields=dict(fields or {}),
-            )
+        return self._rule(
+            "error",
+            operation,
+            times,
+            rate,
+            after,
+            label=f"error {code} {operation}",
+            status=status,
+            code=code,
+            message=message or f"{code} (injected)",
+            fields=dict(fields or {}),
         )
-        return self
 
     def partial_batch_failure(
         self,
@@ -461,21 +448,18 @@ class FaultInjector:
         positions = None if entries is None else tuple(sorted(set(entries)))
         if positions is None and entry_rate is None:
             positions = (0,)
-        self._add(
-            _Rule(
-                label=f"partial_batch_failure {operation}",
-                kind="partial_batch_failure",
-                service=service,
-                operation=op,
-                trigger=self._trigger(times, rate, after),
-                code=code,
-                message=message or f"{code} (injected)",
-                entries=positions,
-                entry_rate=entry_rate,
-                sender_fault=sender_fault,
-            )
+        return self._rule(
+            "partial_batch_failure",
+            operation,
+            times,
+            rate,
+            after,
+            code=code,
+            message=message or f"{code} (injected)",
+            entries=positions,
+            entry_rate=entry_rate,
+            sender_fault=sender_fault,
         )
-        return self
 
     def latency(
         self,
@@ -489,18 +473,14 @@ class FaultInjector:
         """Call ``sleep(seconds)`` before the request goes on (other rules still apply)."""
         if seconds < 0:
             raise ConfigurationError("seconds must be >= 0", variable="seconds", value=seconds)
-        service, op = self._resolve(operation)
-        self._add(
-            _Rule(
-                label=f"latency {operation}",
-                kind="latency",
-                service=service,
-                operation=op,
-                trigger=self._trigger(times, rate, after),
-                seconds=seconds,
-            )
+        return self._rule(
+            "latency",
+            operation,
+            times,
+            rate,
+            after,
+            seconds=seconds,
         )
-        return self
 
     def quota(
         self,
@@ -592,6 +572,31 @@ class FaultInjector:
             )
 
     # -- internals -------------------------------------------------------------------------
+
+    def _rule(
+        self,
+        kind: FaultKind,
+        operation: str,
+        times: int | None,
+        rate: float | None,
+        after: int,
+        *,
+        label: str | None = None,
+        **fields: Any,
+    ) -> FaultInjector:
+        """Add one rule for ``operation`` (``service.Operation``) and return the injector."""
+        service, op = self._resolve(operation)
+        self._add(
+            _Rule(
+                label=label or f"{kind} {operation}",
+                kind=kind,
+                service=service,
+                operation=op,
+                trigger=self._trigger(times, rate, after),
+                **fields,
+            )
+        )
+        return self
 
     def _trigger(self, times: int | None, rate: float | None, after: int) -> _Trigger:
         return _Trigger(times=times, rate=rate, after=after, rng=self._rng)
