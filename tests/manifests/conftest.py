@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,91 @@ from thingpress_core.certificates import DeviceCertificate
 TYPES = ("E0E0", "E0E1", "E0E2")
 
 
-def seven_zip(members: Iterable[tuple[str, bytes]], *, password: str | None = None) -> bytes:
+def seven_zip(
+    members: Iterable[tuple[str, bytes]],
+    *,
+    password: str | None = None,
+    filters: list[dict[str, int]] | None = None,
+    encoded_header: bool = True,
+) -> bytes:
+    """A solid 7z archive of ``members`` in the order given (py7zr: one block, LZMA2 by default)."""
     import py7zr
 
     buffer = io.BytesIO()
-    with py7zr.SevenZipFile(buffer, "w", password=password) as archive:
+    with py7zr.SevenZipFile(buffer, "w", password=password, filters=filters) as archive:
+        if not encoded_header:
+            archive.set_encoded_header_mode(False)
         for name, data in members:
             archive.writestr(data, name)
     return buffer.getvalue()
+
+
+def seven_zip_blocks(blocks: Iterable[Sequence[tuple[str, bytes]]]) -> bytes:
+    """A 7z archive with one solid block (7z "folder") per item of ``blocks``."""
+    import py7zr
+
+    buffer = io.BytesIO()
+    for number, members in enumerate(blocks):
+        with py7zr.SevenZipFile(buffer, "w" if number == 0 else "a") as archive:
+            for name, data in members:
+                archive.writestr(data, name)
+        buffer.seek(0)
+    return buffer.getvalue()
+
+
+def uint64_7z(value: int) -> bytes:
+    """7z's variable-length number: leading one bits of the first byte count the bytes after it."""
+    for extra in range(8):
+        if value < 1 << (7 * (extra + 1)):
+            high = value >> (8 * extra)
+            first = (0xFF00 >> extra) & 0xFF | high
+            return bytes([first]) + (value & ((1 << (8 * extra)) - 1)).to_bytes(extra, "little")
+    return b"\xff" + value.to_bytes(8, "little")
+
+
+def header_of(archive: bytes) -> tuple[bytes, bytes]:
+    """(the packed streams, the next header) of a 7z archive."""
+    offset = int.from_bytes(archive[12:20], "little")
+    size = int.from_bytes(archive[20:28], "little")
+    return archive[32 : 32 + offset], archive[32 + offset : 32 + offset + size]
+
+
+def with_header(body: bytes, header: bytes) -> bytes:
+    """A 7z archive of packed streams ``body`` and ``header``, with a signature header whose CRCs match."""
+    tail = len(body).to_bytes(8, "little") + len(header).to_bytes(8, "little")
+    tail += zlib.crc32(header).to_bytes(4, "little")
+    return b"7z\xbc\xaf\x27\x1c\x00\x04" + zlib.crc32(tail).to_bytes(4, "little") + tail + body + header
+
+
+def patch_header(archive: bytes, old: bytes, new: bytes) -> bytes:
+    """``archive`` (written with ``encoded_header=False``) with ``old`` replaced once in its header."""
+    body, header = header_of(archive)
+    assert header.count(old) == 1, "the pattern must be unique in the header"
+    return with_header(body, header.replace(old, new))
+
+
+def encode_header(
+    archive: bytes, *, lzma1: bool = True, dict_size: int = 1 << 16, declared_size: int | None = None
+) -> bytes:
+    """``archive`` (written with ``encoded_header=False``) with its header compressed the way 7-Zip does
+    (LZMA, or LZMA2), optionally declaring another dictionary or decoded size than the real ones."""
+    import lzma
+
+    body, header = header_of(archive)
+    if lzma1:
+        method = b"\x03\x01\x01"
+        props = bytes([3 + 2 * 45]) + dict_size.to_bytes(4, "little")  # lc=3 lp=0 pb=2
+        packed = lzma.compress(header, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA1}])
+    else:
+        method = b"\x21"
+        code = next(p for p in range(41) if p == 40 or (2 | (p & 1)) << (p // 2 + 11) >= dict_size)
+        props = bytes([code])
+        packed = lzma.compress(header, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2}])
+    encoded = b"\x17\x06" + uint64_7z(len(body)) + b"\x01\x09" + uint64_7z(len(packed)) + b"\x00"
+    encoded += b"\x07\x0b\x01\x00\x01" + bytes([len(method) | 0x20]) + method + uint64_7z(len(props)) + props
+    encoded += b"\x0c" + uint64_7z(len(header) if declared_size is None else declared_size)
+    encoded += b"\x0a\x01" + zlib.crc32(header).to_bytes(4, "little") + b"\x00\x00"
+    return with_header(body + packed, encoded)
 
 
 def crlf_pem(cert: DeviceCertificate) -> bytes:
@@ -177,6 +255,11 @@ def build() -> Any:
 
     class _Builders:
         seven_zip = staticmethod(seven_zip)
+        seven_zip_blocks = staticmethod(seven_zip_blocks)
+        header_of = staticmethod(header_of)
+        with_header = staticmethod(with_header)
+        patch_header = staticmethod(patch_header)
+        encode_header = staticmethod(encode_header)
         infineon_archive = staticmethod(infineon_archive)
         crlf_pem = staticmethod(crlf_pem)
 

@@ -7,10 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.errors import ConfigurationError, ManifestError
-from thingpress_core.manifests import ManifestFormat, _infineon, detect_format, read_manifest
+from thingpress_core.manifests import (
+    DEFAULT_MAX_BYTES,
+    ManifestEntry,
+    ManifestFormat,
+    _infineon,
+    detect_format,
+    read_manifest,
+)
 
 REEL = "R0001_3f2a9c1e-5b7d-4e21-9a0c-1d2e3f405162"
 
@@ -204,3 +213,369 @@ def test_missing_py7zr_names_the_extra(archive: bytes, monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "py7zr", None)
     with pytest.raises(ImportError, match=r"pip install 'thingpress-core\[manifests\]'"):
         list(read_manifest(archive))
+
+
+def read(
+    data: bytes, *, name: str = "<bytes>", on_error: str = "raise", **options: Any
+) -> list[ManifestEntry]:
+    """read_manifest(format="infineon"); options it does not forward yet go to the reader itself."""
+    import inspect
+
+    if set(options) <= set(inspect.signature(read_manifest).parameters):
+        return list(read_manifest(data, format="infineon", name=name, on_error=on_error, **options))  # type: ignore[arg-type]
+    from thingpress_core.manifests._common import Policy
+    from thingpress_core.manifests._model import ManifestReport
+
+    policy = Policy(ManifestReport(source=name, format=ManifestFormat.INFINEON), on_error)  # type: ignore[arg-type]
+    return list(
+        _infineon.read_infineon(
+            io.BytesIO(data), source=name, policy=policy, max_bytes=DEFAULT_MAX_BYTES, **options
+        )
+    )
+
+
+# --- hostile archives: what an archive costs is bounded from its headers, then counted ---
+
+MiB = 1024 * 1024
+SMALL_DICT = [{"id": 0x21, "dict_size": MiB}]  # LZMA2 with a 1 MiB dictionary
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts the bytes py7zr's decoders produce (member data and py7zr's own header decoding),
+    what our writers are handed, and what py7zr sends to its uncounted null writer."""
+    import py7zr.compressor
+    import py7zr.io
+
+    seen = {"decoded": 0, "counted": 0, "null": 0}
+    decompress = py7zr.compressor.SevenZipDecompressor.decompress
+    null_write: Any = py7zr.io.NullIO.write
+    count = _infineon._Budget.count
+
+    def counting_decompress(self: Any, fp: Any, max_length: int = -1) -> bytes:
+        out: bytes = decompress(self, fp, max_length)
+        seen["decoded"] += len(out)
+        return out
+
+    def counting_null(self: Any, data: bytes) -> int:
+        seen["null"] += len(data)
+        return int(null_write(self, data))
+
+    def counting_budget(self: Any, size: int) -> None:
+        seen["counted"] += size
+        count(self, size)
+
+    monkeypatch.setattr(py7zr.compressor.SevenZipDecompressor, "decompress", counting_decompress)
+    monkeypatch.setattr(py7zr.io.NullIO, "write", counting_null)
+    monkeypatch.setattr(_infineon._Budget, "count", counting_budget)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def inner_archive(build: Any, device_certs: dict[str, list[DeviceCertificate]]) -> bytes:
+    pems = [(f"{i:016X}_E0E0.pem", build.crlf_pem(c)) for i, c in enumerate(device_certs["E0E0"][:2])]
+    data: bytes = build.seven_zip(pems, filters=SMALL_DICT)
+    return data
+
+
+def test_solid_block_bytes_before_the_wanted_member_are_refused_from_the_headers(
+    build: Any, inner_archive: bytes, decoded: dict[str, int]
+) -> None:
+    # one solid block: 32 MiB of padding must be decoded to reach the certificate archive
+    data = build.seven_zip([("A_pad.bin", bytes(32 * MiB)), (f"{REEL}_E0E0_Certs.7z", inner_archive)])
+    assert len(data) < 20_000
+    with pytest.raises(ManifestError) as info:
+        read(data, name="reel.7z", max_unpacked_bytes=16 * MiB)
+    message = str(info.value)
+    assert message.startswith("reel.7z: extracting 1 member(s) of the Infineon archive would decompress ")
+    assert (
+        "more than max_unpacked_bytes=16777216; refusing it (raise max_unpacked_bytes to read it)" in message
+    )
+    assert info.value.source == "reel.7z"
+    assert decoded["decoded"] < 64 * 1024  # py7zr decoded the archive's header, no member data
+    # the same archive within a larger budget reads, and every decoded byte went through our writer
+    assert len(read(data, max_unpacked_bytes=40 * MiB)) == 2
+    assert decoded["null"] == 0
+    assert decoded["counted"] >= 32 * MiB
+
+
+def test_the_default_budget_refuses_a_small_archive_that_unpacks_big(
+    build: Any, inner_archive: bytes
+) -> None:
+    import time
+
+    # 65 MiB of padding, over the default 64 MiB budget, in about 10 KB
+    pad = build.seven_zip(
+        [("A_pad.bin", bytes(65 * MiB)), (f"{REEL}_E0E0_Certs.7z", inner_archive)],
+        filters=[{"id": 0x21, "preset": 1}],
+    )
+    assert len(pad) < 20_000
+    # the same archive without the padding is the yardstick: refusing must not cost more than
+    # a handful of normal reads (decoding 65 MiB costs hundreds of them)
+    plain = build.seven_zip([(f"{REEL}_E0E0_Certs.7z", inner_archive)], filters=[{"id": 0x21, "preset": 1}])
+    started = time.perf_counter()
+    for _ in range(3):
+        assert len(read(plain)) == 2
+    yardstick = (time.perf_counter() - started) / 3
+    started = time.perf_counter()
+    with pytest.raises(ManifestError, match=r"more than max_unpacked_bytes=67108864; refusing it"):
+        read(pad)
+    assert time.perf_counter() - started < 10 * yardstick
+
+
+def test_inner_archive_padding_is_refused_naming_the_inner_archive(
+    build: Any, device_certs: dict[str, list[DeviceCertificate]], decoded: dict[str, int]
+) -> None:
+    pems = [(f"{i:016X}_E0E0.pem", build.crlf_pem(c)) for i, c in enumerate(device_certs["E0E0"][:2])]
+    inner = build.seven_zip([("0_pad.bin", bytes(8 * MiB)), *pems], filters=SMALL_DICT)
+    data = build.seven_zip([(f"{REEL}_E0E0_Certs.7z", inner)], filters=SMALL_DICT)
+    with pytest.raises(
+        ManifestError,
+        match=rf"^reel\.7z!{REEL}_E0E0_Certs\.7z: extracting 2 member\(s\) of certificate archive would "
+        r"decompress \d+ bytes, \d+ in all, more than max_unpacked_bytes=4194304",
+    ):
+        read(data, name="reel.7z", max_unpacked_bytes=4 * MiB)
+    assert decoded["decoded"] < len(inner) + 64 * 1024  # the outer member only; not the padding
+    assert len(read(data, max_unpacked_bytes=9 * MiB)) == 2
+
+
+def test_outer_and_inner_archives_share_one_budget(
+    build: Any, device_certs: dict[str, list[DeviceCertificate]]
+) -> None:
+    pems = [(f"{i:016X}_E0E0.pem", build.crlf_pem(c)) for i, c in enumerate(device_certs["E0E0"][:2])]
+    inner = build.seven_zip([("0_pad.bin", bytes(3 * MiB)), *pems], filters=SMALL_DICT)
+    data = build.seven_zip(
+        [("A_pad.bin", bytes(3 * MiB)), (f"{REEL}_E0E0_Certs.7z", inner)], filters=SMALL_DICT
+    )
+    # each level alone fits in 4 MiB, both together do not
+    with pytest.raises(ManifestError, match=r"in all, more than max_unpacked_bytes=4194304"):
+        read(data, max_unpacked_bytes=4 * MiB)
+    assert len(read(data, max_unpacked_bytes=7 * MiB)) == 2
+
+
+def test_several_reels_cost_one_pass_over_the_solid_block(build: Any, inner_archive: bytes) -> None:
+    reels = [(f"R{n}_g_E0E0_Certs.7z", inner_archive) for n in range(4)]
+    data = build.seven_zip([("A_pad.bin", bytes(2 * MiB)), *reels], filters=SMALL_DICT)
+    # decoding the block once per reel would cost four times the padding
+    assert len(read(data, max_unpacked_bytes=3 * MiB)) == 8
+
+
+def test_the_writer_stops_extraction_past_the_budget_if_the_plan_is_wrong(
+    build: Any, inner_archive: bytes, decoded: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the header check is the first line; this is the second: pretend it found nothing to pay
+    monkeypatch.setattr(
+        _infineon._Archive, "plan", lambda self, names: (set(names) | {"P0", "P1", "P2", "P3"}, 0)
+    )
+    pads = [(f"P{n}", bytes(256 * 1024)) for n in range(4)]
+    data = build.seven_zip([*pads, (f"{REEL}_E0E0_Certs.7z", inner_archive)], filters=SMALL_DICT)
+    with pytest.raises(
+        ManifestError, match=r"decompressing went past max_unpacked_bytes=307200 \(raise max_unpacked_bytes"
+    ):
+        read(data, max_unpacked_bytes=300 * 1024)
+    # stopped in the second padding member: the rest of the block was never decoded
+    assert decoded["counted"] <= 512 * 1024
+    assert decoded["decoded"] < 600 * 1024
+
+
+def test_peak_memory_stays_within_the_budget(build: Any, inner_archive: bytes) -> None:
+    import tracemalloc
+
+    def small(members: list[tuple[str, bytes]], **filter: int) -> bytes:
+        # 1 MiB dictionaries throughout, headers included (py7zr's own headers ask for 16 MiB)
+        raw = build.seven_zip(
+            members, filters=[{"id": 0x21, "dict_size": MiB, **filter}], encoded_header=False
+        )
+        data: bytes = build.encode_header(raw, lzma1=False, dict_size=MiB)
+        return data
+
+    budget = 8 * MiB
+    data = small([("A_pad.bin", bytes(6 * MiB)), (f"{REEL}_E0E0_Certs.7z", inner_archive)])
+    hostile = small([("A_pad.bin", bytes(200 * MiB)), (f"{REEL}_E0E0_Certs.7z", inner_archive)], preset=1)
+    tracemalloc.start()
+    try:
+        assert len(read(data, max_unpacked_bytes=budget)) == 2
+        _, within = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        with pytest.raises(ManifestError, match="max_unpacked_bytes"):
+            read(hostile, max_unpacked_bytes=budget)
+        refused = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    # decoding holds dictionaries and at most a member and a copy of it at once
+    assert 6 * MiB < within < 3 * budget
+    # refused from the headers: no member's bytes were ever held, only a header's dictionary
+    assert refused < 2 * MiB
+
+
+def test_a_huge_dictionary_is_refused_before_anything_is_allocated(
+    build: Any, inner_archive: bytes, decoded: dict[str, int]
+) -> None:
+    raw = build.seven_zip(
+        [(f"{REEL}_E0E0_Certs.7z", inner_archive)], filters=SMALL_DICT, encoded_header=False
+    )
+    # LZMA2 coder (flags 0x21, id 0x21, one property byte): 0x10 is 1 MiB, 0x28 the 4 GiB maximum
+    huge = build.patch_header(raw, b"\x21\x21\x01\x10", b"\x21\x21\x01\x28")
+    with pytest.raises(
+        ManifestError,
+        match=r"^<bytes>: the Infineon archive asks for a 4294967295-byte LZMA2 dictionary, more than "
+        r"max_dictionary_bytes=67108864; refusing it \(raise max_dictionary_bytes to read it\)$",
+    ):
+        read(huge)
+    assert decoded["decoded"] == 0
+    # the limit is the operator's to move: py7zr's own archives ask for 16 MiB
+    default = build.seven_zip([(f"{REEL}_E0E0_Certs.7z", inner_archive)])
+    with pytest.raises(
+        ManifestError, match=r"16777216-byte LZMA2 dictionary, more than max_dictionary_bytes=1048576"
+    ):
+        read(default, max_dictionary_bytes=MiB)
+    assert len(read(default, max_dictionary_bytes=16 * MiB)) == 2
+    with pytest.raises(ConfigurationError, match="max_dictionary_bytes must be a positive integer"):
+        read(default, max_dictionary_bytes=0)
+    with pytest.raises(ConfigurationError, match="max_unpacked_bytes must be a positive integer"):
+        read(default, max_unpacked_bytes=-1)
+
+
+@pytest.mark.parametrize("lzma1", [True, False])
+def test_compressed_headers_are_checked_before_they_are_decoded(
+    build: Any, inner_archive: bytes, decoded: dict[str, int], lzma1: bool
+) -> None:
+    raw = build.seven_zip(
+        [(f"{REEL}_E0E0_Certs.7z", inner_archive)], filters=SMALL_DICT, encoded_header=False
+    )
+    # 7-Zip compresses headers with LZMA: read as well as py7zr's LZMA2
+    assert len(read(build.encode_header(raw, lzma1=lzma1))) == 2
+    decoded["decoded"] = 0
+    bomb = build.encode_header(raw, lzma1=lzma1, declared_size=1 << 40)
+    with pytest.raises(
+        ManifestError, match=r"compressed header \(decoded twice\) would decompress 2199023255552 bytes"
+    ):
+        read(bomb)
+    huge = build.encode_header(raw, lzma1=lzma1, dict_size=1 << 31)
+    with pytest.raises(
+        ManifestError, match=r"asks for a \d+-byte LZMA2? dictionary, more than max_dictionary"
+    ):
+        read(huge)
+    assert decoded["decoded"] == 0
+
+
+def test_member_and_block_counts_are_refused_before_py7zr_reads_the_header(
+    build: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import py7zr
+
+    opened: list[object] = []
+    original = py7zr.SevenZipFile.__init__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        opened.append(self)
+        original(self, *args, **kwargs)
+
+    many = build.seven_zip([(f"{n:05d}.txt", b"") for n in range(300)])
+    blocks = build.seven_zip_blocks([[(f"B{n}_E0E0_Certs.7z", b"x")] for n in range(6)])
+    monkeypatch.setattr(py7zr.SevenZipFile, "__init__", spy)
+    with pytest.raises(
+        ManifestError, match=r"the Infineon archive holds 300 members, more than max_members=100"
+    ):
+        read(many, max_members=100)
+    with pytest.raises(
+        ManifestError,
+        match=r"the Infineon archive holds 6 compressed blocks, more than max_members=5; refusing",
+    ):
+        read(blocks, max_members=5)
+    assert opened == []
+
+
+@pytest.mark.parametrize(
+    ("method", "accepted"),
+    [(0x32, False), (0x38, False), (0x35, False), (0x37, False), (0x31, True), (0x33, True), (0x36, True)],
+    ids=["deflate", "deflate64", "zstd", "brotli", "bzip2", "copy", "ppmd"],
+)
+def test_only_methods_decoded_with_an_output_bound_are_accepted(
+    build: Any, device_certs: dict[str, list[DeviceCertificate]], method: int, accepted: bool
+) -> None:
+    pems = [(f"{i:016X}_E0E0.pem", build.crlf_pem(c)) for i, c in enumerate(device_certs["E0E0"][:2])]
+    inner = build.seven_zip(pems, filters=[{"id": method}])
+    data = build.seven_zip([(f"{REEL}_E0E0_Certs.7z", inner)], filters=SMALL_DICT)
+    if accepted:
+        assert len(read(data)) == 2
+        return
+    with pytest.raises(
+        ManifestError,
+        match=r"_E0E0_Certs\.7z: certificate archive uses \w+ compression, which py7zr decodes without an "
+        r"output bound; refusing it \(repack it with LZMA2",
+    ):
+        read(data)
+
+
+def test_options_are_listed_for_read_manifest() -> None:
+    assert {"max_unpacked_bytes", "max_dictionary_bytes", "max_members"} <= _infineon.OPTIONS
+    with pytest.raises(ConfigurationError, match="max_unpacked_bytes"):
+        read(b"", max_unpacked_bytes="big")
+
+
+# --- fuzzing: whatever the bytes, a ManifestError or entries, and never an unbounded read ---
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _consume(data: bytes, **options: Any) -> None:
+    try:
+        for entry in read(data, on_error="skip", max_unpacked_bytes=4 * MiB, **options):
+            assert entry.certificate is not None
+    except ManifestError:
+        pass
+    except Exception as exc:  # pragma: no cover - the assertion is the point
+        raise AssertionError(f"{type(exc).__name__} escaped: {exc}") from exc
+
+
+@FUZZ
+@given(header=st.binary(max_size=400))
+def test_random_headers_with_valid_checksums(build: Any, header: bytes) -> None:
+    # random bytes behind a signature header whose CRCs match reach the header parser itself
+    _consume(build.with_header(b"", header))
+    _consume(build.with_header(bytes(64), b"\x01\x04" + header))
+    _consume(build.with_header(bytes(64), b"\x17" + header))
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_headers(build: Any, inner_archive: bytes, data: st.DataObject) -> None:
+    if not _RAW:
+        raw = build.seven_zip(
+            [(f"{REEL}_E0E0_Certs.7z", inner_archive), ("x.txt", b"x")], encoded_header=False
+        )
+        _RAW.append(build.header_of(raw))
+    body, header = _RAW[0]
+    mutated = bytearray(header)
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[position] = data.draw(
+            st.sampled_from([0x00, 0x01, 0x7F, 0x80, 0xFF, mutated[position] ^ 0x10])
+        )
+    cut = data.draw(st.integers(0, len(mutated)))
+    _consume(build.with_header(body, bytes(mutated[:cut] if data.draw(st.booleans()) else mutated)))
+
+
+_RAW: list[tuple[bytes, bytes]] = []
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_inner_archive_headers(build: Any, inner_archive: bytes, data: st.DataObject) -> None:
+    # the outer archive stores the inner one as is (Copy), so the mutations reach the inner survey
+    body, header = build.header_of(
+        build.encode_header(
+            build.seven_zip(
+                [("0_E0E0.pem", b"-----BEGIN CERTIFICATE-----\r\n"), ("n.txt", b"x")], encoded_header=False
+            ),
+            lzma1=data.draw(st.booleans()),
+        )
+    )
+    mutated = bytearray(header)
+    for _ in range(data.draw(st.integers(1, 3))):
+        position = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[position] = data.draw(st.integers(0, 255))
+    inner = build.with_header(body, bytes(mutated))
+    _consume(build.seven_zip([(f"{REEL}_E0E0_Certs.7z", inner)], filters=[{"id": 0x33}]))
