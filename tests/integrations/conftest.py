@@ -1,16 +1,24 @@
-"""Fakes for the SQS/Lambda integration tests: an in-memory IoT, SQS events, Lambda contexts."""
+"""Fakes for the SQS/Lambda integration tests: an in-memory IoT, SQS events, Lambda contexts.
+
+Tests build a `LambdaRuntime` (or an `SQSConsumer`) and pass it in; none patches a module
+variable. The process's default runtime is forgotten around every test, so one built from a
+test's environment never reaches another test.
+"""
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Sequence
+import datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from thingpress_core.certificates import DeviceCertificate
-from thingpress_core.errors import ResourceNotFoundError, ThrottledError
+from thingpress_core.errors import ResourceConflictError, ResourceNotFoundError, ThrottledError
+from thingpress_core.importer import CertificateImporter, ImportOptions
+from thingpress_core.integrations.aws_lambda import LambdaRuntime, LambdaSettings, default_runtime
 
 
 def throttled(operation: str = "RegisterCertificateWithoutCA") -> ThrottledError:
@@ -22,7 +30,8 @@ class FakeIoT:
 
     def __init__(self) -> None:
         self.certificates: dict[str, str] = {}
-        self.things: dict[str, str | None] = {}
+        self.things: dict[str, str | None] = {}  # name -> thing type
+        self.attributes: dict[str, dict[str, str]] = {}
         self.principals: set[tuple[str, str]] = set()
         self.policies: set[tuple[str, str]] = set()
         self.groups: set[tuple[str, str]] = set()
@@ -34,7 +43,9 @@ class FakeIoT:
     def stats(self) -> Any:
         return SimpleNamespace(calls=dict(self.calls), failures={})
 
-    def register_certificate(self, cert: DeviceCertificate, /, *, status: str) -> Any:
+    def register_certificate(
+        self, cert: DeviceCertificate, /, *, status: str, created_after: datetime.datetime | None = None
+    ) -> Any:
         self.calls["iot.RegisterCertificateWithoutCA"] += 1
         if self.on_register is not None:
             self.on_register(cert)
@@ -46,11 +57,39 @@ class FakeIoT:
         arn = f"arn:aws:iot:us-east-1:123456789012:cert/{cert.certificate_id}"
         return SimpleNamespace(certificate_id=cert.certificate_id, certificate_arn=arn, created=created)
 
-    def ensure_thing(self, name: str, /, *, thing_type: str | None) -> Any:
+    def create_thing(
+        self, name: str, /, *, thing_type: str | None, attributes: Mapping[str, str] | None = None
+    ) -> Any:
+        """Idempotent with the same configuration; a conflict (409) otherwise, as AWS answers."""
         self.calls["iot.CreateThing"] += 1
-        created = name not in self.things
+        wanted = dict(attributes or {})
+        if name in self.things and (self.things[name], self.attributes[name]) != (thing_type, wanted):
+            raise ResourceConflictError(
+                f"thing {name} exists with another configuration", service="iot", operation="CreateThing"
+            )
         self.things[name] = thing_type
-        return SimpleNamespace(created=created, updated=False)
+        self.attributes[name] = wanted
+        return SimpleNamespace(name=name, thing_type=thing_type)
+
+    def describe_thing(self, name: str, /) -> Any:
+        self.calls["iot.DescribeThing"] += 1
+        if name not in self.things:
+            raise ResourceNotFoundError(f"thing {name} not found", service="iot", operation="DescribeThing")
+        return SimpleNamespace(thing_type=self.things[name], attributes=dict(self.attributes[name]))
+
+    def update_thing(
+        self, name: str, /, *, thing_type: str | None, attributes: Mapping[str, str] | None = None
+    ) -> None:
+        self.calls["iot.UpdateThing"] += 1
+        if thing_type is not None:
+            self.things[name] = thing_type
+        self.attributes[name].update(attributes or {})
+
+    def list_thing_principals(self, thing_name: str, /) -> tuple[str, ...]:
+        return tuple(arn for thing, arn in self.principals if thing == thing_name)
+
+    def list_principal_things(self, certificate_arn: str, /) -> tuple[str, ...]:
+        return tuple(thing for thing, arn in self.principals if arn == certificate_arn)
 
     def attach_thing_principal(self, thing_name: str, certificate_arn: str, /) -> None:
         self.principals.add((thing_name, certificate_arn))
@@ -102,6 +141,19 @@ def sqs_event(bodies: Sequence[str | None], *, prefix: str = "m") -> dict[str, A
     return {"Records": records}
 
 
+def runtime_over(iot: Any, *, options: ImportOptions | None = None, **settings: Any) -> LambdaRuntime:
+    """A runtime whose importer calls ``iot`` (a `FakeIoT`), with ``LambdaSettings(**settings)``."""
+    importer = CertificateImporter(iot, options=options or ImportOptions())
+    return LambdaRuntime(settings=LambdaSettings(**settings), importer=importer)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_default_runtime() -> Iterator[None]:
+    default_runtime.cache_clear()
+    yield
+    default_runtime.cache_clear()
+
+
 @pytest.fixture
 def fake_iot() -> FakeIoT:
     return FakeIoT()
@@ -110,4 +162,10 @@ def fake_iot() -> FakeIoT:
 @pytest.fixture
 def fakes() -> SimpleNamespace:
     """The helpers above, for test modules (conftest is not importable by name)."""
-    return SimpleNamespace(FakeIoT=FakeIoT, FakeContext=FakeContext, sqs_event=sqs_event, throttled=throttled)
+    return SimpleNamespace(
+        FakeIoT=FakeIoT,
+        FakeContext=FakeContext,
+        sqs_event=sqs_event,
+        throttled=throttled,
+        runtime_over=runtime_over,
+    )

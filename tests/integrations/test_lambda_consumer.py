@@ -1,8 +1,9 @@
-"""handle_sqs_event / SQSConsumer with a real CertificateImporter over an in-memory IoT."""
+"""handle_sqs_event / sqs_handler / SQSConsumer with a real CertificateImporter over an in-memory IoT."""
 
 from __future__ import annotations
 
 import base64
+import datetime
 import gc
 import json
 import logging
@@ -22,13 +23,29 @@ from thingpress_core.errors import (
     ServiceUnavailableError,
 )
 from thingpress_core.importer import CertificateImporter, ImportOptions
-from thingpress_core.integrations import _consumer as consumer_module
-from thingpress_core.integrations.aws_lambda import ImportBatch, ImportRequest, SQSConsumer, handle_sqs_event
+from thingpress_core.integrations.aws_lambda import (
+    ImportBatch,
+    ImportRequest,
+    SQSConsumer,
+    handle_sqs_event,
+    sqs_handler,
+)
 
 
 @pytest.fixture(scope="module")
 def certs() -> list[DeviceCertificate]:
     return list(generate_device_certificates(12, cn_prefix="consumer-"))
+
+
+@pytest.fixture(scope="module")
+def expired() -> DeviceCertificate:
+    """A certificate the importer refuses before any call (reason ``expired``)."""
+    start = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    return next(
+        generate_device_certificates(
+            1, cn_prefix="expired-", not_before=start, not_after=start + datetime.timedelta(days=1)
+        )
+    )
 
 
 def body_for(cert: DeviceCertificate, **fields: Any) -> str:
@@ -259,12 +276,13 @@ def test_deployment_errors_are_redelivered_not_dropped(
     assert [r.disposition for r in result.records] == ["retry", "retry"]
 
 
-def test_an_invalid_thing_name_is_a_permanent_failure(
-    fakes: SimpleNamespace, certs: list[DeviceCertificate]
+def test_a_certificate_refused_before_any_call_is_a_permanent_failure(
+    fakes: SimpleNamespace, expired: DeviceCertificate
 ) -> None:
+    # Thing names that are not valid are mapped to valid ones by the importer now; an
+    # expired certificate is what the importer refuses outright.
     iot = fakes.FakeIoT()
-    body = ImportRequest(certificate=encode_for_transport(certs[6]), thing_name="not valid!").to_body()
-    result = SQSConsumer(importer_over(iot)).process(fakes.sqs_event([body]))
+    result = SQSConsumer(importer_over(iot)).process(fakes.sqs_event([body_for(expired)]))
     assert result.records[0].disposition == "failed"
     assert result.item_failures == []
     assert not iot.certificates
@@ -298,27 +316,34 @@ def test_handle_sqs_event_remembers_preflight_per_importer_without_keeping_it_al
 def test_default_consumer_failure_returns_every_record(
     fakes: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(consumer_module, "_default_consumer", None)
     monkeypatch.setenv("THINGPRESS_LAMBDA_SAFETY_MARGIN", "-5")
-    response = handle_sqs_event(fakes.sqs_event(["{}", "{}"]))
-    assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
+    expected = {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
+    assert sqs_handler(fakes.sqs_event(["{}", "{}"])) == expected
+    assert handle_sqs_event(fakes.sqs_event(["{}", "{}"])) == expected
+    # with an importer of its own the handler still reads THINGPRESS_LAMBDA_*
+    assert (
+        handle_sqs_event(fakes.sqs_event(["{}", "{}"]), importer=importer_over(fakes.FakeIoT())) == expected
+    )
 
 
 def test_no_log_line_carries_a_certificate_body(
-    fakes: SimpleNamespace, certs: list[DeviceCertificate], caplog: pytest.LogCaptureFixture
+    fakes: SimpleNamespace,
+    certs: list[DeviceCertificate],
+    expired: DeviceCertificate,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     iot = fakes.FakeIoT()
     iot.failures[certs[1].certificate_id] = [fakes.throttled()]
     iot.failures[certs[2].certificate_id] = [
         InvalidRequestError("rejected", service="iot", operation="RegisterCertificateWithoutCA")
     ]
-    bad_name = ImportRequest(certificate=encode_for_transport(certs[3]), thing_name="not valid!")
+    refused = ImportRequest(certificate=encode_for_transport(expired), thing_name="not valid!")
     legacy = {"certificate": str(base64.b64encode(certs[4].pem.encode())), "cert_format": "DER"}
     bodies = [
         body_for(certs[0]),
         body_for(certs[1]),
         body_for(certs[2]),
-        bad_name.to_body(),
+        refused.to_body(),
         json.dumps(legacy),
         "{" + encode_for_transport(certs[5]),  # not JSON
         json.dumps({"schema_version": 1, "certificate": encode_for_transport(certs[6]), "x": 1}),
@@ -336,7 +361,7 @@ def test_no_log_line_carries_a_certificate_body(
         "malformed",
     ]
     secrets: list[str] = []
-    for cert in certs[:7]:
+    for cert in [*certs[:7], expired]:
         secrets += cert.pem.splitlines()[1:-1]
         text = encode_for_transport(cert)
         secrets += [text[i : i + 40] for i in range(0, len(text) - 40, 40)]

@@ -13,10 +13,10 @@ from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.certificates.generate import generate_device_certificates
 from thingpress_core.clients import ClientFactory
 from thingpress_core.importer import CertificateImporter, ImportOptions
-from thingpress_core.integrations import _consumer as consumer_module
 from thingpress_core.integrations.aws_lambda import (
     SQSConsumer,
     build_importer,
+    default_runtime,
     enqueue_manifest,
     handle_sqs_event,
 )
@@ -200,20 +200,19 @@ def test_quota_share_divides_the_consumer_rates(monkeypatch: pytest.MonkeyPatch)
     assert iot.limiter.rate("iot.RegisterCertificateWithoutCA") == pytest.approx(1.0)
     assert iot.limiter.rate("iot.CreateThing") == pytest.approx(10.0)
     assert iot.limiter.rate("iot.AttachPolicy") == pytest.approx(1.5)
-    # the default consumer reads the same from the environment
-    monkeypatch.setattr(consumer_module, "_default_consumer", None)
+    # the default runtime reads the same from the environment, once per process
     monkeypatch.setenv("THINGPRESS_RESILIENCE__QUOTA_SHARE", "0.1")
     monkeypatch.setenv("THINGPRESS_REGION", "us-east-1")
     monkeypatch.setenv("THINGPRESS_LAMBDA_SAFETY_MARGIN", "12.5")
     monkeypatch.setenv("THINGPRESS_LAMBDA_POLICIES", "A, B")
-    consumer = consumer_module._consumer()
-    default_iot = consumer.importer.iot
+    runtime = default_runtime()
+    default_iot = runtime.importer.iot
     assert isinstance(default_iot, IoTService)
     assert default_iot.limiter.rate("iot.RegisterCertificateWithoutCA") == pytest.approx(1.0)
-    assert consumer.safety_margin == 12.5
-    assert consumer.options.policies == ("A", "B")
-    assert consumer.registry is default_iot.registry
-    assert consumer_module._consumer() is consumer
+    assert runtime.batch_loop().safety_margin == 12.5
+    assert runtime.importer.options.policies == ("A", "B")
+    assert runtime.registry is default_iot.registry
+    assert default_runtime() is runtime
 
 
 def test_malformed_goes_to_the_dlq_and_corrupt_is_dropped_without_touching_batch_mates(aws: None) -> None:

@@ -17,6 +17,7 @@ PUBLIC = {
     "DEFAULT_SAFETY_MARGIN",
     "MAX_MANIFEST_BYTES",
     "MAX_MESSAGE_BYTES",
+    "BatchLoop",
     "BatchResult",
     "EnqueueError",
     "EnqueueFailure",
@@ -26,19 +27,26 @@ PUBLIC = {
     "ImportRequest",
     "ImportSource",
     "LambdaContext",
+    "LambdaRuntime",
     "LambdaSettings",
     "MessageParseError",
+    "PreflightCache",
     "RecordDisposition",
+    "RecordDurations",
     "RecordResult",
+    "RedeliverReason",
     "S3EventReport",
     "S3ObjectReport",
     "SQSConsumer",
     "build_importer",
+    "default_runtime",
     "enqueue_manifest",
     "handle_s3_event",
     "handle_sqs_event",
     "parse_message",
+    "process_record",
     "s3_handler",
+    "sqs_handler",
 }
 
 
@@ -54,11 +62,12 @@ def test_public_objects_name_the_public_module() -> None:
             assert obj.__module__ == "thingpress_core.integrations.aws_lambda", name
         if isinstance(obj, type) and issubclass(obj, BaseModel):
             assert obj.__pydantic_complete__, name  # no forward reference left to resolve
+    assert aws_lambda.default_runtime.__module__ == "thingpress_core.integrations.aws_lambda"
 
 
 def test_the_handlers_resolve_by_their_configured_path() -> None:
-    # Lambda's handler setting is "module.function".
-    for handler in ("handle_sqs_event", "s3_handler"):
+    # Lambda's handler setting is "module.function"; handle_sqs_event is the former name.
+    for handler in ("sqs_handler", "s3_handler", "handle_sqs_event"):
         module, _, function = f"thingpress_core.integrations.aws_lambda.{handler}".rpartition(".")
         assert callable(getattr(sys.modules[module], function))
 
@@ -71,5 +80,5 @@ def test_importing_the_module_loads_nothing_heavy() -> None:
     )
     out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
     loaded = set(json.loads(out))
-    assert "thingpress_core.integrations._consumer" in loaded  # the check really ran the import
+    assert "thingpress_core.integrations._runtime" in loaded  # the check really ran the import
     assert not {m for m in loaded if m.split(".")[0] in HEAVY}

@@ -8,19 +8,21 @@ import pytest
 
 from thingpress_core.certificates.generate import generate_device_certificates, generated_manifest_lines
 from thingpress_core.clients import ClientFactory
-from thingpress_core.errors import ConfigurationError, ThrottledError
+from thingpress_core.errors import ConfigurationError
 from thingpress_core.importer import ImportOptions
-from thingpress_core.integrations import _settings
 from thingpress_core.integrations.aws_lambda import (
     EnqueueError,
     ImportRequest,
     ImportSource,
+    LambdaRuntime,
     LambdaSettings,
+    default_runtime,
     handle_s3_event,
     parse_message,
     s3_handler,
 )
 from thingpress_core.services import S3Service, SQSService
+from thingpress_core.testing import FaultInjector
 
 OPTIONS = ImportOptions(policies=("DevicePolicy",))
 
@@ -153,8 +155,8 @@ def test_s3_handler_reads_its_settings_from_the_environment(
     monkeypatch.setenv("THINGPRESS_LAMBDA_THING_GROUPS", "G1,G2")
     monkeypatch.setenv("THINGPRESS_LAMBDA_THING_TYPE", "Sensor")
     monkeypatch.setenv("THINGPRESS_LAMBDA_PER_MESSAGE", "2")
-    monkeypatch.setattr(_settings._defaults, "s3", setup["s3"])
-    monkeypatch.setattr(_settings._defaults, "sqs", setup["sqs"])
+    # no runtime given: the handler builds the process's one from the environment (moto is
+    # in-process, so the services it makes from THINGPRESS_* reach it too)
     result = s3_handler(s3_event("manifests", "m.pem"))
     assert result["objects"][0]["enqueue"]["sent"] == 4
     assert result["objects"][0]["enqueue"]["messages"] == 2
@@ -162,25 +164,22 @@ def test_s3_handler_reads_its_settings_from_the_environment(
     assert {(r.policies, r.thing_groups, r.thing_type) for r in requests} == {
         (("P1", "P2"), ("G1", "G2"), "Sensor")
     }
+    assert default_runtime().settings.per_message == 2  # built once, kept for the next event
 
 
-def test_s3_handler_raises_on_a_transient_failure(
-    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    class Throttled:
-        def get_object(self, bucket: str, key: str, *, max_bytes: int) -> Any:
-            raise ThrottledError("slow down", service="s3", operation="GetObject", code="SlowDown")
-
-    monkeypatch.setenv("THINGPRESS_LAMBDA_QUEUE_URL", setup["url"])
-    monkeypatch.setattr(_settings._defaults, "s3", Throttled())
-    monkeypatch.setattr(_settings._defaults, "sqs", setup["sqs"])
-    with pytest.raises(EnqueueError, match=r"s3://manifests/m\.pem"):
-        s3_handler(s3_event("manifests", "m.pem"))
+def test_s3_handler_raises_on_a_transient_failure(setup: dict[str, Any]) -> None:
+    runtime = LambdaRuntime.from_settings(LambdaSettings(queue_url=setup["url"]), setup["factory"])
+    with FaultInjector(setup["factory"], fast_retries=True) as faults:
+        faults.throttle("s3.GetObject")
+        with pytest.raises(EnqueueError, match=r"s3://manifests/m\.pem"):
+            s3_handler(s3_event("manifests", "m.pem"), runtime=runtime)
+        assert faults.count("s3.GetObject") >= 1
 
 
 def test_missing_queue_url_and_bad_format_are_configuration_errors(setup: dict[str, Any]) -> None:
+    runtime = LambdaRuntime.from_settings(LambdaSettings(), setup["factory"])
     with pytest.raises(ConfigurationError, match="THINGPRESS_LAMBDA_QUEUE_URL"):
-        handle_s3_event(s3_event("manifests", "x"), options=OPTIONS, s3=setup["s3"], sqs=setup["sqs"])
+        runtime.process_s3_event(s3_event("manifests", "x"))
     with pytest.raises(ConfigurationError, match="unknown manifest format"):
         handle_s3_event(
             s3_event("manifests", "x"),
@@ -200,28 +199,44 @@ def test_lambda_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = LambdaSettings(policies=("A",), thing_name="certificate_id", status="INACTIVE")
     options = settings.import_options()
     assert (options.policies, options.thing_name, options.status) == (("A",), "certificate_id", "INACTIVE")
+    with pytest.raises(ConfigurationError, match="THINGPRESS_LAMBDA_QEUE_URL"):
+        LambdaSettings(qeue_url="https://queue")  # type: ignore[call-arg]  # refused at run time too
 
 
-def test_the_manifest_format_setting_applies_when_only_it_is_left_out(
-    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_manifest_format_setting_applies(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Content that detection would call PEM, forced to "generated" by the environment: every
-    # line then fails as a generated entry. Before, passing the other four arguments made the
-    # handler skip THINGPRESS_LAMBDA_* altogether and detect the format instead.
+    # line then fails as a generated entry.
     certs = list(generate_device_certificates(2, cn_prefix="fmt-"))
     setup["factory"].s3().put_object(
         Bucket="manifests", Key="m.pem", Body="".join(c.pem for c in certs).encode()
     )
     monkeypatch.setenv("THINGPRESS_LAMBDA_MANIFEST_FORMAT", "generated")
+    monkeypatch.setenv("THINGPRESS_LAMBDA_QUEUE_URL", setup["url"])
+    report = LambdaRuntime.from_environment(factory=setup["factory"]).process_s3_event(
+        s3_event("manifests", "m.pem")
+    )
+    (obj,) = report.objects
+    assert obj.format == "generated"
+    assert report.sent == 0
+
+
+def test_handle_s3_event_uses_its_arguments_not_the_environment(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certs = list(generate_device_certificates(2, cn_prefix="args-"))
+    setup["factory"].s3().put_object(
+        Bucket="manifests", Key="m.pem", Body="".join(c.pem for c in certs).encode()
+    )
+    monkeypatch.setenv("THINGPRESS_LAMBDA_MANIFEST_FORMAT", "generated")
+    monkeypatch.setenv("THINGPRESS_LAMBDA_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/elsewhere")
+    monkeypatch.setenv("THINGPRESS_LAMBDA_POLICIES", "FromTheEnvironment")
     report = handle_s3_event(
         s3_event("manifests", "m.pem"),
         queue_url=setup["url"],
         options=OPTIONS,
         s3=setup["s3"],
         sqs=setup["sqs"],
-        max_bytes=1_000_000,
-        per_message=1,
     )
     (obj,) = report.objects
-    assert obj.format == "generated"
-    assert report.sent == 0
+    assert (obj.format, report.sent) == ("pem", 2)  # detected, not the variable's "generated"
+    assert {r.policies for r in received(setup["sqs"], setup["url"])} == {("DevicePolicy",)}

@@ -196,7 +196,12 @@ class ImportRequest(BaseModel):
         )
 
     def options_for(self, base: ImportOptions) -> ImportOptions:
-        """``base`` with this request's policies, groups, thing type and status."""
+        """``base`` with this request's policies, groups, thing type and status.
+
+        A request that names its thing was named by the producer: the consumer's naming
+        strategy and prefix are dropped for it, so the name is used as sent (the importer
+        still maps a name that is not a valid thing name).
+        """
         update: dict[str, Any] = {
             "policies": self.policies,
             "thing_groups": self.thing_groups,
@@ -204,6 +209,9 @@ class ImportRequest(BaseModel):
         }
         if self.status is not None:
             update["status"] = self.status
+        if self.thing_name is not None:
+            update["thing_name"] = None
+            update["thing_name_prefix"] = None
         return base.model_copy(update=update)
 
 

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from thingpress_core.errors import ConfigurationError, ThingpressError
 from thingpress_core.integrations._messages import MAX_MESSAGE_BYTES, ImportRequest, ImportSource, batch_body
-from thingpress_core.integrations._settings import default_sqs
 
 if TYPE_CHECKING:
     from thingpress_core.certificates import DeviceCertificate
@@ -247,7 +246,8 @@ def enqueue_manifest(
     ``per_message`` > 1 packs up to that many requests into one message (an `ImportBatch`)
     while it stays within ``max_message_bytes``. ``source`` (vendor, bucket, key) is copied
     into every request with the entry's index. ``progress`` receives running totals after
-    every chunk, e.g. to drive a progress bar.
+    every chunk, e.g. to drive a progress bar. Without ``sqs`` an ``SQSService()`` is made for
+    this call (settings from ``THINGPRESS_*``); pass one to reuse its client.
 
     A certificate that cannot be named, or a message SQS refuses, is listed in
     ``report.failed`` with its index and the reason; the rest carry on. If a send fails as a
@@ -262,7 +262,9 @@ def enqueue_manifest(
             variable="max_message_bytes",
         )
     if sqs is None:
-        sqs = default_sqs()
+        from thingpress_core.services import SQSService
+
+        sqs = SQSService()  # settings from THINGPRESS_*, as every facade made without arguments
     producer = _Producer(
         queue_url,
         sqs,

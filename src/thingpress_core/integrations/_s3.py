@@ -1,18 +1,22 @@
-"""The S3 trigger: `handle_s3_event` reads each manifest an S3 event names and enqueues it."""
+"""The S3 trigger: `handle_s3_event` reads each manifest an S3 event names and enqueues it.
+
+It takes every argument resolved (queue, options, services); `LambdaRuntime` resolves them
+from the settings, and `s3_response` turns the report into the handler's answer.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from thingpress_core.errors import ConfigurationError, ThingpressError
-from thingpress_core.integrations._consumer import LambdaContext
+from thingpress_core.integrations._batch import LambdaContext
 from thingpress_core.integrations._messages import ImportSource
 from thingpress_core.integrations._producer import EnqueueError, EnqueueReport, enqueue_manifest
-from thingpress_core.integrations._settings import LambdaSettings, default_s3, default_sqs
+from thingpress_core.integrations._settings import MAX_MANIFEST_BYTES
 
 if TYPE_CHECKING:
     from thingpress_core.importer import ImportOptions
@@ -70,56 +74,36 @@ def handle_s3_event(
     event: Mapping[str, Any],
     context: LambdaContext | None = None,
     *,
-    queue_url: str | None = None,
-    options: ImportOptions | None = None,
-    s3: S3Service | None = None,
-    sqs: SQSService | None = None,
-    max_bytes: int | None = None,
+    queue_url: str,
+    options: ImportOptions,
+    s3: S3Service,
+    sqs: SQSService,
+    max_bytes: int = MAX_MANIFEST_BYTES,
     format: str | None = None,
-    per_message: int | None = None,
+    per_message: int = 1,
+    verifiers: Sequence[str] = (),
     manifest_options: Mapping[str, Any] | None = None,
 ) -> S3EventReport:
-    """Read each manifest an S3 event names and enqueue its certificates.
+    """Read each manifest an S3 event names and enqueue its certificates to ``queue_url``.
 
     Each object (`S3ObjectRef.from_event`, keys URL-decoded) is read with at most
-    ``max_bytes`` (default ``THINGPRESS_LAMBDA_MAX_MANIFEST_BYTES``, 256 MiB), its format
-    detected from content, then key, unless ``format`` is given, entries that cannot be read
-    are skipped (and counted), and the rest are sent with `enqueue_manifest`, each request
-    carrying the vendor, bucket, key and entry index. Every argument not given (``queue_url``,
-    ``options``, ``max_bytes``, ``per_message``, ``format``) comes from the
-    ``THINGPRESS_LAMBDA_*`` settings, and then so do their Microchip ``VERIFIERS``.
-    ``manifest_options`` go to `read_manifest` and win (e.g. ``verifiers`` for Microchip).
-    One object's failure is reported in its `S3ObjectReport` and does not stop the others.
+    ``max_bytes`` (default 256 MiB), its format detected from content, then key, unless
+    ``format`` is given; entries that cannot be read are skipped (and counted), and the rest
+    are sent with `enqueue_manifest` (``options``, ``per_message``), each request carrying the
+    vendor, bucket, key and entry index. ``verifiers`` (signer certificate paths) check
+    Microchip manifests; ``manifest_options`` go to `read_manifest` and win. One object's
+    failure is reported in its `S3ObjectReport` and does not stop the others.
+
+    Every argument is used as given: nothing is read from the environment. The Lambda
+    handler (`s3_handler`) resolves them from ``THINGPRESS_LAMBDA_*`` through its
+    `LambdaRuntime`.
     """
     from thingpress_core.manifests import ManifestFormat, detect_format, read_manifest
     from thingpress_core.resilience import is_transient
     from thingpress_core.services import S3ObjectRef
 
-    env: LambdaSettings | None = None
-    if any(value is None for value in (queue_url, options, max_bytes, per_message, format)):
-        env = LambdaSettings()
-    if queue_url is None:
-        assert env is not None
-        if env.queue_url is None:
-            raise ConfigurationError(
-                "no queue URL: pass queue_url or set THINGPRESS_LAMBDA_QUEUE_URL",
-                variable="THINGPRESS_LAMBDA_QUEUE_URL",
-            )
-        queue_url = env.queue_url
-    if options is None:
-        assert env is not None
-        options = env.import_options()
-    if max_bytes is None:
-        assert env is not None
-        max_bytes = env.max_manifest_bytes
-    if per_message is None:
-        assert env is not None
-        per_message = env.per_message
-    if format is None and env is not None:
-        format = env.manifest_format
-    s3 = s3 if s3 is not None else default_s3()
-    sqs = sqs if sqs is not None else default_sqs()
-    verifiers = env.verifiers if env is not None else ()
+    if not queue_url:
+        raise ConfigurationError("queue_url must name the import queue", variable="queue_url")
     fixed_format: ManifestFormat | None = None
     if format is not None:
         try:
@@ -212,20 +196,18 @@ def handle_s3_event(
     return S3EventReport(objects=tuple(reports))
 
 
-def s3_handler(event: Mapping[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
-    """The Lambda handler for manifest uploads: `handle_s3_event` configured from the environment.
+def s3_response(report: S3EventReport, queue_url: str) -> dict[str, Any]:
+    """What the S3 Lambda handler returns: the report as JSON-ready data.
 
-    Returns the `S3EventReport` as JSON-ready data. Raises `EnqueueError` when an object
-    failed for a transient reason (so Lambda's asynchronous retries run again; requests
-    already sent repeat as idempotent no-ops); permanent failures are logged and reported.
+    Raises `EnqueueError` when an object failed for a transient reason, so Lambda's
+    asynchronous retries run again (requests already sent repeat as idempotent no-ops);
+    permanent failures are logged and reported.
     """
-    report = handle_s3_event(event, context)
     transient = [o for o in report.objects if o.transient]
     if transient:
         names = ", ".join(f"s3://{o.bucket}/{o.key}" for o in transient)
         raise EnqueueError(
             f"enqueueing failed for a transient reason: {names}",
-            report=transient[0].enqueue
-            or EnqueueReport(queue_url=LambdaSettings().queue_url or "", total=0, sent=0, messages=0),
+            report=transient[0].enqueue or EnqueueReport(queue_url=queue_url, total=0, sent=0, messages=0),
         )
     return report.model_dump(mode="json")

@@ -1,48 +1,56 @@
-"""What the Lambda entry points build from the environment: settings, importer, AWS services."""
+"""`LambdaSettings` (the ``THINGPRESS_LAMBDA_*`` variables) and `build_importer`.
+
+Nothing here is kept between calls: the one object a Lambda process keeps is its
+`LambdaRuntime`.
+"""
 
 from __future__ import annotations
 
 import json
-import threading
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from thingpress_core.errors import ConfigurationError
+from thingpress_core._config import ConfigSettings
 
 if TYPE_CHECKING:
     from thingpress_core.clients import ClientFactory
     from thingpress_core.importer import CertificateImporter, ImportOptions
-    from thingpress_core.services import S3Service, SQSService
     from thingpress_core.settings import ThingpressSettings
 
 #: Default bound on a manifest object `handle_s3_event` reads from S3 (256 MiB).
 MAX_MANIFEST_BYTES: Final = 256 * 1_048_576
-#: Seconds of Lambda time the consumer keeps in hand to answer (see `SQSConsumer`).
+#: Seconds of Lambda time the consumer keeps in hand to answer (see `BatchLoop`).
 DEFAULT_SAFETY_MARGIN: Final = 10.0
 
 
 _NameList = Annotated[tuple[str, ...], NoDecode]
 
 
-class LambdaSettings(BaseSettings):
+class LambdaSettings(ConfigSettings):
     """What the Lambda entry points read from ``THINGPRESS_LAMBDA_*`` variables.
 
     Lists (``POLICIES``, ``THING_GROUPS``) are comma-separated or a JSON array. The AWS
     client, retry, rate-limit and quota-share settings are `ThingpressSettings`'
     (``THINGPRESS_REGION``, ``THINGPRESS_RESILIENCE__QUOTA_SHARE``, ...).
+
+    Keyword arguments win over the environment; the constructor is typed (a misspelt field
+    is a type error, and a `ConfigurationError` at run time, as is an invalid value, naming
+    its variable).
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="THINGPRESS_LAMBDA_", extra="ignore", frozen=True, case_sensitive=False
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
+        env_prefix="THINGPRESS_LAMBDA_", extra="forbid", frozen=True, case_sensitive=False
     )
 
     queue_url: str | None = Field(default=None, description="The import queue (S3 trigger).")
     policies: _NameList = Field(default=(), description="Policies every certificate gets (producer).")
     thing_groups: _NameList = Field(default=(), description="Thing groups every thing joins (producer).")
     thing_type: str | None = Field(default=None, description="Thing type of every thing (producer).")
-    thing_name: Literal["common_name", "certificate_id"] = Field(default="common_name")
+    thing_name: Literal["common_name", "certificate_id"] | None = Field(
+        default=None, description="Naming strategy; None: the manifest's own names, else the common name."
+    )
     thing_name_prefix: str | None = None
     status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE"
     per_message: int = Field(default=1, ge=1, le=500, description="Requests per SQS message (producer).")
@@ -55,12 +63,6 @@ class LambdaSettings(BaseSettings):
         default=DEFAULT_SAFETY_MARGIN, ge=0.0, le=900.0, description="Seconds (consumer)."
     )
     give_up_after: int = Field(default=3, ge=1, description="Consecutive transient failures (consumer).")
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as exc:
-            raise ConfigurationError.from_validation_error(exc, env_prefix="THINGPRESS_LAMBDA_") from None
 
     @field_validator("policies", "thing_groups", mode="before")
     @classmethod
@@ -88,15 +90,18 @@ class LambdaSettings(BaseSettings):
 
 
 def build_importer(
-    settings: ThingpressSettings | None = None, *, options: ImportOptions | None = None
+    settings: ThingpressSettings | None = None,
+    *,
+    options: ImportOptions | None = None,
+    factory: ClientFactory | None = None,
 ) -> CertificateImporter:
-    """The importer the Lambda consumer uses by default, built from settings.
+    """The importer a Lambda consumer uses, with its own breakers and rate limiter.
 
-    ``settings`` defaults to ``ThingpressSettings()`` (the ``THINGPRESS_*`` environment) and
-    ``options`` to ``LambdaSettings().import_options()``. The `IoTService` gets its own
-    breaker registry and a `RateLimiter` whose rates are
-    ``settings.resilience.effective_rate_limits()``: every account quota times
-    ``quota_share``. With reserved concurrency 10, set
+    ``settings`` defaults to the ``factory``'s, else ``ThingpressSettings()`` (the
+    ``THINGPRESS_*`` environment); ``factory`` to ``ClientFactory(settings)``; ``options`` to
+    ``LambdaSettings().import_options()``. The `IoTService` gets its own breaker registry and
+    a `RateLimiter` whose rates are ``settings.resilience.effective_rate_limits()``: every
+    account quota times ``quota_share``. With reserved concurrency 10, set
     ``THINGPRESS_RESILIENCE__QUOTA_SHARE=0.1`` so ten consumers together stay under the quota.
     """
     from thingpress_core.clients import ClientFactory
@@ -105,53 +110,13 @@ def build_importer(
     from thingpress_core.services import IoTService
     from thingpress_core.settings import ThingpressSettings
 
-    settings = settings if settings is not None else ThingpressSettings()
+    if settings is None:
+        settings = factory.settings if factory is not None else ThingpressSettings()
     iot = IoTService(
-        ClientFactory(settings),
+        factory if factory is not None else ClientFactory(settings),
         settings=settings,
         registry=CircuitBreakerRegistry(settings.resilience),
         limiter=RateLimiter(settings.resilience),
     )
     options = options if options is not None else LambdaSettings().import_options()
     return CertificateImporter(iot, options=options)
-
-
-class _DefaultServices:
-    """The S3 and SQS services the handlers build from ``THINGPRESS_*`` once per process."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.factory: ClientFactory | None = None
-        self.s3: S3Service | None = None
-        self.sqs: SQSService | None = None
-
-    def client_factory(self) -> ClientFactory:
-        """The one factory both services share; call with ``lock`` held."""
-        if self.factory is None:
-            from thingpress_core.clients import ClientFactory
-
-            self.factory = ClientFactory()
-        return self.factory
-
-
-_defaults = _DefaultServices()
-
-
-def default_sqs() -> SQSService:
-    """The process's `SQSService`, made from ``THINGPRESS_*`` on first use."""
-    with _defaults.lock:
-        if _defaults.sqs is None:
-            from thingpress_core.services import SQSService
-
-            _defaults.sqs = SQSService(_defaults.client_factory())
-        return _defaults.sqs
-
-
-def default_s3() -> S3Service:
-    """The process's `S3Service`, made from ``THINGPRESS_*`` on first use."""
-    with _defaults.lock:
-        if _defaults.s3 is None:
-            from thingpress_core.services import S3Service
-
-            _defaults.s3 = S3Service(_defaults.client_factory())
-        return _defaults.s3
