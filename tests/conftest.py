@@ -48,10 +48,13 @@ def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """In-process moto for IoT, S3, SQS and STS, with AWS-compatible certificate ids."""
+    """In-process moto for IoT, S3, SQS and STS, with AWS-compatible certificate ids, and a
+    conflicting CreateThing answered with 409 as AWS does (`sandbox.aws_fidelity`)."""
     from moto import mock_aws
 
-    with mock_aws(config={"iot": {"use_valid_cert": True}}):
+    from thingpress_core.sandbox import aws_fidelity
+
+    with mock_aws(config={"iot": {"use_valid_cert": True}}), aws_fidelity():
         yield
 
 

@@ -4,6 +4,16 @@ Every client comes from one botocore ``Config`` derived from `ThingpressSettings
 and attempts, connect and read timeouts, connection pool size and the
 ``thingpress-core/<version>`` user agent. boto3 is imported on first use, not at
 ``import thingpress_core``.
+
+The retry budget is sized for bulk work. botocore's standard and adaptive modes share one
+client-wide retry quota (500 tokens; a retry after a 5xx or a timeout costs 14, after a
+throttle 5; a success gives back 1): a crude circuit breaker sized for an interactive program.
+An import runs 8 to 32 threads through one client, so a partial outage (40 % of answers 5xx)
+empties it within seconds, after which botocore stops retrying calls a retry would have saved,
+although the service answers. thingpress-core protects services per operation instead (a
+circuit breaker that opens after consecutive failed calls, and an AIMD rate limiter), so the
+factory lifts the client-wide quota: the budget is ``total_max_attempts`` per call, the
+importer's ``transient_rounds`` per certificate and its ``retry_deadline`` per run.
 """
 
 from __future__ import annotations
@@ -156,6 +166,7 @@ class ClientFactory:
                 if self._settings.endpoint_url:
                     kwargs["endpoint_url"] = self._settings.endpoint_url
                 cached = session.client(name, **kwargs)
+                _lift_retry_quota(cached)
                 self._clients[name] = cached
             return cached
 
@@ -190,3 +201,30 @@ class ClientFactory:
                 raise
             self._account_id = str(identity["Account"])
         return self._account_id
+
+
+class _UnlimitedRetryQuota:
+    """Stands in for botocore's ``RetryQuotaChecker``: every retry may go ahead."""
+
+    def acquire_retry_quota(self, context: object) -> bool:
+        return True
+
+    def release_retry_quota(self, context: object, http_response: object, **kwargs: object) -> None:
+        return None
+
+
+def _lift_retry_quota(client: Any) -> None:
+    """Replace the client-wide retry quota of ``client``'s retry handler (see the module
+    docstring for why). botocore keeps its handler under the unique id
+    ``retry-config-<service>``; a botocore without it (or the legacy mode) is left as it is."""
+    try:
+        event_service = client.meta.service_model.service_id.hyphenize()
+        emitter = client.meta.events
+        inner = getattr(emitter, "_emitter", emitter)
+        entry = getattr(inner, "_unique_id_handlers", {}).get(f"retry-config-{event_service}")
+    except AttributeError:  # a stand-in client without botocore's internals
+        return
+    handler = entry.get("handler") if isinstance(entry, dict) else None
+    owner = getattr(handler, "__self__", None)
+    if owner is not None and hasattr(owner, "_retry_quota"):
+        owner._retry_quota = _UnlimitedRetryQuota()

@@ -21,6 +21,10 @@ ThingpressError
     └── ServiceUnavailableError                    5xx, timeouts, connection errors
 ```
 
+Outside the tree, because it is not an error but Ctrl-C: `ImportInterrupted`, a
+``KeyboardInterrupt`` whose ``report`` is the partial `ImportReport` of an interrupted
+``import_all`` (code that knows nothing of it still stops as on any Ctrl-C).
+
 Three more live beside the code that raises them: `thingpress_core.services.BatchSendError`
 (an `AwsServiceError`: SQS messages that could not be sent), and in
 `thingpress_core.integrations.aws_lambda`, `MessageParseError` (a `ThingpressError` and
@@ -43,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
+    from thingpress_core.importer import ImportReport
     from thingpress_core.resilience import CircuitSnapshot
 
 __all__ = [
@@ -53,6 +58,7 @@ __all__ = [
     "CertificateValidationError",
     "CircuitOpenError",
     "ConfigurationError",
+    "ImportInterrupted",
     "InvalidRequestError",
     "LimitExceededError",
     "ManifestError",
@@ -89,25 +95,35 @@ class ConfigurationError(ThingpressError, ValueError):
         """Turn a pydantic ``ValidationError`` into one error naming every bad field.
 
         With ``env_prefix`` (e.g. ``"THINGPRESS_"``) each field is named as its environment
-        variable (nested fields joined with ``__``); otherwise by its dotted path.
+        variable (nested fields joined with ``__``); otherwise by its dotted path, and the
+        message names ``model``. An error about the input as a whole (not a mapping at all) is
+        named after ``model``.
+
+        The result carries ``error`` as ``__cause__`` (pydantic's full report, for debugging):
+        raise it with ``raise ... from error``, never ``from None``. Configuration classes
+        need not call this: the bases in ``thingpress_core._config`` do.
         """
         problems: list[str] = []
         first_variable: str | None = None
         first_value: object = None
         for item in error.errors(include_url=False):
             parts = [str(p) for p in item.get("loc", ()) if p != "__root__"]
-            if env_prefix is not None:
+            if not parts:
+                name = model or "value"
+            elif env_prefix is not None:
                 name = env_prefix + "__".join(p.upper() for p in parts)
             else:
-                name = ".".join(parts) or (model or "value")
+                name = ".".join(parts)
             value = item.get("input")
             shown = _short_repr(value)
             problems.append(f"{name}={shown}: {item.get('msg', 'invalid value')}")
             if first_variable is None:
                 first_variable, first_value = name, value
-        where = f" in {model}" if model else ""
+        where = f" in {model}" if model and env_prefix is None else ""
         message = f"invalid configuration{where}: " + "; ".join(problems)
-        return cls(message, variable=first_variable, value=first_value)
+        result = cls(message, variable=first_variable, value=first_value)
+        result.__cause__ = error
+        return result
 
 
 def _short_repr(value: object, limit: int = 80) -> str:
@@ -225,8 +241,11 @@ class AwsServiceError(ThingpressError):
     """An AWS call failed. The original botocore exception is ``__cause__``.
 
     Attributes: ``service`` (``iot``), ``operation`` (``RegisterCertificateWithoutCA``),
-    ``code`` (AWS error code), ``message``, ``request_id``, ``http_status``, and where known
-    ``certificate_id``, ``thing_name``, ``resource_id`` and ``resource_arn``.
+    ``code`` (AWS error code), ``message``, ``request_id``, ``http_status``, where known
+    ``certificate_id``, ``thing_name``, ``resource_id`` and ``resource_arn``, and
+    ``uncertain_attempts``: the HTTP attempts of this call that AWS may have carried out
+    without the answer arriving (the connection dropped after the request was sent, or a 5xx);
+    a throttled attempt was not carried out and is not counted.
     """
 
     def __init__(
@@ -242,6 +261,7 @@ class AwsServiceError(ThingpressError):
         thing_name: str | None = None,
         resource_id: str | None = None,
         resource_arn: str | None = None,
+        uncertain_attempts: int = 0,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -254,6 +274,7 @@ class AwsServiceError(ThingpressError):
         self.thing_name = thing_name
         self.resource_id = resource_id
         self.resource_arn = resource_arn
+        self.uncertain_attempts = uncertain_attempts
 
     @property
     def name(self) -> str:
@@ -385,6 +406,20 @@ def _describe_validation(report: str) -> str:
 
 def _opt_str(value: object) -> str | None:
     return str(value) if value else None
+
+
+class ImportInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or another ``KeyboardInterrupt``) during ``CertificateImporter.import_all``.
+
+    ``report`` is the partial `~thingpress_core.importer.ImportReport`: the certificates
+    that finished, and in ``report.unfinished`` the ids of those in flight or waiting for a
+    retry round. A ``KeyboardInterrupt`` on purpose: callers that do not handle it stop as
+    they would on any Ctrl-C.
+    """
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(report.summary())
+        self.report = report
 
 
 class ThrottledError(AwsServiceError):

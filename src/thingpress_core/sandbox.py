@@ -13,10 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from thingpress_core.settings import ThingpressSettings
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
 
-__all__ = ["SANDBOX_ACCOUNT_ID", "SANDBOX_REGION", "Sandbox", "SandboxThing"]
+__all__ = ["SANDBOX_ACCOUNT_ID", "SANDBOX_REGION", "Sandbox", "SandboxThing", "aws_fidelity"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,82 @@ class _Serialized:
             return list(self._app(environ, start_response))
 
 
+_fidelity_lock = threading.Lock()
+_fidelity_users = [0]  # how many aws_fidelity() blocks are open, in this process
+
+
+@contextlib.contextmanager
+def aws_fidelity() -> Generator[None]:
+    """Make moto's IoT answer as AWS does where the difference matters to an import.
+
+    moto silently replaces a thing when CreateThing names an existing thing with another
+    configuration; AWS answers ``ResourceAlreadyExistsException`` (HTTP 409) and changes
+    nothing, and answers a repeat with the same configuration like a creation. Inside this
+    block moto does the same (process-wide: moto's backends are). `Sandbox` uses it while it
+    runs; wrap ``moto.mock_aws()`` in it in your own tests::
+
+        with mock_aws(), aws_fidelity():
+            ...
+    """
+    with _fidelity_lock:
+        if _fidelity_users[0] == 0:
+            _patch_create_thing(install=True)
+        _fidelity_users[0] += 1
+    try:
+        yield
+    finally:
+        with _fidelity_lock:
+            _fidelity_users[0] -= 1
+            if _fidelity_users[0] == 0:
+                _patch_create_thing(install=False)
+
+
+_ORIGINAL_CREATE_THING: list[Any] = []
+
+
+def _patch_create_thing(*, install: bool) -> None:
+    try:
+        from moto.iot.exceptions import ResourceAlreadyExistsException
+        from moto.iot.models import IoTBackend
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigurationError(
+            "aws_fidelity needs moto: pip install 'thingpress-core[sandbox]'", variable="sandbox"
+        ) from exc
+    if not install:
+        if _ORIGINAL_CREATE_THING:
+            IoTBackend.create_thing = _ORIGINAL_CREATE_THING.pop()  # type: ignore[method-assign]  # restoring moto's own method
+        return
+    original = IoTBackend.create_thing
+    _ORIGINAL_CREATE_THING.append(original)
+
+    def create_thing(
+        self: Any,
+        thing_name: str,
+        thing_type_name: str,
+        attribute_payload: dict[str, Any] | None,
+        billing_group_name: str | None = None,
+    ) -> Any:
+        existing = next((t for t in self.things.values() if t.thing_name == thing_name), None)
+        if existing is None:
+            return original(self, thing_name, thing_type_name, attribute_payload, billing_group_name)
+        wanted_type = thing_type_name or None
+        had_type = existing.thing_type.thing_type_name if existing.thing_type is not None else None
+        wanted_attributes = dict((attribute_payload or {}).get("attributes") or {})
+        if (
+            wanted_type == had_type
+            and wanted_attributes == dict(existing.attributes)
+            and (billing_group_name or None) == (existing.billing_group_name or None)
+        ):
+            return existing
+        raise ResourceAlreadyExistsException(
+            f"Thing {thing_name} already exists with a different configuration",
+            existing.thing_name,
+            existing.arn,
+        )
+
+    IoTBackend.create_thing = create_thing  # type: ignore[method-assign]  # moto has no hook for this
+
+
 def _make_server(port: int) -> BaseWSGIServer:
     try:
         from moto.core.config import default_user_config
@@ -116,7 +193,10 @@ def _make_server(port: int) -> BaseWSGIServer:
 
 
 class Sandbox:
-    """moto's threaded server on 127.0.0.1, started on enter and stopped on exit."""
+    """moto's threaded server on 127.0.0.1, started on enter and stopped on exit.
+
+    While it runs, moto answers a conflicting CreateThing as AWS does (see `aws_fidelity`).
+    """
 
     def __init__(self, *, port: int = 0, settings: ThingpressSettings | None = None) -> None:
         self._port = port
@@ -124,6 +204,7 @@ class Sandbox:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._factory: ClientFactory | None = None
+        self._fidelity: contextlib.ExitStack | None = None
         self.endpoint_url: str | None = None
 
     def __enter__(self) -> Sandbox:
@@ -143,6 +224,8 @@ class Sandbox:
         if self._server is not None:
             return
         server = _make_server(self._port)
+        self._fidelity = contextlib.ExitStack()
+        self._fidelity.enter_context(aws_fidelity())
         self._thread = threading.Thread(target=server.serve_forever, name="thingpress-sandbox", daemon=True)
         self._thread.start()
         port = int(server.server_address[1])
@@ -172,6 +255,9 @@ class Sandbox:
             self._server = None
             self._thread = None
             logger.info("sandbox stopped", extra={"endpoint_url": self.endpoint_url})
+        if self._fidelity is not None:
+            self._fidelity.close()
+            self._fidelity = None
 
     def reset(self) -> None:
         """Forget every resource: moto keeps its state per process, so a new sandbox starts empty."""

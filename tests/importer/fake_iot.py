@@ -1,9 +1,10 @@
 """An in-memory, thread-safe stand-in for `IoTService` with the semantics the importer relies on.
 
 Registration answers ``created=False`` for a certificate it has seen; CreateThing is
-idempotent with the same type (answering ``created=True`` like AWS, which cannot tell a repeat
-from a first call) and "updates" otherwise; attaching and grouping are set
-operations, and missing resources raise `ResourceNotFoundError`. ``faults`` lets a test fail
+idempotent with the same configuration (answering like a creation, as AWS does, which cannot
+tell a repeat from a first call) and raises `ResourceConflictError` for another configuration
+(type or attributes), as AWS does; attaching and grouping are set operations, and missing
+resources raise `ResourceNotFoundError`. ``faults`` lets a test fail
 any call: it gets the operation key (``iot.CreateThing``) and the subject (certificate id or
 thing name) and returns an exception to raise, or None. Every call is counted, failed or not,
 like `IoTService.stats()`.
@@ -11,14 +12,16 @@ like `IoTService.stats()`.
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.errors import (
     AwsServiceError,
+    ResourceConflictError,
     ResourceNotFoundError,
     ServiceUnavailableError,
     ThrottledError,
@@ -66,6 +69,14 @@ class FakeThing:
     thing_type: str | None
     principals: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ThingView:
+    name: str
+    thing_type: str | None
+    attributes: dict[str, str]
 
 
 def throttled(operation: str) -> ThrottledError:
@@ -106,6 +117,7 @@ class FakeIoT:
         self.deprecated_types = set(deprecated_types)
         self.faults = faults
         self.certificates: dict[str, str] = {}  # id -> status
+        self.created_at: dict[str, datetime.datetime] = {}
         self.things: dict[str, FakeThing] = {}
         self.policy_targets: dict[str, list[str]] = {}  # certificate arn -> policies
         self.created_certificates = 0
@@ -144,14 +156,78 @@ class FakeIoT:
 
     # -- the IoTService methods the importer uses --------------------------------------------
 
-    def register_certificate(self, cert: DeviceCertificate, *, status: str = "ACTIVE") -> Registration:
+    def register_certificate(
+        self,
+        cert: DeviceCertificate,
+        *,
+        status: str = "ACTIVE",
+        created_after: datetime.datetime | None = None,
+    ) -> Registration:
         self._enter("iot.RegisterCertificateWithoutCA", cert.certificate_id)
         with self._lock:
             created = cert.certificate_id not in self.certificates
             if created:
                 self.certificates[cert.certificate_id] = status
+                self.created_at[cert.certificate_id] = datetime.datetime.now(datetime.timezone.utc)
                 self.created_certificates += 1
+            elif created_after is not None:
+                created = self.created_at[cert.certificate_id] >= created_after
         return Registration(cert.certificate_id, ARN_PREFIX + cert.certificate_id, created)
+
+    def create_thing(
+        self, name: str, *, thing_type: str | None = None, attributes: Mapping[str, str] | None = None
+    ) -> ThingAnswer:
+        self._enter("iot.CreateThing", name)
+        if thing_type is not None and thing_type not in self.thing_types:
+            raise self._missing("iot.CreateThing", f"thing type {thing_type}")
+        with self._lock:
+            thing = self.things.get(name)
+            if thing is None:
+                self.things[name] = FakeThing(name, thing_type, attributes=dict(attributes or {}))
+                self.created_things += 1
+            elif thing.thing_type != thing_type or thing.attributes != dict(attributes or {}):
+                self._failures["iot.CreateThing"] += 0  # expected: not counted as a failure
+                raise ResourceConflictError(
+                    f"thing {name} exists with another configuration",
+                    service="iot",
+                    operation="CreateThing",
+                    code="ResourceAlreadyExistsException",
+                    http_status=409,
+                )
+        return ThingAnswer(name, f"arn:thing/{name}", thing_type, created=True)
+
+    def describe_thing(self, name: str) -> ThingView:
+        self._enter("iot.DescribeThing", name)
+        with self._lock:
+            thing = self.things.get(name)
+            if thing is None:
+                raise self._missing("iot.DescribeThing", f"thing {name}")
+            return ThingView(name, thing.thing_type, dict(thing.attributes))
+
+    def update_thing(
+        self, name: str, *, thing_type: str | None = None, attributes: Mapping[str, str] | None = None
+    ) -> None:
+        self._enter("iot.UpdateThing", name)
+        with self._lock:
+            thing = self.things.get(name)
+            if thing is None:
+                raise self._missing("iot.UpdateThing", f"thing {name}")
+            if thing_type is not None:
+                thing.thing_type = thing_type
+            thing.attributes.update(attributes or {})
+
+    def list_thing_principals(self, thing_name: str) -> tuple[str, ...]:
+        self._enter("iot.ListThingPrincipals", thing_name)
+        with self._lock:
+            thing = self.things.get(thing_name)
+            if thing is None:
+                raise self._missing("iot.ListThingPrincipals", f"thing {thing_name}")
+            return tuple(thing.principals)
+
+    def list_principal_things(self, certificate_arn: str) -> tuple[str, ...]:
+        self._enter("iot.ListPrincipalThings", certificate_arn)
+        with self._lock:
+            return tuple(t.name for t in self.things.values() if certificate_arn in t.principals)
 
     def ensure_thing(
         self, name: str, *, thing_type: str | None = None, attributes: object = None

@@ -195,7 +195,8 @@ def test_an_open_breaker_sets_the_pause_before_the_next_round(pool: tuple[Device
     )
     assert report.imported == 4
     assert sleeps == [12.5]
-    assert [(o.calls, o.attempts) for o in outcomes] == [(3, 2)] * 4  # refusals never reached AWS
+    # refusals never reached AWS: neither a call nor an attempt (issue 11: they are not tries)
+    assert [(o.calls, o.attempts) for o in outcomes] == [(3, 1)] * 4
 
 
 def test_an_outage_pauses_reading_instead_of_queueing_the_whole_input(
@@ -239,13 +240,14 @@ def test_an_outage_pauses_reading_instead_of_queueing_the_whole_input(
 
 def test_permanent_failures_do_not_stop_the_run(fake: FakeIoT, pool: tuple[DeviceCertificate, ...]) -> None:
     items: list[object] = list(pool[:20])
+    # a name a manifest offers that is not valid is mapped, not refused (issue 11)
     items[3] = ManifestEntry(thing_name="not valid!", certificate=pool[3], index=3)
     items[9] = b"garbage"
     items[15] = CertificateParseError("devices.pem entry 16: not base64", source="devices.pem", index=15)
     report = importer_for(fake).import_all(items)  # type: ignore[arg-type]
-    assert (report.total, report.imported, report.failed) == (20, 17, 3)
+    assert (report.total, report.imported, report.failed) == (20, 18, 2)
     by_index = {f.index: f for f in report.failures}
-    assert by_index[3].failed_step == "name"
+    assert 3 not in by_index
     assert by_index[9].failed_step == "input"
     assert by_index[15].failed_step == "parse"
     assert "entry 16" in (by_index[15].error or "")

@@ -7,7 +7,7 @@ import logging
 import pytest
 from fake_iot import GROUP, POLICY, TYPE, FakeIoT, generic_error, throttled, unavailable
 
-from thingpress_core.certificates import DeviceCertificate, TrustStore
+from thingpress_core.certificates import DeviceCertificate, TrustStore, is_valid_thing_name, thing_name_for
 from thingpress_core.certificates.generate import GeneratedCA, generate_ca, generate_device_certificates
 from thingpress_core.errors import CircuitOpenError
 from thingpress_core.importer import CertificateImporter, ImportOptions, OutcomeStatus
@@ -68,7 +68,10 @@ def test_a_second_import_creates_nothing_and_reports_already_present(
     second = importer.import_certificate(pool[3])
     assert first.status is OutcomeStatus.IMPORTED
     assert second.status is OutcomeStatus.ALREADY_PRESENT
-    assert second.calls == 5
+    # the floor's 5 plus the ListPrincipalThings an "already registered" answer costs
+    # (is the certificate on another thing?), and nothing else
+    assert second.calls == 6
+    assert fake.stats().calls["iot.ListPrincipalThings"] == 1
     assert fake.created_certificates == 1
     assert fake.created_things == 1
     thing = fake.things["device-000003"]
@@ -95,9 +98,11 @@ def test_a_thing_with_another_type_is_updated_and_counts_as_imported(
     outcome = CertificateImporter(fake, options=FULL).import_certificate(pool[5])
     assert outcome.status is OutcomeStatus.IMPORTED
     assert fake.things["device-000005"].thing_type == TYPE
-    # the floor's 5 plus the UpdateThing that followed CreateThing's conflict
+    # the floor's 5, the ListPrincipalThings of a registered certificate, and after
+    # CreateThing's conflict one DescribeThing (whose thing is it?) and one UpdateThing
     assert fake.stats().calls["iot.UpdateThing"] - before.get("iot.UpdateThing", 0) == 1
-    assert outcome.calls == 6
+    assert fake.stats().calls["iot.DescribeThing"] - before.get("iot.DescribeThing", 0) == 1
+    assert outcome.calls == 8
 
 
 def test_per_call_options_override_the_importer_options(
@@ -146,15 +151,42 @@ def test_prefix_and_callable_strategies(fake: FakeIoT, pool: tuple[DeviceCertifi
     assert custom.import_certificate(pool[11]).thing_name == f"dev-{pool[11].serial_number[-6:]}"
 
 
-@pytest.mark.parametrize("name", ["bad name", "", "x" * 129, "slash/name"])
-def test_an_invalid_thing_name_fails_at_step_name_before_any_call(
+@pytest.mark.parametrize("name", ["bad name", "", "x" * 129, "slash/name", "dev.1 ü", "x" * 10_000])
+def test_an_offered_name_that_is_not_valid_goes_through_the_same_mapping(
     fake: FakeIoT, pool: tuple[DeviceCertificate, ...], name: str
 ) -> None:
+    # issue 11: readers hand raw CNs, MACs or uniqueIds; whatever the source, an invalid name
+    # is mapped like thing_name_for maps a CN (an empty one falls back to the CN)
     entry = ManifestEntry(thing_name=name, certificate=pool[12], index=3)
     outcome = CertificateImporter(fake, options=FULL).import_certificate(entry)
+    expected = thing_name_for(pool[12], offered=name)
+    assert outcome.status is OutcomeStatus.IMPORTED
+    assert outcome.thing_name == expected
+    assert is_valid_thing_name(expected)
+    assert (expected == pool[12].common_name) == (name == "")
+    assert expected in fake.things
+
+
+def test_a_naming_strategy_given_explicitly_wins_over_the_manifest_name(
+    fake: FakeIoT, pool: tuple[DeviceCertificate, ...]
+) -> None:
+    entry = ManifestEntry(thing_name="AA:BB:CC:DD:EE:FF", certificate=pool[13], index=0)
+    by_id = CertificateImporter(fake, options=ImportOptions(thing_name="certificate_id"))
+    assert by_id.import_certificate(entry).thing_name == pool[13].certificate_id
+    prefixed = CertificateImporter(fake, options=ImportOptions(thing_name_prefix="plant1-"))
+    assert prefixed.import_certificate(
+        ManifestEntry(thing_name="mac 01", certificate=pool[14], index=1)
+    ).thing_name == thing_name_for(pool[14], offered="mac 01", prefix="plant1-")
+
+
+def test_a_naming_function_that_fails_fails_at_step_name_before_any_call(
+    fake: FakeIoT, pool: tuple[DeviceCertificate, ...]
+) -> None:
+    importer = CertificateImporter(fake, options=ImportOptions(thing_name=lambda c: 42))  # type: ignore[arg-type,return-value]
+    outcome = importer.import_certificate(pool[12])
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.failed_step == "name"
-    assert outcome.error_type == "CertificateValidationError"
+    assert outcome.error_type == "ConfigurationError"
     assert outcome.transient is False
     assert outcome.calls == 0
     assert pool[12].certificate_id in (outcome.error or "")
@@ -228,10 +260,14 @@ def test_a_dry_run_names_and_verifies_but_sends_nothing(
     assert fake.stats().calls == {}
 
 
-def test_a_dry_run_still_reports_a_bad_name(fake: FakeIoT, pool: tuple[DeviceCertificate, ...]) -> None:
+def test_a_dry_run_shows_the_mapped_name(fake: FakeIoT, pool: tuple[DeviceCertificate, ...]) -> None:
     importer = CertificateImporter(fake, options=ImportOptions(dry_run=True))
     entry = ManifestEntry(thing_name="no spaces please", certificate=pool[16], index=0)
-    assert importer.import_certificate(entry).failed_step == "name"
+    outcome = importer.import_certificate(entry)
+    assert outcome.status is OutcomeStatus.SKIPPED
+    assert outcome.thing_name == thing_name_for(pool[16], offered="no spaces please")
+    assert outcome.thing_name is not None
+    assert outcome.thing_name.startswith("no_spaces_please-")
 
 
 def test_a_dry_run_without_preflight_needs_no_iot_service(pool: tuple[DeviceCertificate, ...]) -> None:
@@ -376,7 +412,8 @@ def test_no_log_line_of_a_whole_run_carries_a_certificate_body(
     importer = CertificateImporter(fake, options=ImportOptions(retry_pause=0.0), sleep=lambda _: None)
     with caplog.at_level(logging.DEBUG, logger="thingpress_core"):
         report = importer.import_all(items)  # type: ignore[arg-type]
-    assert (report.imported, report.failed, report.retried) == (3, 3, 1)
+    # the "bad name" entry is mapped to a valid name and imported (issue 11)
+    assert (report.imported, report.failed, report.retried) == (4, 2, 1)
     levels = {r.levelno for r in caplog.records}
     assert {logging.DEBUG, logging.INFO, logging.WARNING} <= levels
     secrets = [line for c in certs for line in c.pem.splitlines()[1:-1]]

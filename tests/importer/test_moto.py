@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from fake_iot import GROUP, POLICY, TYPE
 
-from thingpress_core.certificates import DeviceCertificate, TrustStore
+from thingpress_core.certificates import DeviceCertificate, TrustStore, thing_name_for
 from thingpress_core.certificates.generate import GeneratedCA, generate_ca, generate_device_certificates
 from thingpress_core.errors import CertificateParseError, PreflightError
 from thingpress_core.importer import CertificateImporter, ImportOptions, OutcomeStatus
 from thingpress_core.manifests import ManifestEntry
-from thingpress_core.resilience import RateLimiter
+from thingpress_core.resilience import CircuitBreakerRegistry, RateLimiter, ResilienceSettings
 from thingpress_core.services import IoTService
 from thingpress_core.testing import FaultInjector
 
@@ -149,16 +149,16 @@ def test_100_certificates_of_which_3_are_corrupt(
     items[90] = ManifestEntry(thing_name="device 90 (spare)", certificate=pool[90], index=90)
     importer = CertificateImporter(_service(factory), options=OPTIONS)
     report = importer.import_all(items)  # type: ignore[arg-type]
-    assert (report.total, report.imported, report.failed) == (100, 97, 3)
+    # the entry whose offered name is not valid is mapped and imported (issue 11)
+    assert (report.total, report.imported, report.failed) == (100, 98, 2)
     reasons = {f.index: (f.failed_step, f.error) for f in report.failures}
-    assert set(reasons) == {10, 50, 90}
+    assert set(reasons) == {10, 50}
     assert reasons[10][0] == "parse"
     assert "entry 11" in (reasons[10][1] or "")
     assert reasons[50][0] == "input"
-    assert reasons[90][0] == "name"
-    assert pool[90].certificate_id in (reasons[90][1] or "")
-    assert pool[90].certificate_id not in _backend().certificates  # never registered
-    assert len(_backend().things) == 97
+    assert len(_backend().things) == 98
+    mapped = thing_name_for(pool[90], offered="device 90 (spare)")
+    assert mapped in {t.thing_name for t in _backend().things.values()}
 
 
 def test_a_permanent_aws_rejection_fails_only_that_certificate(
@@ -208,16 +208,30 @@ def test_a_thrashing_operation_ends_failed_and_transient_after_the_rounds(
     factory: ClientFactory, pool: tuple[DeviceCertificate, ...]
 ) -> None:
     _create_resources(factory)
+    now = [0.0]
     sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the importer's pauses pass the breakers' time
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    registry = CircuitBreakerRegistry(ResilienceSettings(), clock=lambda: now[0])
+    service = IoTService(factory, limiter=RateLimiter({}), registry=registry)
     options = OPTIONS.model_copy(update={"transient_rounds": 2, "retry_pause": 0.25})
     with FaultInjector(factory, fast_retries=True) as faults:
         faults.throttle("iot.AttachPolicy")  # every attempt, forever
-        report = CertificateImporter(_service(factory), options=options, sleep=sleeps.append).import_all(
+        report = CertificateImporter(service, options=options, sleep=sleep, clock=lambda: now[0]).import_all(
             pool[:3]
         )
     assert report.failed == 3
     assert all(f.transient and f.failed_step == "attach_policy" for f in report.failures)
-    assert report.rounds == 2
+    # every failure is a real try: refusals by the open breaker did not count
+    assert all(f.attempts == 3 for f in report.failures)
+    assert report.calls["iot.AttachPolicy"] == 9
+    assert report.calls_refused.get("iot.AttachPolicy", 0) > 0  # the breaker did open
+    assert report.rounds > 2  # rounds went on while the breaker refused
     assert sleeps[0] >= 0.25
+    # after the breaker opened, each round waited for its recovery (30 s by default)
+    assert max(sleeps) >= 30.0
     assert report.calls["iot.RegisterCertificateWithoutCA"] == 3  # resumed at AttachPolicy
     assert all(o.status is OutcomeStatus.FAILED for o in report.failures)

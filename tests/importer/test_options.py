@@ -14,7 +14,10 @@ def test_defaults() -> None:
     assert options.policies == ()
     assert options.thing_groups == ()
     assert options.thing_type is None
-    assert options.thing_name == "common_name"
+    assert options.thing_name is None  # the manifest's name, else the common name
+    assert options.allow_expired is False
+    assert options.allow_multiple_things is False
+    assert options.retry_deadline == 900.0
     assert options.status == "ACTIVE"
     assert options.concurrency == 8
     assert options.trust_store is None

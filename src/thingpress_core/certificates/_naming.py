@@ -94,15 +94,20 @@ def _check_prefix(prefix: object) -> str:
 def thing_name_for(
     cert: DeviceCertificate,
     *,
-    strategy: ThingNameStrategy = "common_name",
+    strategy: ThingNameStrategy | None = None,
     prefix: str | None = None,
     strict: bool = False,
+    offered: str | None = None,
 ) -> str:
     """A valid AWS IoT thing name (``[a-zA-Z0-9:_-]{1,128}``) for ``cert``.
 
-    Strategies: ``"common_name"`` (the default; the certificate id when the CN is missing),
+    Strategies: ``"common_name"`` (the certificate id when the CN is missing),
     ``"certificate_id"`` (the 64 hex digits), or a function of the certificate (its result
     passes through the same rules; an empty result falls back to the certificate id).
+    ``offered`` is a name the input brought (a manifest's MAC or uniqueId): with no
+    ``strategy`` (the default) it is used, else the common name; an explicit ``strategy``
+    wins over it. Whatever its source, the text passes through the rules below, so a reader's
+    CN with spaces or a 10 KB uniqueId gives a valid name like any other.
 
     Rules, applied to the text the strategy gives:
 
@@ -120,7 +125,9 @@ def thing_name_for(
     """
     pre = _check_prefix(prefix)
     text: str | None
-    if strategy == "common_name":
+    if strategy is None:
+        text = offered if offered else cert.common_name
+    elif strategy == "common_name":
         text = cert.common_name
     elif strategy == "certificate_id":
         text = cert.certificate_id

@@ -12,13 +12,14 @@ See `docs/importer.md` for options, outcomes, retry rounds, preflight and memory
 
 from thingpress_core.importer._importer import CertificateImporter, ImportItem, ProgressCallback
 from thingpress_core.importer._models import (
+    OWNER_ATTRIBUTE,
     FailedStep,
     ImportOptions,
     ImportOutcome,
     ImportReport,
     OutcomeStatus,
 )
-from thingpress_core.importer._protocol import CallCounts, IoTOperations, RegistrationResult
+from thingpress_core.importer._protocol import CallCounts, IoTOperations, RegistrationResult, ThingState
 
 # Tracebacks, reprs and the API docs name the package, so the private modules can move.
 for _public in (
@@ -30,11 +31,13 @@ for _public in (
     IoTOperations,
     OutcomeStatus,
     RegistrationResult,
+    ThingState,
 ):
     _public.__module__ = __name__
 del _public
 
 __all__ = [
+    "OWNER_ATTRIBUTE",
     "CallCounts",
     "CertificateImporter",
     "FailedStep",
@@ -46,4 +49,5 @@ __all__ = [
     "OutcomeStatus",
     "ProgressCallback",
     "RegistrationResult",
+    "ThingState",
 ]

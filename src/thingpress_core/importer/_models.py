@@ -12,12 +12,18 @@ from thingpress_core.certificates import ThingNameStrategy, TrustStore
 from thingpress_core.errors import ConfigurationError
 
 __all__ = [
+    "OWNER_ATTRIBUTE",
     "FailedStep",
     "ImportOptions",
     "ImportOutcome",
     "ImportReport",
     "OutcomeStatus",
 ]
+
+#: The thing attribute that names the certificate a thing was created for. CreateThing with it
+#: is idempotent for the same certificate and refused (409) for another one, which is how two
+#: certificates that map to one thing name are told apart without a read call.
+OWNER_ATTRIBUTE = "thingpress_certificate_id"
 
 #: The step an import failed at, in the order they run. ``input`` means the item was not a
 #: certificate at all, ``parse`` that the item was a reader's error passed through the stream.
@@ -64,11 +70,13 @@ class ImportOptions(BaseModel):
         policies: IoT policies to attach to every certificate (at most 10).
         thing_groups: static thing groups to add every thing to (at most 10).
         thing_type: the thing type every thing is created with, or None.
-        thing_name: how to name a thing when the item does not bring its own name:
-            ``"common_name"`` (default), ``"certificate_id"`` or a function of the
-            `DeviceCertificate` (see `thing_name_for`). A `ManifestEntry` with a
-            ``thing_name`` always wins.
-        thing_name_prefix: prepended to every name the strategy makes.
+        thing_name: how to name things. None (default): the name a `ManifestEntry` brings
+            (a Microchip uniqueId, an Espressif MAC), else the common name. A strategy
+            (``"common_name"``, ``"certificate_id"`` or a function of the
+            `DeviceCertificate`, see `thing_name_for`) wins over what the manifest offers.
+            Whatever its source, a name that is not a valid AWS IoT thing name goes through
+            `thing_name_for`'s mapping (invalid characters replaced, long names shortened).
+        thing_name_prefix: prepended to every name, whatever its source.
         status: the certificate status at registration, ``ACTIVE`` (default) or ``INACTIVE``.
         concurrency: worker threads (default 8). The rate limiter, not this number, keeps the
             run under the account's quotas; see the importer docs.
@@ -82,7 +90,19 @@ class ImportOptions(BaseModel):
             was transient (throttled after retries, 5xx, circuit open). Default 3.
         retry_pause: seconds to pause before a retry round, doubled for each attempt the
             waiting certificates already had (at most 30 s), and never shorter than an open
-            breaker's ``retry_after`` (at most 60 s). Default 1.
+            breaker's ``retry_after``. Default 1.
+        retry_deadline: seconds after a certificate's first transient failure during which
+            rounds keep sending it; rounds wait for an open breaker's ``retry_after`` (within
+            this deadline), and an attempt an open breaker refused before any call does not
+            count against ``transient_rounds``. None: no deadline. Default 900 (15 minutes).
+        allow_multiple_things: when the certificate is registered already and attached to
+            another thing, attach it to this one too (fleets that really share certificates).
+            Default False: such a certificate fails with reason
+            ``certificate_on_other_thing`` naming the things it is on, and no second thing is
+            made.
+        allow_expired: import certificates outside their validity period. Default False:
+            they fail with reason ``expired`` or ``not_yet_valid`` (and the date) before any
+            call.
 
     Invalid values raise `ConfigurationError` naming the option.
     """
@@ -92,7 +112,7 @@ class ImportOptions(BaseModel):
     policies: tuple[str, ...] = Field(default=(), max_length=_MAX_POLICIES)
     thing_groups: tuple[str, ...] = Field(default=(), max_length=_MAX_GROUPS)
     thing_type: str | None = Field(default=None, min_length=1, max_length=128)
-    thing_name: ThingNameStrategy = "common_name"
+    thing_name: ThingNameStrategy | None = None
     thing_name_prefix: str | None = Field(default=None, max_length=127)
     status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE"
     concurrency: int = Field(default=8, ge=1, le=_MAX_CONCURRENCY)
@@ -101,6 +121,9 @@ class ImportOptions(BaseModel):
     preflight: bool = True
     transient_rounds: int = Field(default=3, ge=0, le=20)
     retry_pause: float = Field(default=1.0, ge=0.0, le=60.0)
+    retry_deadline: float | None = Field(default=900.0, gt=0.0)
+    allow_multiple_things: bool = False
+    allow_expired: bool = False
 
     def __init__(
         self,
@@ -108,7 +131,7 @@ class ImportOptions(BaseModel):
         policies: tuple[str, ...] | list[str] = (),
         thing_groups: tuple[str, ...] | list[str] = (),
         thing_type: str | None = None,
-        thing_name: ThingNameStrategy = "common_name",
+        thing_name: ThingNameStrategy | None = None,
         thing_name_prefix: str | None = None,
         status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE",
         concurrency: int = 8,
@@ -117,6 +140,9 @@ class ImportOptions(BaseModel):
         preflight: bool = True,
         transient_rounds: int = 3,
         retry_pause: float = 1.0,
+        retry_deadline: float | None = 900.0,
+        allow_multiple_things: bool = False,
+        allow_expired: bool = False,
     ) -> None:
         try:
             super().__init__(
@@ -132,6 +158,9 @@ class ImportOptions(BaseModel):
                 preflight=preflight,
                 transient_rounds=transient_rounds,
                 retry_pause=retry_pause,
+                retry_deadline=retry_deadline,
+                allow_multiple_things=allow_multiple_things,
+                allow_expired=allow_expired,
             )
         except ValidationError as exc:
             raise ConfigurationError.from_validation_error(exc, model="ImportOptions") from None
@@ -155,10 +184,16 @@ class ImportOutcome(BaseModel):
     """What happened to one certificate (one item of the input).
 
     ``calls`` counts the IoT calls made for it over all its attempts, ``attempts`` the times
-    it was sent (1 unless a transient failure sent it round again). ``index`` is its 0-based
-    position in the input of `import_all` (or the manifest entry's index). ``error`` is one
-    English line naming the certificate; ``error_type`` the exception's class name;
-    ``transient`` whether that error is worth retrying later.
+    it was sent (1 unless a transient failure sent it round again; an attempt an open breaker
+    refused before any call is not counted). ``index`` is its 0-based position in the input
+    of `import_all` (or the manifest entry's index). ``error`` is one English line naming the
+    certificate; ``error_type`` the exception's class name; ``transient`` whether that error
+    is worth retrying later; ``reason`` a short machine-readable word for a failure:
+    ``parse``, ``input``, ``untrusted``, ``expired``, ``not_yet_valid``, ``is_ca``,
+    ``invalid_name``, ``name_collision`` (``other_certificate_id`` holds the thing's
+    certificate), ``certificate_on_other_thing`` (``other_things`` names them), or for an AWS
+    error ``throttled``, ``service_unavailable``, ``circuit_open``, ``not_found``,
+    ``access_denied``, ``invalid_request``, ``limit_exceeded``, ``conflict``, ``aws_error``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -170,6 +205,9 @@ class ImportOutcome(BaseModel):
     error: str | None = None
     error_type: str | None = None
     transient: bool = False
+    reason: str | None = None
+    other_certificate_id: str | None = None
+    other_things: tuple[str, ...] = ()
     calls: int = Field(default=0, ge=0)
     attempts: int = Field(default=1, ge=0)
     index: int | None = None
@@ -189,6 +227,10 @@ class ImportReport(BaseModel):
     never sent) are per operation (``iot.CreateThing``): the difference of the service's
     counters over the run, preflight included. ``failures`` holds every failed outcome, in
     the order they finished. ``rate_per_second`` is ``total / duration_seconds``.
+
+    An interrupted run (Ctrl-C) has ``interrupted`` True: the counts cover the certificates
+    that finished, and ``unfinished`` lists the ids of those that were in flight or waiting
+    for a retry round (items not yet read from the input are in neither).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -206,6 +248,8 @@ class ImportReport(BaseModel):
     retried: int = Field(default=0, ge=0, description="certificates sent round again at least once")
     rounds: int = Field(default=0, ge=0, description="retry rounds that were needed")
     dry_run: bool = False
+    interrupted: bool = False
+    unfinished: list[str] = Field(default_factory=list[str])
     started_at: datetime
     duration_seconds: float = Field(ge=0.0)
     rate_per_second: float = Field(ge=0.0)
@@ -235,8 +279,11 @@ class ImportReport(BaseModel):
     def summary(self) -> str:
         """One English line, e.g. for a log or the end of a CLI run."""
         verb = "checked" if self.dry_run else "processed"
-        return (
+        text = (
             f"{self.total} certificates {verb} in {self.duration_seconds:.1f} s "
             f"({self.rate_per_second:.1f}/s): {self.imported} imported, {self.already_present} "
             f"already present, {self.failed} failed, {self.skipped} skipped; {self.total_calls} calls"
         )
+        if self.interrupted:
+            text += f"; interrupted with {len(self.unfinished)} unfinished"
+        return text

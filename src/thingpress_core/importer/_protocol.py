@@ -6,13 +6,15 @@ importer is tested without AWS and how the memory benchmark runs 100,000 certifi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    import datetime
+
     from thingpress_core.certificates import DeviceCertificate
 
-__all__ = ["CallCounts", "IoTOperations", "RegistrationResult"]
+__all__ = ["CallCounts", "IoTOperations", "RegistrationResult", "ThingState"]
 
 
 class RegistrationResult(Protocol):
@@ -24,6 +26,15 @@ class RegistrationResult(Protocol):
     def certificate_arn(self) -> str: ...
     @property
     def created(self) -> bool: ...
+
+
+class ThingState(Protocol):
+    """What `describe_thing` answers (`ThingDescription`): the parts the importer reads."""
+
+    @property
+    def thing_type(self) -> str | None: ...
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
 
 
 class CallCounts(Protocol):
@@ -41,11 +52,38 @@ class IoTOperations(Protocol):
     def stats(self) -> CallCounts: ...
 
     def register_certificate(
-        self, cert: DeviceCertificate, /, *, status: Literal["ACTIVE", "INACTIVE"]
-    ) -> RegistrationResult: ...
+        self,
+        cert: DeviceCertificate,
+        /,
+        *,
+        status: Literal["ACTIVE", "INACTIVE"],
+        created_after: datetime.datetime | None,
+    ) -> RegistrationResult:
+        """Register; ``created`` False when it existed before ``created_after`` (or the call)."""
+        ...
 
-    def ensure_thing(self, name: str, /, *, thing_type: str | None) -> object:
-        """Returns a `Thing`; its ``updated`` attribute is read when present."""
+    def create_thing(
+        self, name: str, /, *, thing_type: str | None, attributes: Mapping[str, str] | None
+    ) -> object:
+        """Create; raise `ResourceConflictError` when it exists with another configuration."""
+        ...
+
+    def describe_thing(self, name: str, /) -> ThingState:
+        """The thing's type and attributes."""
+        ...
+
+    def update_thing(
+        self, name: str, /, *, thing_type: str | None, attributes: Mapping[str, str] | None
+    ) -> object:
+        """Set the type and merge the attributes."""
+        ...
+
+    def list_thing_principals(self, thing_name: str, /) -> Sequence[str]:
+        """The principal ARNs on a thing."""
+        ...
+
+    def list_principal_things(self, certificate_arn: str, /) -> Sequence[str]:
+        """The names of the things a certificate is on."""
         ...
 
     def attach_thing_principal(self, thing_name: str, certificate_arn: str, /) -> object: ...

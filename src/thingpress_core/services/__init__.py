@@ -23,6 +23,7 @@ from thingpress_core.services._models import (
     S3Object,
     S3ObjectRef,
     Thing,
+    ThingDescription,
     ThingGroupInfo,
     ThingTypeInfo,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "CallStats",
     "CertificateRegistration",
     "Thing",
+    "ThingDescription",
     "CertificateDescription",
     "PolicyInfo",
     "ThingGroupInfo",
@@ -61,6 +63,7 @@ for _cls in (
     CallStats,
     CertificateRegistration,
     Thing,
+    ThingDescription,
     CertificateDescription,
     PolicyInfo,
     ThingGroupInfo,

@@ -42,6 +42,10 @@ __all__ = ["CallCounter", "CallPath", "ServiceFacade", "watch_throttles"]
 
 R = TypeVar("R")
 
+# Per thread, the attempts of the call in progress whose answer AWS may have acted on without
+# it arriving (botocore retries on the calling thread, so a thread-local is exact).
+_attempts = threading.local()
+
 
 @functools.cache
 def _botocore_errors() -> tuple[type[BaseException], type[BaseException]]:
@@ -50,6 +54,24 @@ def _botocore_errors() -> tuple[type[BaseException], type[BaseException]]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     return ClientError, BotoCoreError
+
+
+@functools.cache
+def _never_sent() -> tuple[type[BaseException], ...]:
+    """botocore errors raised before a request left this machine (so AWS never saw it)."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+    return ConnectTimeoutError, EndpointConnectionError
+
+
+def _uncertain(response: object, caught: object) -> bool:
+    """Whether one HTTP attempt may have been carried out by AWS though it failed."""
+    if isinstance(caught, BaseException):
+        return not isinstance(caught, _never_sent())
+    if isinstance(response, tuple) and response:
+        status = getattr(response[0], "status_code", 0)
+        return isinstance(status, int) and status >= 500
+    return False
 
 
 class CallCounter:
@@ -156,6 +178,7 @@ class CallPath:
             raise
         counter.call(name)
         client_error, botocore_error = _botocore_errors()
+        _attempts.uncertain = 0
         try:
             result = method(**params)
         except client_error as exc:
@@ -166,6 +189,7 @@ class CallPath:
                 certificate_id=certificate_id,
                 thing_name=thing_name,
             )
+            mapped.uncertain_attempts = _attempts.uncertain
             counter.retries(name, _retry_attempts(getattr(exc, "response", None)))
             self._failed(name, mapped, breaker, permit, expected, certificate_id, thing_name)
             raise mapped from exc
@@ -177,6 +201,7 @@ class CallPath:
                 certificate_id=certificate_id,
                 thing_name=thing_name,
             )
+            mapped.uncertain_attempts = _attempts.uncertain
             self._failed(name, mapped, breaker, permit, expected, certificate_id, thing_name)
             raise mapped from exc
         except BaseException as exc:
@@ -223,9 +248,17 @@ def watch_throttles(client: Any, service: str, limiter: RateLimiter) -> None:
     every attempt failed. The limiter slows down sooner, and stays under the real quota, when
     it hears of each throttled attempt: this hooks botocore's per-attempt ``needs-retry`` event
     and returns None so botocore's own retry decision stands. Registered once per limiter.
+
+    The same hook counts the attempts AWS may have carried out without their answer arriving
+    (a dropped connection after the send, a 5xx): a mapped error carries that count as
+    ``uncertain_attempts``, so a later "already exists" can be told from a lost answer.
     """
 
-    def on_attempt(response: object = None, operation: object = None, **_: object) -> None:
+    def on_attempt(
+        response: object = None, operation: object = None, caught_exception: object = None, **_: object
+    ) -> None:
+        if _uncertain(response, caught_exception):
+            _attempts.uncertain = getattr(_attempts, "uncertain", 0) + 1
         if not isinstance(response, tuple) or len(response) < 2 or operation is None:
             return
         parsed = response[1]

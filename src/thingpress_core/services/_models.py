@@ -25,6 +25,7 @@ __all__ = [
     "S3Object",
     "S3ObjectRef",
     "Thing",
+    "ThingDescription",
     "ThingGroupInfo",
     "ThingTypeInfo",
 ]
@@ -100,6 +101,18 @@ class Thing(_Frozen):
     thing_type: str | None = None
     created: bool
     updated: bool = False
+
+
+class ThingDescription(_Frozen):
+    """What DescribeThing says about a thing: its type, attributes and billing group."""
+
+    name: str
+    arn: str
+    thing_id: str | None = None
+    thing_type: str | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    billing_group: str | None = None
+    version: int | None = None
 
 
 class CertificateDescription(_Frozen):

@@ -8,6 +8,7 @@ breaker, error mapping, counters) and raises from the `~thingpress_core.errors` 
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -19,6 +20,7 @@ from thingpress_core.services._models import (
     CertificateRegistration,
     PolicyInfo,
     Thing,
+    ThingDescription,
     ThingGroupInfo,
     ThingTypeInfo,
 )
@@ -38,6 +40,10 @@ CertificateStatus = Literal[
 _THING_NAME = re.compile(r"\A[a-zA-Z0-9:_-]{1,128}\Z")
 _CERTIFICATE_ID = re.compile(r"\A[0-9a-f]{64}\Z")
 _STATUSES: frozenset[str] = frozenset(get_args(CertificateStatus))
+# How far this machine's clock may run ahead of AWS's when a creation time is compared with
+# the time a request was sent (an NTP-synchronised host is well within it).
+_CLOCK_SKEW = _dt.timedelta(seconds=2)
+_PAGE_SIZE = 250
 
 
 class IoTService(ServiceFacade):
@@ -82,15 +88,29 @@ class IoTService(ServiceFacade):
     # -------------------------------------------------------------------- registration
 
     def register_certificate(
-        self, cert: DeviceCertificate, *, status: CertificateStatus = "ACTIVE"
+        self,
+        cert: DeviceCertificate,
+        *,
+        status: CertificateStatus = "ACTIVE",
+        created_after: _dt.datetime | None = None,
     ) -> CertificateRegistration:
         """Register ``cert`` without a CA: one ``RegisterCertificateWithoutCA`` call.
 
         A certificate that is registered already (HTTP 409) is not an error: the result has
         ``created=False`` and the id and ARN from the error (or computed from the DER).
+
+        A lost answer is told apart from an earlier registration: when an earlier attempt of
+        this call may have been carried out by AWS with its answer lost (a dropped connection
+        after the send, a 5xx; botocore then retried), or when ``created_after`` says an
+        earlier request of the caller may have, one ``DescribeCertificate`` call reads the
+        certificate's creation time, and a certificate created at or after that request is
+        reported ``created=True``. That extra call is made only on that path. The comparison
+        trusts this machine's clock to within 2 seconds of AWS's (NTP); a clock further ahead
+        reports such a certificate ``created=False``, never the other way round.
         """
         cert_id = cert.certificate_id
         _check_status(status, "RegisterCertificateWithoutCA", cert_id)
+        sent_at = _dt.datetime.now(_dt.timezone.utc)
         try:
             response = self._call_path().call(
                 "RegisterCertificateWithoutCA",
@@ -102,16 +122,23 @@ class IoTService(ServiceFacade):
         except ResourceConflictError as exc:
             found_id = exc.resource_id or cert_id
             arn = exc.resource_arn or self.certificate_arn(found_id)
+            since = (
+                created_after if created_after is not None else sent_at if exc.uncertain_attempts else None
+            )
+            created = since is not None and self._created_since(found_id, since)
             self._log.info(
-                "certificate %s is registered already",
+                "certificate %s %s",
                 found_id,
+                "was registered by an earlier attempt whose answer was lost"
+                if created
+                else "is registered already",
                 extra={
                     "operation": "iot.RegisterCertificateWithoutCA",
                     "certificate_id": found_id,
                     "thing_name": None,
                 },
             )
-            return CertificateRegistration(certificate_id=found_id, certificate_arn=arn, created=False)
+            return CertificateRegistration(certificate_id=found_id, certificate_arn=arn, created=created)
         found_id = response.get("certificateId") or cert_id
         if found_id != cert_id:
             self._log.warning(
@@ -126,6 +153,15 @@ class IoTService(ServiceFacade):
             )
         arn = response.get("certificateArn") or self.certificate_arn(found_id)
         return CertificateRegistration(certificate_id=found_id, certificate_arn=arn, created=True)
+
+    def _created_since(self, certificate_id: str, since: _dt.datetime) -> bool:
+        """True when AWS created ``certificate_id`` at or after ``since`` (minus clock skew)."""
+        created = self.describe_certificate(certificate_id).creation_date
+        if created is None:
+            return False
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=_dt.timezone.utc)
+        return created >= since - _CLOCK_SKEW
 
     def update_certificate_status(self, certificate_id: str, status: CertificateStatus) -> None:
         """Set a certificate's status (``UpdateCertificate``)."""
@@ -217,6 +253,110 @@ class IoTService(ServiceFacade):
         arn = response.get("thingArn") or self.thing_arn(name)
         return Thing(name=name, arn=arn, thing_type=thing_type, created=True, updated=False)
 
+    def create_thing(
+        self,
+        name: str,
+        *,
+        thing_type: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> Thing:
+        """One ``CreateThing`` call; a thing that exists with another configuration raises.
+
+        AWS answers a repeat with the same configuration like a creation (``created=True``),
+        and a thing that exists with another type or attributes with
+        `~thingpress_core.errors.ResourceConflictError` (expected: logged at DEBUG, not
+        counted as a failure). `ensure_thing` is the variant that updates instead.
+        """
+        _check_thing_name(name, "CreateThing")
+        params: dict[str, Any] = {"thingName": name}
+        if thing_type is not None:
+            params["thingTypeName"] = thing_type
+        if attributes:
+            params["attributePayload"] = {"attributes": dict(attributes)}
+        response = self._call_path().call(
+            "CreateThing",
+            self._iot().create_thing,
+            params,
+            thing_name=name,
+            expected=(ResourceConflictError,),
+        )
+        arn = response.get("thingArn") or self.thing_arn(name)
+        return Thing(name=name, arn=arn, thing_type=thing_type, created=True, updated=False)
+
+    def update_thing(
+        self,
+        name: str,
+        *,
+        thing_type: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        """One ``UpdateThing`` call: set the thing type and merge ``attributes`` in."""
+        _check_thing_name(name, "UpdateThing")
+        update: dict[str, Any] = {"thingName": name}
+        if thing_type is not None:
+            update["thingTypeName"] = thing_type
+        if attributes:
+            update["attributePayload"] = {"attributes": dict(attributes), "merge": True}
+        self._call_path().call("UpdateThing", self._iot().update_thing, update, thing_name=name)
+
+    def describe_thing(self, name: str) -> ThingDescription:
+        """Thing ``name`` (``DescribeThing``); `ResourceNotFoundError` when it does not exist."""
+        _check_thing_name(name, "DescribeThing")
+        response = self._call_path().call(
+            "DescribeThing", self._iot().describe_thing, {"thingName": name}, thing_name=name
+        )
+        attributes: Mapping[str, Any] = response.get("attributes") or {}
+        return ThingDescription(
+            name=str(response.get("thingName") or name),
+            arn=str(response.get("thingArn") or self.thing_arn(name)),
+            thing_id=response.get("thingId") or None,
+            thing_type=response.get("thingTypeName") or None,
+            attributes={str(k): str(v) for k, v in attributes.items()},
+            billing_group=response.get("billingGroupName") or None,
+            version=response.get("version"),
+        )
+
+    def list_thing_principals(self, thing_name: str) -> tuple[str, ...]:
+        """The principal ARNs (certificates) attached to a thing, every page
+        (``ListThingPrincipals``, one call per page of 250)."""
+        _check_thing_name(thing_name, "ListThingPrincipals")
+        principals: list[str] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"thingName": thing_name, "maxResults": _PAGE_SIZE}
+            if token:
+                params["nextToken"] = token
+            response = self._call_path().call(
+                "ListThingPrincipals",
+                self._iot().list_thing_principals,
+                params,
+                thing_name=thing_name,
+            )
+            principals.extend(str(p) for p in response.get("principals") or ())
+            token = response.get("nextToken") or None
+            if not token:
+                return tuple(principals)
+
+    def list_principal_things(self, certificate_arn: str) -> tuple[str, ...]:
+        """The names of the things a certificate is attached to, every page
+        (``ListPrincipalThings``, one call per page of 250)."""
+        things: list[str] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"principal": certificate_arn, "maxResults": _PAGE_SIZE}
+            if token:
+                params["nextToken"] = token
+            response = self._call_path().call(
+                "ListPrincipalThings",
+                self._iot().list_principal_things,
+                params,
+                certificate_id=certificate_id_of(certificate_arn),
+            )
+            things.extend(str(t) for t in response.get("things") or ())
+            token = response.get("nextToken") or None
+            if not token:
+                return tuple(things)
+
     def attach_thing_principal(
         self, thing_name: str, certificate_arn: str, *, exclusive: bool = False
     ) -> None:
@@ -234,7 +374,7 @@ class IoTService(ServiceFacade):
             self._iot().attach_thing_principal,
             params,
             thing_name=thing_name,
-            certificate_id=_id_of(certificate_arn),
+            certificate_id=certificate_id_of(certificate_arn),
         )
 
     def attach_policy(self, policy_name: str, certificate_arn: str) -> None:
@@ -243,7 +383,7 @@ class IoTService(ServiceFacade):
             "AttachPolicy",
             self._iot().attach_policy,
             {"policyName": policy_name, "target": certificate_arn},
-            certificate_id=_id_of(certificate_arn),
+            certificate_id=certificate_id_of(certificate_arn),
         )
 
     def add_thing_to_group(self, thing_name: str, group_name: str) -> None:
@@ -333,6 +473,7 @@ def _check_status(status: object, operation: str, certificate_id: str) -> None:
         )
 
 
-def _id_of(certificate_arn: str) -> str | None:
+def certificate_id_of(certificate_arn: str) -> str | None:
+    """The certificate id at the end of a certificate ARN (``...:cert/<id>``), else None."""
     _, sep, tail = certificate_arn.rpartition(":cert/")
     return tail if sep and tail else None

@@ -1,0 +1,492 @@
+"""One certificate's import: a resumable work item and the steps it runs.
+
+A `_Work` remembers how far its import got, so a retry round resumes at the step that
+failed and never repeats a confirmed one::
+
+    verify -> name -> RegisterCertificateWithoutCA -> CreateThing -> AttachThingPrincipal
+        -> AttachPolicy (one per policy) -> AddThingToThingGroup (one per group)
+
+Two safety checks ride on answers the floor calls give anyway, so the common path costs no
+extra call:
+
+- A thing is created with an attribute naming its certificate (`OWNER_ATTRIBUTE`). AWS
+  answers a repeat for the same certificate like a creation and refuses one for another
+  certificate (409): only then is the thing read (DescribeThing, and ListThingPrincipals for a
+  thing made without the attribute) to tell a name collision from a thing to adopt.
+- A registration that answers "already registered" lists the things the certificate is on
+  (ListPrincipalThings) before attaching it, so a device is never put on a second thing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from thingpress_core.certificates import (
+    DeviceCertificate,
+    check_validity,
+    thing_name_for,
+    verify_certificate,
+)
+from thingpress_core.errors import (
+    AccessDeniedError,
+    AwsServiceError,
+    CertificateError,
+    CircuitOpenError,
+    InvalidRequestError,
+    LimitExceededError,
+    RateLimitTimeoutError,
+    ResourceConflictError,
+    ResourceNotFoundError,
+    ServiceUnavailableError,
+    ThingpressError,
+    ThrottledError,
+)
+from thingpress_core.importer._models import (
+    OWNER_ATTRIBUTE,
+    FailedStep,
+    ImportOptions,
+    ImportOutcome,
+    OutcomeStatus,
+)
+from thingpress_core.manifests import ManifestEntry
+from thingpress_core.resilience import is_transient
+
+if TYPE_CHECKING:
+    from thingpress_core.importer._protocol import IoTOperations
+
+__all__ = ["Work", "attempt", "failure", "log_outcome", "where"]
+
+logger = logging.getLogger("thingpress_core.importer")
+
+_T = TypeVar("_T")
+
+_OPERATION: dict[FailedStep, str] = {
+    "register": "iot.RegisterCertificateWithoutCA",
+    "thing": "iot.CreateThing",
+    "attach_principal": "iot.AttachThingPrincipal",
+    "attach_policy": "iot.AttachPolicy",
+    "add_to_group": "iot.AddThingToThingGroup",
+}
+_MAX_ERROR_CHARS = 600
+
+# Most specific first: an AWS error's class gives the outcome's machine-readable reason.
+_AWS_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (ThrottledError, "throttled"),
+    (ServiceUnavailableError, "service_unavailable"),
+    (ResourceNotFoundError, "not_found"),
+    (AccessDeniedError, "access_denied"),
+    (InvalidRequestError, "invalid_request"),
+    (LimitExceededError, "limit_exceeded"),
+    (ResourceConflictError, "conflict"),
+    (AwsServiceError, "aws_error"),
+    (CircuitOpenError, "circuit_open"),
+    (RateLimitTimeoutError, "rate_limited"),
+)
+
+
+class _Refusal(ThingpressError):
+    """A refusal found by the importer itself; ``reason`` becomes the outcome's reason.
+
+    Raised and caught inside `attempt`: it never leaves the importer (it becomes a failed
+    outcome), so it is not part of the public error tree.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        other_certificate_id: str | None = None,
+        other_things: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.other_certificate_id = other_certificate_id
+        self.other_things = other_things
+
+
+class Work:
+    """One input item and how far its import got; resumed where it stopped on a retry."""
+
+    __slots__ = (
+        "attempts",
+        "calls",
+        "certificate",
+        "certificate_arn",
+        "certificate_id",
+        "chain",
+        "created",
+        "first_failure",
+        "given_name",
+        "groups_done",
+        "index",
+        "outcome",
+        "policies_done",
+        "principal_done",
+        "register_sent",
+        "retry_after",
+        "rounds",
+        "thing_done",
+        "thing_name",
+        "verified",
+    )
+
+    def __init__(
+        self,
+        *,
+        index: int | None,
+        certificate: DeviceCertificate | None = None,
+        given_name: str | None = None,
+        chain: tuple[DeviceCertificate, ...] = (),
+        outcome: ImportOutcome | None = None,
+    ) -> None:
+        self.index = index
+        self.certificate = certificate
+        self.certificate_id = certificate.certificate_id if certificate is not None else None
+        self.given_name = given_name
+        self.chain = chain
+        self.outcome = outcome  # set up front when the item is not importable at all
+        self.thing_name: str | None = None
+        self.verified = False
+        self.certificate_arn: str | None = None
+        self.created = False
+        self.thing_done = False
+        self.principal_done = False
+        self.policies_done = 0
+        self.groups_done = 0
+        self.calls = 0
+        self.attempts = 0
+        self.rounds = 0  # retry rounds it was queued for
+        self.retry_after: float | None = None
+        # when a registration request went out whose answer may have been lost (UTC)
+        self.register_sent: _dt.datetime | None = None
+        # (clock, seconds paused so far) when it first failed transiently: for the deadline
+        self.first_failure: tuple[float, float] | None = None
+
+    @classmethod
+    def of(cls, item: object, position: int | None) -> Work:
+        if isinstance(item, DeviceCertificate):
+            return cls(index=position, certificate=item)
+        if isinstance(item, ManifestEntry):
+            return cls(
+                index=item.index,
+                certificate=item.certificate,
+                given_name=item.thing_name,
+                chain=item.chain,
+            )
+        if isinstance(item, BaseException):
+            index = getattr(item, "index", None)
+            index = index if isinstance(index, int) else position
+            certificate_id = getattr(item, "certificate_id", None)
+            certificate_id = certificate_id if isinstance(certificate_id, str) else None
+            return cls(
+                index=index,
+                outcome=ImportOutcome(
+                    certificate_id=certificate_id,
+                    status=OutcomeStatus.FAILED,
+                    failed_step="parse",
+                    error=_one_line(f"{where(certificate_id, index)}: could not be read: {item}"),
+                    error_type=type(item).__name__,
+                    reason="parse",
+                    attempts=0,
+                    index=index,
+                ),
+            )
+        return cls(
+            index=position,
+            outcome=ImportOutcome(
+                certificate_id=None,
+                status=OutcomeStatus.FAILED,
+                failed_step="input",
+                error=f"{where(None, position)}: expected a DeviceCertificate or ManifestEntry, "
+                f"got {type(item).__name__}",
+                error_type="TypeError",
+                reason="input",
+                attempts=0,
+                index=position,
+            ),
+        )
+
+    def name(self, options: ImportOptions) -> str:
+        """The thing name, chosen once: always valid, whatever the manifest offered.
+
+        Raises a `ThingpressError` when no name can be made (e.g. a naming function that
+        returns something other than text).
+        """
+        if self.thing_name is None:
+            certificate = self.certificate
+            assert certificate is not None
+            self.thing_name = thing_name_for(
+                certificate,
+                strategy=options.thing_name,
+                prefix=options.thing_name_prefix,
+                offered=self.given_name,
+            )
+        return self.thing_name
+
+
+def where(certificate_id: str | None, index: int | None) -> str:
+    """How messages name an item: its certificate id, else its 1-based position."""
+    if certificate_id:
+        return f"certificate {certificate_id}"
+    if index is not None:
+        return f"item {index + 1}"
+    return "item"
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
+
+
+def _describe(step: FailedStep, target: str | None) -> str:
+    if step == "verify":
+        return f"checking it ({target})" if target else "checking it"
+    if step == "name":
+        return "choosing its thing name"
+    if step == "register":
+        return "registering it"
+    if step == "thing":
+        return f"creating thing {target!r}"
+    if step == "attach_principal":
+        return f"attaching it to thing {target!r}"
+    if step == "attach_policy":
+        return f"attaching policy {target!r}"
+    if step == "add_to_group":
+        return f"adding its thing to group {target!r}"
+    return "reading it"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, _Refusal):
+        return exc.reason
+    if isinstance(exc, CertificateError):
+        return exc.reason or "invalid"
+    for cls, reason in _AWS_REASONS:
+        if isinstance(exc, cls):
+            return reason
+    return "error"
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when ``exc`` refused the call before it was sent and says when to try again."""
+    if isinstance(exc, CircuitOpenError):
+        return exc.retry_after is not None  # forced open: no end in sight, so it counts
+    return isinstance(exc, RateLimitTimeoutError)
+
+
+def failure(work: Work, step: FailedStep, target: str | None, exc: Exception) -> ImportOutcome:
+    """The failed outcome of ``work`` at ``step``; remembers a breaker's ``retry_after``."""
+    if isinstance(exc, CircuitOpenError) and exc.retry_after is not None:
+        work.retry_after = exc.retry_after
+    if _refused(exc):
+        work.attempts = max(work.attempts - 1, 0)  # nothing was sent: not a try
+    conflict = exc if isinstance(exc, _Refusal) else None
+    return ImportOutcome(
+        certificate_id=work.certificate_id,
+        thing_name=work.thing_name,
+        status=OutcomeStatus.FAILED,
+        failed_step=step,
+        error=_one_line(f"{where(work.certificate_id, work.index)}: {_describe(step, target)} failed: {exc}"),
+        error_type=type(exc).__name__,
+        transient=is_transient(exc),
+        reason=_reason(exc),
+        other_certificate_id=conflict.other_certificate_id if conflict else None,
+        other_things=conflict.other_things if conflict else (),
+        calls=work.calls,
+        attempts=work.attempts,
+        index=work.index,
+    )
+
+
+def _finished(work: Work, status: OutcomeStatus) -> ImportOutcome:
+    return ImportOutcome(
+        certificate_id=work.certificate_id,
+        thing_name=work.thing_name,
+        status=status,
+        calls=work.calls,
+        attempts=work.attempts,
+        index=work.index,
+    )
+
+
+def _counted(work: Work, method: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+    """Call ``method`` and count it as one IoT call when it reached AWS."""
+    try:
+        result = method(*args, **kwargs)
+    except AwsServiceError:
+        work.calls += 1
+        raise
+    work.calls += 1
+    return result
+
+
+def attempt(iot: Callable[[], IoTOperations], work: Work, options: ImportOptions) -> ImportOutcome:
+    """Run the steps ``work`` has not finished yet; return its outcome for this attempt.
+
+    Never raises for a problem with the certificate: every failure is an outcome.
+    """
+    if work.outcome is not None and work.certificate is None:
+        return work.outcome
+    certificate = work.certificate
+    assert certificate is not None
+    work.attempts += 1
+    work.retry_after = None
+    step: FailedStep = "verify"
+    target: str | None = "against the trust store" if options.trust_store is not None else "its validity"
+    register_started: _dt.datetime | None = None
+    try:
+        if not work.verified:
+            _check(work, certificate, options)
+            work.verified = True
+        step, target = "name", None
+        name = work.name(options)
+        if options.dry_run:
+            return _finished(work, OutcomeStatus.SKIPPED)
+        client = iot()
+        step = "register"
+        if work.certificate_arn is None:
+            register_started = _dt.datetime.now(_dt.timezone.utc)
+            _register(client, work, certificate, options)
+        arn = work.certificate_arn
+        assert arn is not None
+        step, target = "thing", name
+        if not work.thing_done:
+            _claim_thing(client, work, name, options)
+            work.thing_done = True
+        step = "attach_principal"
+        if not work.principal_done:
+            _counted(work, client.attach_thing_principal, name, arn)
+            work.principal_done = True
+        step = "attach_policy"
+        for policy in options.policies[work.policies_done :]:
+            target = policy
+            _counted(work, client.attach_policy, policy, arn)
+            work.policies_done += 1
+        step = "add_to_group"
+        for group in options.thing_groups[work.groups_done :]:
+            target = group
+            _counted(work, client.add_thing_to_group, name, group)
+            work.groups_done += 1
+    except Exception as exc:
+        if register_started is not None and _maybe_sent(exc) and work.register_sent is None:
+            # the request may have reached AWS with its answer lost: a later "already
+            # registered" is then checked against the time it was sent
+            work.register_sent = register_started
+        return failure(work, step, target, exc)
+    status = OutcomeStatus.IMPORTED if work.created else OutcomeStatus.ALREADY_PRESENT
+    return _finished(work, status)
+
+
+def _check(work: Work, certificate: DeviceCertificate, options: ImportOptions) -> None:
+    """Validity (unless allowed) and the trust store's verdict, before any call."""
+    if options.trust_store is not None:
+        at = None
+        if options.allow_expired:
+            # verify the chain as of a moment the device certificate was valid
+            now = _dt.datetime.now(_dt.timezone.utc)
+            at = min(max(now, certificate.not_before), certificate.not_after)
+        verify_certificate(certificate, options.trust_store, intermediates=work.chain, at=at)
+    elif not options.allow_expired:
+        check_validity(certificate)
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """Whether a failed call may still have been carried out by AWS (its answer lost)."""
+    return isinstance(exc, AwsServiceError) and exc.uncertain_attempts > 0
+
+
+def _register(
+    client: IoTOperations, work: Work, certificate: DeviceCertificate, options: ImportOptions
+) -> None:
+    registration = _counted(
+        work,
+        client.register_certificate,
+        certificate,
+        status=options.status,
+        created_after=work.register_sent,
+    )
+    arn = registration.certificate_arn
+    if not registration.created and not options.allow_multiple_things:
+        things = _counted(work, client.list_principal_things, arn)
+        others = tuple(t for t in things if t != work.thing_name)
+        if others and work.thing_name not in things:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise _Refusal(
+                f"it is registered already and attached to thing(s) {shown}; not attaching it to a "
+                f"second thing {work.thing_name!r} (allow_multiple_things, or "
+                "--allow-multiple-things, attaches it anyway)",
+                reason="certificate_on_other_thing",
+                other_things=others,
+            )
+    work.certificate_arn = arn
+    work.created = work.created or registration.created
+
+
+def _claim_thing(client: IoTOperations, work: Work, name: str, options: ImportOptions) -> None:
+    """Create the thing for this certificate, or adopt it, or refuse a name collision."""
+    certificate_id = work.certificate_id
+    assert certificate_id is not None
+    owner = {OWNER_ATTRIBUTE: certificate_id}
+    try:
+        _counted(work, client.create_thing, name, thing_type=options.thing_type, attributes=owner)
+        return
+    except ResourceConflictError:
+        pass  # the thing exists with another configuration: find out whose it is
+    found = _counted(work, client.describe_thing, name)
+    claimed = found.attributes.get(OWNER_ATTRIBUTE)
+    if claimed is not None and claimed != certificate_id:
+        raise _collision(name, claimed)
+    if claimed is None:
+        # made outside thingpress-core (or by 0.1.0): whose certificates are on it?
+        principals = _counted(work, client.list_thing_principals, name)
+        others = sorted({p.rpartition("/")[2] for p in principals} - {certificate_id})
+        if others:
+            raise _collision(name, others[0])
+    retyped = options.thing_type is not None and found.thing_type != options.thing_type
+    if retyped or claimed is None:
+        _counted(
+            work,
+            client.update_thing,
+            name,
+            thing_type=options.thing_type if retyped else None,
+            attributes=owner if claimed is None else None,
+        )
+        logger.info(
+            "thing %s existed %s; updated",
+            name,
+            "with another thing type" if retyped else "without its certificate attribute",
+            extra={"operation": "iot.UpdateThing", "certificate_id": certificate_id, "thing_name": name},
+        )
+    if retyped:
+        work.created = True  # a changed thing type is news this run made
+
+
+def _collision(name: str, other: str) -> _Refusal:
+    return _Refusal(
+        f"thing {name!r} belongs to certificate {other}: two certificates map to one thing name "
+        "(choose another naming, e.g. certificate-id, or rename one device)",
+        reason="name_collision",
+        other_certificate_id=other,
+    )
+
+
+def log_outcome(outcome: ImportOutcome, *, retrying: bool) -> None:
+    """Log one outcome: DEBUG when done, INFO when it goes round again, WARNING when failed."""
+    extra = {
+        "certificate_id": outcome.certificate_id,
+        "thing_name": outcome.thing_name,
+        "operation": _OPERATION.get(outcome.failed_step, "import") if outcome.failed_step else "import",
+        "status": outcome.status.value,
+    }
+    if outcome.status is not OutcomeStatus.FAILED:
+        logger.debug(
+            "%s: %s", where(outcome.certificate_id, outcome.index), outcome.status.value, extra=extra
+        )
+    elif retrying:
+        logger.info("%s; will retry after the others", outcome.error, extra=extra)
+    else:
+        logger.warning("%s", outcome.error, extra=extra)
