@@ -114,7 +114,9 @@ def _configuration_error(cls: type[BaseModel], error: Exception) -> Configuratio
     if isinstance(error, ValidationError):
         if issubclass(cls, BaseSettings):
             prefix = cls.model_config.get("env_prefix") or ""
-            result = ConfigurationError.from_validation_error(error, env_prefix=prefix.upper())
+            result = ConfigurationError.from_validation_error(
+                error, env_prefix=prefix.upper(), model=cls.__name__
+            )
         else:
             result = ConfigurationError.from_validation_error(error, model=cls.__name__)
     elif isinstance(error, SettingsError) and issubclass(cls, BaseSettings):

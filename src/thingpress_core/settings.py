@@ -2,45 +2,73 @@
 
 Keyword arguments win over the environment; nested fields use ``__`` in variable names
 (``THINGPRESS_RESILIENCE__QUOTA_SHARE=0.1``). An invalid value raises
-`~thingpress_core.errors.ConfigurationError` naming the variable and the value.
+`~thingpress_core.errors.ConfigurationError` naming the variable and the value; type checkers
+(mypy with the pydantic plugin, pyright) already flag a misspelt or mistyped keyword.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from thingpress_core.errors import ConfigurationError
+from thingpress_core._config import ConfigSettings
 from thingpress_core.resilience.settings import ResilienceSettings
+
+if TYPE_CHECKING:
+    from botocore.endpoint_provider import RuleSetStandardLibrary
 
 __all__ = ["ENV_PREFIX", "ThingpressSettings", "partition_for"]
 
 ENV_PREFIX = "THINGPRESS_"
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+# The shape of a region name, checked without botocore: two or more letters, words, a number
+# (eu-west-1, us-gov-west-1, us-isob-east-1, eu-isoe-west-1, eusc-de-east-1).
+_REGION = re.compile(r"^[a-z]{2,}(-[a-z]+)+-\d+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 
 
+@functools.lru_cache(maxsize=1)
+def _partitions() -> RuleSetStandardLibrary:
+    # botocore's own partition data and matcher, loaded on first use only: importing
+    # thingpress_core must not import botocore.
+    from botocore.endpoint_provider import RuleSetStandardLibrary
+    from botocore.loaders import create_loader
+
+    return RuleSetStandardLibrary(create_loader().load_data("partitions"))
+
+
+@functools.lru_cache(maxsize=64)
+def _partition_of(region: str) -> str:
+    return str(_partitions().aws_partition(region)["name"])
+
+
 def partition_for(region: str | None) -> str:
-    """The ARN partition of an AWS region: ``aws``, ``aws-cn`` or ``aws-us-gov``."""
-    region = region or ""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+    """The ARN partition of an AWS region, from botocore's partition data.
+
+    ``aws``, ``aws-cn``, ``aws-us-gov``, ``aws-iso``, ``aws-iso-b``, ``aws-iso-e``, ``aws-iso-f``,
+    ``aws-eusc``, ...: a region botocore lists, else the first partition whose region pattern
+    matches, else ``aws`` (botocore's endpoint rules decide the same way). ``None`` is ``aws``
+    without loading botocore.
+    """
+    if not region:
+        return "aws"
+    return _partition_of(region)
 
 
-class ThingpressSettings(BaseSettings):
+class ThingpressSettings(ConfigSettings):
     """Configuration for clients, retries, timeouts and resilience.
 
-    Every field has a default; each is also read from ``THINGPRESS_<FIELD>``.
+    Every field has a default; each is also read from ``THINGPRESS_<FIELD>``. Invalid values
+    raise `~thingpress_core.errors.ConfigurationError` naming the variable, with pydantic's
+    ``ValidationError`` as its ``__cause__``. ``model_validate`` and ``model_validate_json``
+    read the environment too, the data given winning over it.
     """
 
-    model_config = SettingsConfigDict(
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
@@ -80,17 +108,11 @@ class ThingpressSettings(BaseSettings):
         description="Circuit breakers and per-operation rate limits.",
     )
 
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as exc:
-            raise ConfigurationError.from_validation_error(exc, env_prefix=ENV_PREFIX) from None
-
     @field_validator("region")
     @classmethod
     def _check_region(cls, value: str | None) -> str | None:
         if value is not None and not _REGION.match(value):
-            raise ValueError("not an AWS region name such as eu-west-1")
+            raise ValueError("not an AWS region name such as eu-west-1 or us-gov-west-1")
         return value
 
     @field_validator("account_id")
@@ -109,5 +131,5 @@ class ThingpressSettings(BaseSettings):
 
     @property
     def partition(self) -> str:
-        """The ARN partition of `region` (``aws``, ``aws-cn``, ``aws-us-gov``)."""
+        """The ARN partition of `region` (``aws``, ``aws-cn``, ``aws-us-gov``, ``aws-iso-b``, ...)."""
         return partition_for(self.region)

@@ -151,8 +151,33 @@ def test_options_of_other_formats_are_ignored_only_when_detected(
     assert len(list(read_manifest(pem, verifiers=verifiers, cert_type="E0E1"))) == 1
     with pytest.raises(ConfigurationError, match="option verifiers does not apply to pem"):
         read_manifest(pem, format="pem", verifiers=verifiers)
-    with pytest.raises(ConfigurationError, match="option colour does not apply"):
-        read_manifest(pem, colour="red")
+    with pytest.raises(ConfigurationError, match="option check_verifier_validity, max_members does not"):
+        read_manifest(pem, format="pem", check_verifier_validity=False, max_members=5)
+    # a name no format knows is not a keyword of read_manifest at all (type checkers flag it)
+    with pytest.raises(TypeError, match="colour"):
+        read_manifest(pem, colour="red")  # type: ignore[call-arg]
+
+
+def test_only_the_options_given_reach_the_reader(device_certs: dict[str, list[DeviceCertificate]]) -> None:
+    cert = device_certs["E0E0"][0]
+    pem = cert.pem.encode()
+    # "default" and None differ: the format's own name source, or no name at all
+    (named,) = read_manifest(pem, format="pem")
+    (same,) = read_manifest(pem, format="pem", thing_name="default")
+    (unnamed,) = read_manifest(pem, format="pem", thing_name=None)
+    assert named.thing_name is not None
+    assert same.thing_name == named.thing_name
+    assert unnamed.thing_name is None
+    # a name source the format does not have is a bad value, refused when read
+    reader = read_manifest(pem, format="pem", thing_name="mac")
+    with pytest.raises(ConfigurationError, match="thing_name"):
+        next(reader)
+    # None means "not given": nothing to refuse even with an explicit format
+    assert len(list(read_manifest(pem, format="pem", cert_type=None, verifiers=None, max_members=None))) == 1
+    # Infineon's bounds are options like any other: ignored for a detected PEM, refused for an explicit one
+    assert len(list(read_manifest(pem, max_unpacked_bytes=1, max_dictionary_bytes=1))) == 1
+    with pytest.raises(ConfigurationError, match="option max_dictionary_bytes, max_unpacked_bytes does not"):
+        read_manifest(pem, format="pem", max_unpacked_bytes=1, max_dictionary_bytes=1)
 
 
 def test_bad_entries_skipped_are_warnings(caplog: pytest.LogCaptureFixture) -> None:
@@ -169,3 +194,14 @@ def test_importing_the_package_does_not_import_py7zr() -> None:
     code = "import sys, thingpress_core.manifests; print('py7zr' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_infineon_bounds_reach_the_reader(
+    build: Any, device_certs: dict[str, list[DeviceCertificate]]
+) -> None:
+    archive = build.infineon_archive(device_certs)
+    assert len(list(read_manifest(archive))) == 5
+    with pytest.raises(ManifestError, match="max_unpacked_bytes=1000"):
+        list(read_manifest(archive, max_unpacked_bytes=1000))
+    with pytest.raises(ManifestError, match="max_dictionary_bytes=16"):
+        list(read_manifest(archive, format="infineon", max_dictionary_bytes=16))

@@ -97,3 +97,28 @@ def test_concurrent_get_returns_one_breaker(clock: Any) -> None:
 def test_default_settings() -> None:
     registry = CircuitBreakerRegistry()
     assert registry.get("iot.CreateThing").settings.failure_threshold == 5
+
+
+def test_thingpress_settings_are_accepted_for_their_resilience(clock: Any) -> None:
+    from thingpress_core.settings import ThingpressSettings
+
+    settings = ThingpressSettings(resilience=ResilienceSettings(breaker_defaults={"failure_threshold": 7}))
+    registry = CircuitBreakerRegistry(settings, clock=clock)
+    assert registry.settings is settings.resilience
+    assert registry.get("iot.CreateThing").settings.failure_threshold == 7
+
+
+def test_other_settings_fail_at_once_with_a_type_error() -> None:
+    from thingpress_core.resilience import CircuitBreakerSettings
+
+    with pytest.raises(
+        TypeError, match="takes ResilienceSettings or ThingpressSettings, not CircuitBreakerSettings"
+    ):
+        CircuitBreakerRegistry(CircuitBreakerSettings())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not dict"):
+        CircuitBreakerRegistry({"breaker_defaults": {}})  # type: ignore[arg-type]
+
+
+def test_default_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THINGPRESS_RESILIENCE__BREAKER_DEFAULTS__FAILURE_THRESHOLD", "2")
+    assert CircuitBreakerRegistry().get("iot.CreateThing").settings.failure_threshold == 2

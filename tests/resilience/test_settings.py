@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -121,3 +122,87 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         settings.quota_share = 0.5  # type: ignore[misc]
     assert settings.quota_share == 1.0
+
+
+def test_circuit_breaker_settings_read_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The documented rule: only ResilienceSettings (and ThingpressSettings) read the environment.
+    monkeypatch.setenv("THINGPRESS_RESILIENCE__BREAKER_DEFAULTS__FAILURE_THRESHOLD", "3")
+    monkeypatch.setenv("THINGPRESS_RESILIENCE__BREAKERS", '{"iot.CreateThing": {"recovery_timeout": 90}}')
+    assert CircuitBreakerSettings().failure_threshold == 5
+    assert CircuitBreakerSettings().model_fields_set == set()
+    standalone = ResilienceSettings()
+    nested = ThingpressSettings().resilience
+    for settings in (standalone, nested):
+        assert settings.breaker_defaults.failure_threshold == 3
+        # the override holds only what its variable set, so merging keeps the defaults' value
+        assert settings.breakers["iot.CreateThing"].model_fields_set == {"recovery_timeout"}
+        merged = settings.breaker_settings("iot.CreateThing")
+        assert (merged.failure_threshold, merged.recovery_timeout) == (3, 90)
+
+
+def test_circuit_breaker_settings_errors_name_the_field_and_keep_the_cause() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        CircuitBreakerSettings(failure_threshold=0)
+    assert str(info.value).startswith("invalid configuration in CircuitBreakerSettings: failure_threshold=0:")
+    assert info.value.variable == "failure_threshold"
+    assert isinstance(info.value.__cause__, ValidationError)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(ConfigurationError, match="failure_threshhold=3: Extra inputs are not permitted"):
+        CircuitBreakerSettings(failure_threshhold=3)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "validate",
+    [
+        lambda: CircuitBreakerSettings.model_validate({"window_size": 0}),
+        lambda: CircuitBreakerSettings.model_validate_json('{"window_size": 0}'),
+        lambda: CircuitBreakerSettings.model_validate_strings({"window_size": "0"}),
+    ],
+    ids=["model_validate", "model_validate_json", "model_validate_strings"],
+)
+def test_circuit_breaker_settings_validate_methods_raise_configuration_errors(validate: Any) -> None:
+    with pytest.raises(ConfigurationError, match="CircuitBreakerSettings: window_size=") as info:
+        validate()
+    assert isinstance(info.value.__cause__, ValidationError)
+
+
+@pytest.mark.parametrize(
+    "validate",
+    [
+        lambda: ResilienceSettings.model_validate({"breaker_defaults": {"window_size": 0}}),
+        lambda: ResilienceSettings.model_validate_json('{"breaker_defaults": {"window_size": 0}}'),
+        lambda: ResilienceSettings(breaker_defaults={"window_size": 0}),
+        lambda: ThingpressSettings.model_validate({"resilience": {"breaker_defaults": {"window_size": 0}}}),
+    ],
+    ids=["model_validate", "model_validate_json", "constructor", "nested twice"],
+)
+def test_nested_breaker_errors_name_the_full_variable(validate: Any) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        validate()
+    assert info.value.variable == "THINGPRESS_RESILIENCE__BREAKER_DEFAULTS__WINDOW_SIZE"
+    assert isinstance(info.value.__cause__, ValidationError)
+
+
+def test_model_validate_reads_the_environment_as_the_constructor_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("THINGPRESS_RESILIENCE__QUOTA_SHARE", "0.2")
+    monkeypatch.setenv("THINGPRESS_RESILIENCE__RATE_BURST", "4")
+    for settings in (
+        ResilienceSettings.model_validate({"rate_burst": 2}),
+        ResilienceSettings.model_validate_json('{"rate_burst": 2}'),
+        ResilienceSettings(rate_burst=2),
+    ):
+        assert (settings.quota_share, settings.rate_burst) == (0.2, 2)  # the data given wins
+
+
+def test_a_dictionary_variable_that_is_not_json_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("THINGPRESS_RESILIENCE__RATE_LIMITS", "iot.CreateThing=5")
+    with pytest.raises(ConfigurationError, match="cannot parse THINGPRESS_RESILIENCE__RATE_LIMITS") as info:
+        ResilienceSettings()
+    assert info.value.variable == "THINGPRESS_RESILIENCE__RATE_LIMITS"
+    assert info.value.__cause__ is not None
+    # through the parent, pydantic-settings only knows the top field
+    with pytest.raises(ConfigurationError, match="THINGPRESS_RESILIENCE__\\* variable") as nested:
+        ThingpressSettings()
+    assert nested.value.variable == "THINGPRESS_RESILIENCE"

@@ -16,6 +16,8 @@ from thingpress_core.errors import (
     ThingpressError,
     ThrottledError,
 )
+from thingpress_core.resilience import CircuitBreakerRegistry, CircuitBreakerSettings, ResilienceSettings
+from thingpress_core.settings import partition_for
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
@@ -30,6 +32,24 @@ def settings_api() -> None:
     partition: str = s.partition
     share: float = s.resilience.quota_share
     print(region, attempts, partition, share, __version__)
+    nested = ThingpressSettings(
+        resilience=ResilienceSettings(
+            quota_share=0.5, breaker_defaults=CircuitBreakerSettings(failure_threshold=3)
+        )
+    )
+    loaded: ThingpressSettings = ThingpressSettings.model_validate({"region": "us-isob-east-1"})
+    parsed: ThingpressSettings = ThingpressSettings.model_validate_json('{"read_timeout": 12}')
+    standalone: ResilienceSettings = ResilienceSettings.model_validate({"quota_share": 0.1})
+    iso: str = partition_for("us-isob-east-1")
+    print(nested, loaded, parsed, standalone, iso, partition_for(None))
+    # a registry takes either settings object
+    registries = [CircuitBreakerRegistry(s), CircuitBreakerRegistry(s.resilience), CircuitBreakerRegistry()]
+    print(registries)
+    try:
+        ThingpressSettings(read_timeout=0)
+    except ConfigurationError as exc:
+        variable: str | None = exc.variable
+        print(variable, exc.value, exc.__cause__)
 
 
 def factory_api() -> None:

@@ -17,7 +17,9 @@ from thingpress_core.manifests import (
     ManifestReader,
     ManifestReport,
     SkippedEntry,
+    ThingNameSource,
     Verifier,
+    VerifierInput,
     detect_format,
     load_verifiers,
     read_manifest,
@@ -64,6 +66,12 @@ def other_formats() -> None:
     with open("reel.7z", "rb") as handle:
         list(read_manifest(handle, cert_type="E0E1", max_members=1000, max_bytes=DEFAULT_MAX_BYTES))
     list(read_manifest(Path("m.csv"), format="espressif", thing_name="cn"))
+    list(read_manifest(Path("m.csv"), thing_name="mac", verifiers=None, check_verifier_validity=None))
+    naming: ThingNameSource | None = "default"
+    list(read_manifest(b"...", thing_name=naming, cert_type=None, max_members=None))
+    list(read_manifest("reel.7z", max_unpacked_bytes=1 << 20, max_dictionary_bytes=1 << 16))
+    one: VerifierInput = Path("signer.crt")
+    list(read_manifest("m.json", verifiers=one, check_verifier_validity=False))
     list(read_manifest(b"...", format="generated", thing_name=None, name="s3://bucket/key"))
     with read_manifest(bytearray(b"..."), format=ManifestFormat.PEM) as reader:
         fmt: ManifestFormat = reader.format

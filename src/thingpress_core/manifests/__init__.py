@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
 
 from thingpress_core.errors import ConfigurationError
 from thingpress_core.manifests._common import OnError, Policy, check_choice
 from thingpress_core.manifests._detect import HEAD_BYTES, detect_format
-from thingpress_core.manifests._microchip import Verifier, load_verifiers
+from thingpress_core.manifests._microchip import Verifier, VerifierInput, load_verifiers
 from thingpress_core.manifests._model import (
     ManifestEntry,
     ManifestFormat,
@@ -47,13 +47,21 @@ __all__ = [
     "ManifestReport",
     "ManifestSource",
     "SkippedEntry",
+    "ThingNameSource",
     "Verifier",
+    "VerifierInput",
     "detect_format",
     "load_verifiers",
     "read_manifest",
 ]
 
 _COMMON_OPTIONS = frozenset({"on_error"})
+
+#: Where `ManifestEntry.thing_name` comes from (``read_manifest(thing_name=...)``):
+#: ``"default"`` is the format's own choice (Microchip ``unique_id``, Espressif ``mac``, the
+#: others ``cn``); ``None`` leaves the name to the importer. A source the format does not
+#: have (``"mac"`` for a PEM bundle) raises `ConfigurationError` on the first ``next()``.
+ThingNameSource = Literal["default", "unique_id", "mac", "cn"]
 
 
 def _reader_options(fmt: ManifestFormat) -> frozenset[str]:
@@ -91,7 +99,13 @@ def read_manifest(
     on_error: OnError = "raise",
     max_bytes: int = DEFAULT_MAX_BYTES,
     name: str | None = None,
-    **options: Any,
+    thing_name: ThingNameSource | None = "default",
+    verifiers: VerifierInput | Iterable[VerifierInput] | None = None,
+    check_verifier_validity: bool | None = None,
+    cert_type: str | None = None,
+    max_members: int | None = None,
+    max_unpacked_bytes: int | None = None,
+    max_dictionary_bytes: int | None = None,
 ) -> ManifestReader:
     """Read a vendor manifest and iterate its device certificates as `ManifestEntry` values.
 
@@ -102,11 +116,16 @@ def read_manifest(
     Options for every format: ``on_error`` (``"raise"``: the first bad entry raises a
     `ManifestError` naming it; for Microchip the whole manifest is checked before anything is
     yielded. ``"skip"``: bad entries are recorded in ``reader.report.skipped`` and reading goes
-    on) and ``max_bytes`` (larger input is refused, never truncated). Per format:
+    on), ``max_bytes`` (larger input is refused, never truncated) and ``thing_name`` (see
+    `ThingNameSource`). Per format (``None``, the default, means not given: the format's
+    default applies):
 
     - microchip: ``verifiers`` (required: paths, directories, PEM/DER bytes or certificates),
-      ``check_verifier_validity=True``, ``thing_name="unique_id" | "cn" | None``;
-    - infineon: ``cert_type="E0E0"``, ``max_members=200_000``, ``thing_name="cn" | None``;
+      ``check_verifier_validity`` (default True), ``thing_name="unique_id" | "cn" | None``;
+    - infineon: ``cert_type`` (default ``"E0E0"``), ``max_members`` (default 200_000, per
+      archive level), ``max_unpacked_bytes`` (default 64 MiB decompressed by the whole read),
+      ``max_dictionary_bytes`` (default 64 MiB, the largest decoder dictionary an archive may
+      ask for), ``thing_name="cn" | None``;
     - espressif: ``thing_name="mac" | "cn" | None``;
     - generated, pem: ``thing_name="cn" | None``.
 
@@ -115,11 +134,23 @@ def read_manifest(
     that carries no certificate. Nothing is skipped silently. Reading is lazy: it streams where
     the format allows (PEM, generated, Espressif, the files of an Infineon archive).
 
-    Raises `ConfigurationError` for a bad option (an unknown option at once; a bad option value
-    on the first ``next()``) and `ManifestError` / `ManifestSignatureError` for bad input.
-    When the format is detected, options that belong only to other formats (``verifiers`` for
-    a CSV, say) are ignored; with an explicit ``format`` they raise.
+    Raises `ConfigurationError` for a bad option (an option of another format at once; a bad
+    option value on the first ``next()``) and `ManifestError` / `ManifestSignatureError` for
+    bad input. When the format is detected, options that belong only to other formats
+    (``verifiers`` for a CSV, say) are ignored; with an explicit ``format`` they raise.
     """
+    # Only what the caller set goes to the reader (its own defaults fill the rest), and only
+    # what the caller set can be refused as belonging to another format.
+    options: dict[str, Any] = {} if thing_name == "default" else {"thing_name": thing_name}
+    per_format: dict[str, object] = {
+        "verifiers": verifiers,
+        "check_verifier_validity": check_verifier_validity,
+        "cert_type": cert_type,
+        "max_members": max_members,
+        "max_unpacked_bytes": max_unpacked_bytes,
+        "max_dictionary_bytes": max_dictionary_bytes,
+    }
+    options.update((key, value) for key, value in per_format.items() if value is not None)
     check_choice("on_error", on_error, ("raise", "skip"))
     limit = check_max_bytes(max_bytes)
     display = source_name(source, name)

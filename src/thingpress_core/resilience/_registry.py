@@ -5,10 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from thingpress_core.resilience._breaker import CircuitBreaker, CircuitListener, Classifier
 from thingpress_core.resilience._models import CircuitSnapshot
 from thingpress_core.resilience.settings import ResilienceSettings
+
+if TYPE_CHECKING:
+    from thingpress_core.settings import ThingpressSettings
 
 __all__ = ["CircuitBreakerRegistry"]
 
@@ -19,16 +23,20 @@ class CircuitBreakerRegistry:
     ``get(name)`` builds the breaker for ``name`` on first use from
     ``settings.breaker_defaults`` merged with ``settings.breakers[name]``; later calls return
     the same object. Listeners added here are attached to every breaker, present and future.
+
+    ``settings`` is a `ResilienceSettings`, a `~thingpress_core.ThingpressSettings` (its
+    ``resilience`` is used) or None (``ResilienceSettings()``: the environment). Anything else
+    is a `TypeError` at once, not a failure on the first call.
     """
 
     def __init__(
         self,
-        settings: ResilienceSettings | None = None,
+        settings: ResilienceSettings | ThingpressSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         classify: Classifier | None = None,
     ) -> None:
-        self._settings = settings if settings is not None else ResilienceSettings()
+        self._settings = _resilience_settings(settings)
         self._clock = clock
         self._classify = classify
         self._lock = threading.Lock()
@@ -99,3 +107,19 @@ class CircuitBreakerRegistry:
 
     def __len__(self) -> int:
         return len(self._breakers)
+
+
+def _resilience_settings(settings: object) -> ResilienceSettings:
+    if settings is None:
+        return ResilienceSettings()
+    if isinstance(settings, ResilienceSettings):
+        return settings
+    # imported here: thingpress_core.settings imports this package
+    from thingpress_core.settings import ThingpressSettings
+
+    if isinstance(settings, ThingpressSettings):
+        return settings.resilience
+    raise TypeError(
+        "CircuitBreakerRegistry takes ResilienceSettings or ThingpressSettings, "
+        f"not {type(settings).__name__}"
+    )

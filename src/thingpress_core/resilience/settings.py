@@ -13,6 +13,14 @@ Rate limits merge over `DEFAULT_RATE_LIMITS`: naming one operation changes that 
 and keeps the AWS defaults of all the others. ``inf`` lifts the limit of one operation.
 A per-operation breaker override merges over ``breaker_defaults`` field by field: only the
 fields the override sets replace the defaults.
+
+Only `ResilienceSettings` (and `~thingpress_core.ThingpressSettings` above it) read the
+environment. `CircuitBreakerSettings` is a plain value and never does: the same class holds
+``breaker_defaults`` and every per-operation override, so ``CircuitBreakerSettings()`` could
+not tell which variables are its own, and an override that picked up the defaults' variables
+would count them as fields it sets and replace the defaults with them when merged. The
+breaker settings the environment asks for are ``ResilienceSettings().breaker_defaults`` (or
+``.breaker_settings("iot.CreateThing")`` for one operation, overrides merged).
 """
 
 from __future__ import annotations
@@ -21,12 +29,12 @@ import math
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict, Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from thingpress_core.errors import ConfigurationError
+from thingpress_core._config import ConfigModel, ConfigSettings
 
 __all__ = ["DEFAULT_RATE_LIMITS", "ENV_PREFIX", "CircuitBreakerSettings", "ResilienceSettings"]
 
@@ -65,13 +73,14 @@ def _canonical_operation(key: str) -> str:
     return key
 
 
-class CircuitBreakerSettings(BaseModel):
+class CircuitBreakerSettings(ConfigModel):
     """When a breaker opens, how long it stays open, and how it probes for recovery.
 
-    Invalid values raise `~thingpress_core.errors.ConfigurationError`.
+    A plain value: it reads no environment variables (see the module docstring). Invalid values
+    raise `~thingpress_core.errors.ConfigurationError` naming the field.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     failure_threshold: int = Field(
         default=5, ge=1, le=1_000_000, description="Consecutive failures that open the breaker."
@@ -118,16 +127,6 @@ class CircuitBreakerSettings(BaseModel):
     )
     enabled: bool = Field(default=True, description="False: calls pass straight through.")
 
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as exc:
-            raise ConfigurationError.from_validation_error(exc, model="CircuitBreakerSettings") from None
-
-    # Validation of a nested value (inside ResilienceSettings) keeps pydantic's own path, so the
-    # outermost settings class names the full environment variable.
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]  # pydantic's marker for a custom __init__
-
     @field_validator("recovery_timeout", "recovery_backoff", "max_recovery_timeout")
     @classmethod
     def _finite(cls, value: float) -> float:
@@ -144,14 +143,15 @@ class CircuitBreakerSettings(BaseModel):
         return CircuitBreakerSettings(**values)
 
 
-class ResilienceSettings(BaseSettings):
+class ResilienceSettings(ConfigSettings):
     """How hard thingpress-core pushes each AWS operation, and when it backs off.
 
     Read standalone, it uses ``THINGPRESS_RESILIENCE__*``; inside `ThingpressSettings` the
-    same variables reach it through the parent.
+    same variables reach it through the parent. Invalid values raise
+    `~thingpress_core.errors.ConfigurationError` naming the variable.
     """
 
-    model_config = SettingsConfigDict(
+    model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="forbid",
@@ -207,14 +207,6 @@ class ResilienceSettings(BaseSettings):
         description="Seconds after a decrease during which further throttles do not lower the "
         "rate again (one overload seen by many threads counts once).",
     )
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as exc:
-            raise ConfigurationError.from_validation_error(exc, env_prefix=ENV_PREFIX) from None
-
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]  # pydantic's marker for a custom __init__
 
     @field_validator("breakers", mode="after")
     @classmethod
