@@ -23,6 +23,7 @@ from thingpress_core.resilience import (
     CircuitBreaker,
     CircuitBreakerSettings,
     CircuitEvent,
+    CircuitPermit,
     CircuitSnapshot,
     CircuitState,
 )
@@ -484,3 +485,177 @@ def test_disabled_breaker_records_nothing_without_a_permit_either(clock: Any, ho
     snap = breaker.snapshot()
     assert snap.state is CircuitState.CLOSED
     assert (snap.calls, snap.failures, snap.successes) == (0, 0, 0)
+
+
+def test_probe_of_an_earlier_phase_keeps_its_slot(clock: Any) -> None:
+    """Issue 11 item 11, one thread: slots are freed by a probe's own answer, whatever the
+    phase by then, and only the current phase's probes decide it."""
+    breaker = make(clock, failure_threshold=1, recovery_timeout=5, recovery_backoff=1, half_open_max_calls=2)
+    fail(breaker)
+    clock.advance(5)
+    a, b = breaker.acquire(), breaker.acquire()
+    assert (a.probe, b.probe) == (True, True)
+    breaker.record_failure(throttled(), b)
+    assert breaker.state is CircuitState.OPEN
+    assert breaker.snapshot().half_open_in_flight == 1  # A is still out there
+    clock.advance(5)
+    c = breaker.acquire()
+    with pytest.raises(CircuitOpenError, match="probe slot"):
+        breaker.acquire()  # A and C hold both slots
+    breaker.record_success(a)  # frees A's slot, decides nothing
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.snapshot().half_open_in_flight == 1
+    d = breaker.acquire()
+    breaker.record_failure(throttled(), a)  # reported twice: no slot left to free, decides nothing
+    assert breaker.state is CircuitState.HALF_OPEN
+    breaker.record_success(c)
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.snapshot().half_open_in_flight == 1  # D is still running after the close
+    breaker.record_success(d)
+    assert breaker.snapshot().half_open_in_flight == 0
+
+
+def test_probe_still_running_after_close_counts_in_the_next_half_open(clock: Any) -> None:
+    breaker = make(clock, failure_threshold=1, recovery_timeout=5, half_open_max_calls=2)
+    fail(breaker)
+    clock.advance(5)
+    slow, quick = breaker.acquire(), breaker.acquire()
+    breaker.record_success(quick)
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.snapshot().half_open_in_flight == 1  # slow is still running
+    fail(breaker, 1)  # closed-phase calls are not probes: they never hold a slot
+    assert breaker.state is CircuitState.OPEN
+    clock.advance(5)
+    probe = breaker.acquire()
+    with pytest.raises(CircuitOpenError):
+        breaker.acquire()  # slow and probe hold both slots
+    breaker.record_failure(throttled(), slow)  # two phases late: frees its slot, decides nothing
+    assert breaker.state is CircuitState.HALF_OPEN
+    second = breaker.acquire()
+    breaker.record_failure(throttled(), probe)
+    assert breaker.state is CircuitState.OPEN
+    breaker.record_success(second)
+    assert breaker.snapshot().half_open_in_flight == 0
+
+
+@pytest.mark.parametrize("action", ["reset", "disable_enable", "force_open_reset"])
+def test_operator_actions_free_every_probe_slot(clock: Any, action: str) -> None:
+    """A permit that is never reported holds its slot until an operator steps in."""
+    breaker = make(clock, failure_threshold=1, recovery_timeout=5)
+    fail(breaker)
+    clock.advance(5)
+    lost = breaker.acquire()  # never reported
+    with pytest.raises(CircuitOpenError):
+        breaker.acquire()
+    if action == "reset":
+        breaker.reset()
+        fail(breaker)
+        clock.advance(5)
+    elif action == "disable_enable":
+        breaker.disable()
+        breaker.enable()
+    else:
+        breaker.force_open()
+        assert breaker.snapshot().half_open_in_flight == 0
+        breaker.reset()
+        fail(breaker)
+        clock.advance(5)
+    assert breaker.snapshot().half_open_in_flight == 0
+    probe = breaker.acquire()
+    breaker.record_success(lost)  # late: frees nothing (the operator already did), decides nothing
+    assert breaker.snapshot().half_open_in_flight == 1
+    assert breaker.state is CircuitState.HALF_OPEN
+    breaker.record_success(probe)
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_guard_reports_the_block(clock: Any) -> None:
+    breaker = make(clock, failure_threshold=2)
+    with breaker.guard() as permit:
+        assert isinstance(permit, CircuitPermit)
+        assert not permit.probe
+    with pytest.raises(ThrottledError), breaker.guard():
+        raise throttled()
+    with pytest.raises(KeyError), breaker.guard():
+        raise KeyError("x")  # neutral, and it still propagates
+    with pytest.raises(ThrottledError), breaker.guard():
+        raise throttled()
+    assert breaker.state is CircuitState.OPEN
+    ran = []
+    with pytest.raises(CircuitOpenError), breaker.guard():
+        ran.append(1)
+    assert ran == []
+    snap = breaker.snapshot()
+    assert (snap.successes, snap.failures, snap.ignored, snap.rejections) == (1, 2, 1, 1)
+
+
+def test_guard_probe_frees_its_slot(clock: Any) -> None:
+    breaker = make(clock, failure_threshold=1, recovery_timeout=5)
+    fail(breaker)
+    clock.advance(5)
+    with breaker.guard() as permit:
+        assert permit.probe
+        assert "probe" in repr(permit)
+        assert breaker.snapshot().half_open_in_flight == 1
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.snapshot().half_open_in_flight == 0
+
+
+def test_closed_breaker_hands_out_one_shared_permit_per_phase(clock: Any) -> None:
+    """No allocation per call while closed; a new phase gets a new permit, so an answer from
+    before a trip is recognised as late."""
+    breaker = make(clock, failure_threshold=1, recovery_timeout=1)
+    first, second = breaker.acquire(), breaker.guard()
+    assert first is second
+    breaker.record_success(first)
+    breaker.record_success(second)
+    fail(breaker)
+    clock.advance(1)
+    breaker.call(ok)
+    assert breaker.state is CircuitState.CLOSED
+    third = breaker.acquire()
+    assert third is not first
+    assert third.generation > first.generation
+
+
+def test_call_refuses_a_coroutine_function(clock: Any) -> None:
+    """Without the check the breaker would count a success before the coroutine even ran."""
+    breaker = make(clock, failure_threshold=1, recovery_timeout=5)
+
+    async def create() -> str:
+        raise unavailable()
+
+    with pytest.raises(TypeError, match=r"call_async") as info:
+        breaker.call(create)
+    assert "returned a coroutine" in str(info.value)
+    snap = breaker.snapshot()
+    assert (snap.successes, snap.failures, snap.ignored) == (0, 0, 1)
+    fail(breaker)
+    clock.advance(5)
+    with pytest.raises(TypeError):
+        breaker.call(create)  # a probe: its slot is freed, the phase is not decided
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.snapshot().half_open_in_flight == 0
+
+
+def test_decorator_works_on_methods(clock: Any) -> None:
+    breaker = make(clock, failure_threshold=1)
+
+    class Client:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        @breaker
+        def create(self, name: str) -> str:
+            self.calls += 1
+            if name == "bad":
+                raise unavailable()
+            return name
+
+    client = Client()
+    assert client.create("a") == "a"
+    with pytest.raises(ServiceUnavailableError):
+        client.create("bad")
+    with pytest.raises(CircuitOpenError):
+        client.create("a")
+    assert client.calls == 2

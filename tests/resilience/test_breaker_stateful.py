@@ -1,7 +1,14 @@
-"""The breaker against a small reference model, driven by hypothesis on a fake clock."""
+"""The breaker against a small reference model, driven by hypothesis on a fake clock.
+
+Besides agreeing with the model step by step, the machine keeps its own list of the probes it
+holds and checks the guarantee directly: no more than ``half_open_max_calls`` probes are ever
+outstanding, however many half-open phases they were admitted in.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -33,9 +40,26 @@ def exception_for(outcome: str) -> BaseException:
     return ResourceNotFoundError("missing", service="iot", operation="X")
 
 
+@dataclass(eq=False)
+class Ticket:
+    """What the model hands out: the phase of the admission and whether it is a probe.
+    Compared by identity, like permits: two probes of one phase are two slots."""
+
+    phase: int
+    probe: bool
+
+
+BYPASS = Ticket(-2, False)
+
+
 @dataclass
 class Model:
-    """The specification, written as plainly as possible (no lock, no fast path)."""
+    """The specification, written as plainly as possible (no lock, no fast path).
+
+    ``holding`` lists the probes admitted and not yet answered, oldest first, in any phase
+    since the last operator action; ``in_flight`` counts those of the current phase, the only
+    ones whose answers decide it.
+    """
 
     s: CircuitBreakerSettings
     state: CircuitState = CircuitState.CLOSED
@@ -44,6 +68,7 @@ class Model:
     window: list[bool] = field(default_factory=list)
     open_timeout: float = 0.0
     retry_at: float | None = None
+    holding: list[Ticket] = field(default_factory=list)
     in_flight: int = 0
     probe_successes: int = 0
     forced: bool = False
@@ -60,7 +85,7 @@ class Model:
     def move(self, state: CircuitState, now: float) -> None:
         self.phase += 1
         self.state = state
-        self.in_flight = 0
+        self.in_flight = 0  # the probes of the phase that ends keep their slots (`holding`)
         self.probe_successes = 0
         if state is CircuitState.OPEN:
             self.retry_at = None if self.forced else now + self.open_timeout
@@ -70,31 +95,61 @@ class Model:
             self.open_timeout = self.s.recovery_timeout
             self.retry_at = None
 
-    def admit(self, now: float) -> int | None:
-        """The phase the call was admitted in; -2 when bypassed; None when refused."""
+    def operator_action(self) -> None:
+        """Every operator action starts a phase in which no probe holds a slot."""
+        self.phase += 1
+        self.holding = []
+        self.in_flight = 0
+        self.probe_successes = 0
+
+    def admit(self, now: float) -> Ticket | None:
+        """The ticket of an admitted call; `BYPASS` when disabled; None when refused."""
         if self.disabled:
-            return -2
+            return BYPASS
         if self.state is CircuitState.CLOSED and not self.forced:
-            return self.phase
+            return Ticket(self.phase, probe=False)
         if self.state is CircuitState.OPEN and not self.forced:
             assert self.retry_at is not None
             if now >= self.retry_at:
                 self.move(CircuitState.HALF_OPEN, now)
-        if self.state is CircuitState.HALF_OPEN and self.in_flight < self.s.half_open_max_calls:
+        if self.state is CircuitState.HALF_OPEN and len(self.holding) < self.s.half_open_max_calls:
+            ticket = Ticket(self.phase, probe=True)
+            self.holding.append(ticket)
             self.in_flight += 1
-            return self.phase
+            return ticket
         self.rejections += 1
         return None
 
-    def record(self, phase: int, outcome: str, now: float) -> None:
-        if phase == -2:
-            return
+    def count(self, outcome: str) -> None:
         self.calls += 1
         self.successes += outcome == "success"
         self.failures += outcome == "failure"
         self.ignored += outcome == "neutral"
-        if phase != self.phase:
+
+    def record(self, ticket: Ticket, outcome: str, now: float) -> None:
+        if ticket is BYPASS:
             return
+        self.count(outcome)
+        if ticket.probe:
+            if ticket not in self.holding:
+                return  # its slot was already freed (by an operator action here)
+            self.holding.remove(ticket)  # its own slot, whatever the phase now
+        if ticket.phase == self.phase:
+            self.decide(outcome, now)
+
+    def record_without_permit(self, outcome: str, now: float) -> None:
+        """Taken as an answer of the current phase; in half-open it frees the oldest slot of
+        this phase, or, with no probe of this phase in flight, is counted and decides nothing."""
+        if self.disabled:
+            return
+        self.count(outcome)
+        if self.state is CircuitState.HALF_OPEN:
+            if self.in_flight == 0:
+                return
+            self.holding.remove(next(t for t in self.holding if t.phase == self.phase))
+        self.decide(outcome, now)
+
+    def decide(self, outcome: str, now: float) -> None:
         if self.state is CircuitState.CLOSED and outcome != "neutral":
             failed = outcome == "failure"
             self.consecutive = self.consecutive + 1 if failed else 0
@@ -120,10 +175,10 @@ class Model:
                 self.move(CircuitState.OPEN, now)
 
 
-@dataclass
+@dataclass(eq=False)
 class Held:
     permit: CircuitPermit
-    phase: int
+    ticket: Ticket
 
 
 breaker_settings = st.builds(
@@ -139,6 +194,9 @@ breaker_settings = st.builds(
     success_threshold=st.integers(1, 3),
 )
 
+#: Every way of making one whole call; each must behave exactly like the others.
+STYLES = st.sampled_from(["call", "decorator", "guard", "with", "async", "async_decorator"])
+
 
 class BreakerMachine(RuleBasedStateMachine):
     held = Bundle("held")
@@ -146,6 +204,15 @@ class BreakerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.now = 0.0
+        self.loop = asyncio.new_event_loop()
+        # The probes this machine holds right now, admitted since the last operator action
+        # (which starts the count over by design). Answers given without a permit cannot say
+        # which call they belong to; after one, only the model's count is checked.
+        self.running: list[Held] = []
+        self.ambiguous = False
+
+    def teardown(self) -> None:
+        self.loop.close()
 
     @initialize(s=breaker_settings)
     def setup(self, s: CircuitBreakerSettings) -> None:
@@ -156,9 +223,31 @@ class BreakerMachine(RuleBasedStateMachine):
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
-    @rule(outcome=OUTCOMES)
-    def call(self, outcome: str) -> None:
-        phase = self.model.admit(self.now)
+    def _run(self, style: str, fn: Callable[[], str]) -> str:
+        breaker = self.breaker
+        if style == "call":
+            return breaker.call(fn)
+        if style == "decorator":
+            return breaker(fn)()
+        if style == "guard":
+            with breaker.guard():
+                return fn()
+        if style == "with":
+            with breaker:
+                return fn()
+
+        async def coroutine_fn() -> str:
+            await asyncio.sleep(0)  # a real suspension inside the breaker
+            return fn()
+
+        if style == "async":
+            return self.loop.run_until_complete(breaker.call_async(coroutine_fn))
+        assert style == "async_decorator"
+        return self.loop.run_until_complete(breaker(coroutine_fn)())
+
+    @rule(outcome=OUTCOMES, style=STYLES)
+    def call(self, outcome: str, style: str) -> None:
+        ticket = self.model.admit(self.now)
         ran = []
 
         def fn() -> str:
@@ -168,78 +257,67 @@ class BreakerMachine(RuleBasedStateMachine):
             return "ok"
 
         try:
-            self.breaker.call(fn)
+            assert self._run(style, fn) == "ok"
         except CircuitOpenError:
-            assert phase is None
+            assert ticket is None
             assert ran == []
             return
         except (ThrottledError, ResourceNotFoundError):
             assert outcome != "success"
-        assert phase is not None
+        assert ticket is not None
         assert ran == [1]
-        self.model.record(phase, outcome, self.now)
-
-    @rule(outcome=OUTCOMES)
-    def call_in_with_block(self, outcome: str) -> None:
-        phase = self.model.admit(self.now)
-        ran = []
-        try:
-            with self.breaker:
-                ran.append(1)
-                if outcome != "success":
-                    raise exception_for(outcome)
-        except CircuitOpenError:
-            assert phase is None
-            assert ran == []
-            return
-        except (ThrottledError, ResourceNotFoundError):
-            assert outcome != "success"
-        assert phase is not None
-        assert ran == [1]
-        self.model.record(phase, outcome, self.now)
+        self.model.record(ticket, outcome, self.now)
 
     @rule(target=held)
     def acquire(self) -> Held | None:
-        phase = self.model.admit(self.now)
+        ticket = self.model.admit(self.now)
         try:
             permit = self.breaker.acquire()
         except CircuitOpenError as exc:
             refused = exc
         else:
-            assert phase is not None
-            return Held(permit, phase)
-        assert phase is None
+            assert ticket is not None
+            assert permit.probe == ticket.probe
+            item = Held(permit, ticket)
+            if ticket.probe:
+                self.running.append(item)
+            return item
+        assert ticket is None
         assert refused.snapshot is not None
         return None
 
-    @rule(item=consumes(held), outcome=OUTCOMES)
-    def finish(self, item: Held | None, outcome: str) -> None:
+    @rule(item=consumes(held), outcome=OUTCOMES, how=st.sampled_from(["record", "with"]))
+    def finish(self, item: Held | None, outcome: str, how: str) -> None:
+        """Report a held permit, long after other phases may have come and gone."""
         if item is None:
             return
-        if outcome == "success":
+        if item in self.running:
+            self.running.remove(item)
+        exc = None if outcome == "success" else exception_for(outcome)
+        if how == "with":
+            item.permit.__exit__(None if exc is None else type(exc), exc, None)
+        elif exc is None:
             self.breaker.record_success(item.permit)
         else:
-            self.breaker.record_failure(exception_for(outcome), item.permit)
-        self.model.record(item.phase, outcome, self.now)
+            self.breaker.record_failure(exc, item.permit)
+        self.model.record(item.ticket, outcome, self.now)
 
     @rule(item=consumes(held), outcome=OUTCOMES)
     def finish_without_permit(self, item: Held | None, outcome: str) -> None:
         """The loop API without a permit: the answer is taken to belong to the current phase,
-        except in half-open with no probe in flight, where it decides nothing."""
+        except in half-open with no probe of this phase in flight, where it decides nothing."""
         if item is None:
             return
+        if item in self.running:
+            self.running.remove(item)
+            self.ambiguous = True
+        elif self.model.state is CircuitState.HALF_OPEN:
+            self.ambiguous = True  # it may free the slot of a probe that is still running
         if outcome == "success":
             self.breaker.record_success()
         else:
             self.breaker.record_failure(exception_for(outcome))
-        m = self.model
-        if m.disabled:
-            phase = -2
-        elif m.state is CircuitState.HALF_OPEN and m.in_flight == 0:
-            phase = -1  # counted, decides nothing
-        else:
-            phase = m.phase
-        m.record(phase, outcome, self.now)
+        self.model.record_without_permit(outcome, self.now)
 
     @rule(action=st.sampled_from(["force_open", "disable", "enable", "reset"]))
     def operator(self, action: str) -> None:
@@ -255,9 +333,21 @@ class BreakerMachine(RuleBasedStateMachine):
             m.move(CircuitState.CLOSED, self.now)
         else:
             m.disabled = action == "disable"
-            m.phase += 1
-            m.in_flight = 0
-            m.probe_successes = 0
+        m.operator_action()
+        self.running = []
+        self.ambiguous = False
+
+    @invariant()
+    def probes_never_exceed_the_limit(self) -> None:
+        """The guarantee itself, counted from the probes this machine really holds."""
+        if not hasattr(self, "model"):
+            return
+        limit = self.model.s.half_open_max_calls
+        snap = self.breaker.snapshot()
+        assert snap.half_open_in_flight <= limit
+        if not self.ambiguous:
+            assert len(self.running) <= limit
+            assert snap.half_open_in_flight == len(self.running)
 
     @invariant()
     def agrees_with_model(self) -> None:
@@ -269,7 +359,7 @@ class BreakerMachine(RuleBasedStateMachine):
         assert snap.consecutive_failures == m.consecutive
         assert snap.retry_at == m.retry_at
         assert snap.open_timeout == m.open_timeout
-        assert snap.half_open_in_flight == m.in_flight
+        assert snap.half_open_in_flight == len(m.holding)
         assert snap.half_open_in_flight <= m.s.half_open_max_calls
         assert (snap.calls, snap.successes, snap.failures, snap.ignored, snap.rejections) == (
             m.calls,
@@ -305,10 +395,33 @@ TestBreakerMachine = BreakerMachine.TestCase
 def test_model_is_exercised() -> None:
     """A sanity check that the model opens like the breaker on the simplest path."""
     model = Model(CircuitBreakerSettings(failure_threshold=1, recovery_timeout=1))
-    phase = model.admit(0.0)
-    assert phase == 0
-    model.record(phase, "failure", 0.0)
+    ticket = model.admit(0.0)
+    assert ticket is not None
+    assert (ticket.phase, ticket.probe) == (0, False)
+    model.record(ticket, "failure", 0.0)
     assert model.state is CircuitState.OPEN
     assert model.admit(0.5) is None
-    assert model.admit(1.0) == 2
+    probe = model.admit(1.0)
+    assert probe is not None
+    assert (probe.phase, probe.probe) == (2, True)
     assert model.state is CircuitState.HALF_OPEN
+
+
+def test_model_keeps_an_earlier_phase_probe_in_its_slot() -> None:
+    """The issue's example in the model: two slots, A and B admitted, B fails, a new half-open
+    phase starts while A still runs: one more probe, not two."""
+    model = Model(CircuitBreakerSettings(failure_threshold=1, recovery_timeout=1, half_open_max_calls=2))
+    model.record(Ticket(0, probe=False), "failure", 0.0)
+    a, b = model.admit(1.0), model.admit(1.0)
+    assert a is not None
+    assert b is not None
+    model.record(b, "failure", 1.0)
+    assert model.state is CircuitState.OPEN
+    c = model.admit(3.0)
+    assert c is not None
+    assert c.probe
+    assert model.admit(3.0) is None
+    model.record(a, "success", 3.0)  # an earlier phase: frees its slot, decides nothing
+    assert model.state is CircuitState.HALF_OPEN
+    assert model.holding == [c]
+    assert model.in_flight == 1

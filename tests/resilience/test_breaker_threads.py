@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -163,6 +163,163 @@ def test_half_open_lets_exactly_max_calls_through(clock: Any, max_calls: int) ->
     assert breaker.snapshot().rejections == THREADS - max_calls
 
 
+@pytest.mark.parametrize("style", ["call", "guard", "acquire"])
+def test_probes_of_an_earlier_phase_keep_their_slots(clock: Any, style: str) -> None:
+    """Issue 11 item 11. Two probe slots: A and B are admitted, B fails (open again), the
+    open period ends while A still runs, and C and D arrive together. Only one of them may
+    join A: three calls at once is one more than half-open allows."""
+    breaker = CircuitBreaker(
+        "iot.RegisterCertificateWithoutCA",
+        CircuitBreakerSettings(
+            failure_threshold=1, recovery_timeout=10, recovery_backoff=1, half_open_max_calls=2
+        ),
+        clock=clock,
+    )
+
+    def through(fn: Callable[[], str]) -> str:
+        if style == "call":
+            return breaker.call(fn)
+        if style == "guard":
+            with breaker.guard():
+                return fn()
+        permit = breaker.acquire()
+        try:
+            result = fn()
+        except BaseException as exc:
+            breaker.record_failure(exc, permit)
+            raise
+        breaker.record_success(permit)
+        return result
+
+    with pytest.raises(ThrottledError):
+        through(_throttle_str)
+    clock.advance(10)
+
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+
+    @contextlib.contextmanager
+    def inside() -> Iterator[None]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            yield
+        finally:
+            with lock:
+                running -= 1
+
+    a_inside = threading.Event()
+    release = threading.Event()
+
+    def probe_a() -> str:
+        with inside():
+            a_inside.set()
+            assert release.wait(timeout=30)
+            return "a"
+
+    def probe_b() -> str:
+        with inside():
+            return _throttle_str()
+
+    settled = threading.Semaphore(0)  # one release per C/D: admitted and running, or refused
+    start_cd = threading.Barrier(2)
+    refused: list[CircuitOpenError] = []
+
+    def probe_cd() -> str:
+        with inside():
+            settled.release()
+            assert release.wait(timeout=30)
+            return "cd"
+
+    def worker_cd() -> None:
+        start_cd.wait(timeout=30)
+        try:
+            through(probe_cd)
+        except CircuitOpenError as exc:
+            refused.append(exc)
+            settled.release()
+
+    thread_a = threading.Thread(target=through, args=(probe_a,))
+    others = [threading.Thread(target=worker_cd) for _ in range(2)]
+    thread_a.start()
+    try:
+        assert a_inside.wait(timeout=30)
+        with pytest.raises(ThrottledError):
+            through(probe_b)  # the second probe fails: open again, A still running
+        assert breaker.state is CircuitState.OPEN
+        clock.advance(10)
+        for thread in others:
+            thread.start()
+        for _ in range(2):
+            assert settled.acquire(timeout=30)
+        assert peak == 2  # A and one newcomer; before the fix A, C and D ran at once
+        assert len(refused) == 1
+        assert "probe slot(s) are busy" in str(refused[0])
+        assert breaker.snapshot().half_open_in_flight == 2
+    finally:
+        release.set()
+        for thread in [thread_a, *others]:
+            if thread.ident is not None:
+                thread.join(timeout=30)
+                assert not thread.is_alive()
+    # A answered in an earlier phase: counted, decided nothing; the newcomer's success closed it.
+    snap = breaker.snapshot()
+    assert snap.state is CircuitState.CLOSED
+    assert snap.half_open_in_flight == 0
+    assert (snap.successes, snap.failures, snap.rejections) == (2, 2, 1)
+
+
+def test_every_call_style_counts_exactly_under_contention(clock: Any) -> None:
+    """guard(), ``with breaker:`` (a per-thread stack), acquire/record and the decorator from
+    many threads at once: every outcome lands once, on the right permit."""
+    breaker = CircuitBreaker("x", CircuitBreakerSettings(failure_threshold=1_000_000), clock=clock)
+    per_thread = 2_000
+    start = threading.Barrier(THREADS)
+
+    @breaker
+    def decorated(i: int) -> None:
+        if i % 7 == 3:
+            raise ThrottledError("slow down", service="iot", operation="X")
+
+    def worker(index: int) -> None:
+        start.wait(timeout=30)
+        for i in range(per_thread):
+            with contextlib.suppress(ThrottledError):
+                style = (index + i) % 4
+                if style == 0:
+                    with breaker.guard():
+                        decorated.__wrapped__(i)  # type: ignore[attr-defined]  # set by functools.wraps
+                elif style == 1:
+                    with breaker, breaker:  # nested blocks in one thread: one permit each
+                        decorated.__wrapped__(i)  # type: ignore[attr-defined]  # set by functools.wraps
+                elif style == 2:
+                    permit = breaker.acquire()
+                    try:
+                        decorated.__wrapped__(i)  # type: ignore[attr-defined]  # set by functools.wraps
+                    except ThrottledError as exc:
+                        breaker.record_failure(exc, permit)
+                        raise
+                    breaker.record_success(permit)
+                else:
+                    decorated(i)
+
+    run_threads(worker)
+    snap = breaker.snapshot()
+    failures_per_thread = len([i for i in range(per_thread) if i % 7 == 3])
+    nested = sum(1 for index in range(THREADS) for i in range(per_thread) if (index + i) % 4 == 1)
+    nested_failures = sum(
+        1 for index in range(THREADS) for i in range(per_thread) if (index + i) % 4 == 1 and i % 7 == 3
+    )
+    # A failing nested block reports the failure at both levels.
+    assert snap.failures == THREADS * failures_per_thread + nested_failures
+    assert snap.calls == THREADS * per_thread + nested
+    assert snap.successes == snap.calls - snap.failures
+    assert snap.ignored == 0
+
+
 def test_protected_calls_overlap(clock: Any) -> None:
     """The lock never covers the call: N threads can be inside it at the same time."""
     breaker = CircuitBreaker("x", clock=clock)
@@ -177,3 +334,8 @@ def test_protected_calls_overlap(clock: Any) -> None:
 
 def _throttle() -> None:
     raise ThrottledError("slow down", service="iot", operation="RegisterCertificateWithoutCA")
+
+
+def _throttle_str() -> str:
+    _throttle()
+    return "unreachable"

@@ -4,6 +4,8 @@ thingpress_core.resilience, including that the decorator keeps the wrapped signa
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from thingpress_core.errors import CircuitOpenError, RateLimitTimeoutError
 from thingpress_core.resilience import (
@@ -85,11 +87,49 @@ numbers: list[int] = decorated(3)
 with breaker as entered:
     same: CircuitBreaker = entered
 
+with breaker.guard() as guard_permit:
+    guarded: CircuitPermit = guard_permit
+
 permit: CircuitPermit = breaker.acquire()
 breaker.record_success(permit)
 breaker.record_failure(ValueError("x"), permit)
 breaker.record_success()
 breaker.record_failure(ValueError("x"))
+with breaker.acquire() as entered_permit:
+    is_probe: bool = entered_permit.probe
+    generation: int = entered_permit.generation
+
+# coroutines: the decorator keeps an async def's parameters and its awaited result
+
+
+async def fetch(name: str, *, retries: int = 0) -> dict[str, str]:
+    return {"name": name}
+
+
+@breaker
+async def fetch_many(count: int) -> list[str]:
+    return [str(i) for i in range(count)]
+
+
+protected_fetch: Callable[[str], Coroutine[Any, Any, dict[str, str]]] = breaker(fetch)
+
+
+async def use_async() -> None:
+    one: dict[str, str] = await breaker(fetch)("thing-1", retries=2)
+    many: list[str] = await fetch_many(3)
+    called: dict[str, str] = await breaker.call_async(fetch, "thing-1", retries=1)
+    pending: Coroutine[Any, Any, list[str]] = fetch_many(2)
+    awaited: list[str] = await pending
+    with breaker.guard():
+        inside: dict[str, str] = await fetch("thing-2")
+    print(one, many, called, awaited, inside)
+    await fetch_many("3")  # type: ignore[arg-type]  # must fail: the decorator kept `count: int`
+    await breaker.call_async(fetch, "x", retry=1)  # type: ignore[call-arg]  # must fail: no `retry`
+    not_a_list: int = await fetch_many(1)  # type: ignore[assignment]  # must fail: list[str]
+    print(not_a_list)
+
+
+decorated("3")  # type: ignore[arg-type]  # must fail: the sync decorator kept `count: int`
 state: CircuitState = breaker.state
 snap: CircuitSnapshot = breaker.snapshot()
 name: str = breaker.name

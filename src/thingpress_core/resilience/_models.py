@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import NewType
+from collections.abc import Callable
+from types import TracebackType
+from typing import final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,9 +24,50 @@ class CircuitState(str, enum.Enum):
         return self.value
 
 
-#: What `CircuitBreaker.acquire` hands out; give it back to ``record_success`` /
-#: ``record_failure`` so a late answer from an earlier phase is not mistaken for a probe.
-CircuitPermit = NewType("CircuitPermit", int)
+@final
+class CircuitPermit:
+    """One admission through a `CircuitBreaker`: what ``acquire()`` and ``guard()`` hand out.
+
+    Report the outcome once: give it back to ``record_success(permit)`` or
+    ``record_failure(exc, permit)``, or use it as a context manager (``with breaker.guard():``),
+    which reports the block's outcome when it ends. An exception still propagates.
+
+    ``generation`` is the breaker phase the call was admitted in, so a late answer from an
+    earlier phase is counted but never decides the current one. ``probe`` is True for a
+    half-open probe, which holds one of the ``half_open_max_calls`` slots until its own outcome
+    is reported, in whatever phase that happens. Only a breaker makes permits; a closed breaker
+    hands every caller of one phase the same permit, so none is allocated per call.
+    """
+
+    __slots__ = ("_settle", "generation", "probe")
+
+    generation: int
+    probe: bool
+
+    def __init__(
+        self,
+        settle: Callable[[CircuitPermit, BaseException | None], None],
+        generation: int,
+        probe: bool,
+    ) -> None:
+        self._settle = settle
+        self.generation = generation
+        self.probe = probe
+
+    def __enter__(self) -> CircuitPermit:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._settle(self, exc)
+
+    def __repr__(self) -> str:
+        kind = "probe" if self.probe else "call"
+        return f"<CircuitPermit {kind} of generation {self.generation}>"
 
 
 class CircuitSnapshot(BaseModel):
@@ -51,7 +94,10 @@ class CircuitSnapshot(BaseModel):
     retry_at: float | None = Field(description="Clock reading when it will admit a probe.")
     retry_after: float | None = Field(description="Seconds from `at` until retry_at (>= 0).")
     open_timeout: float = Field(description="The current open period in seconds (grows by backoff).")
-    half_open_in_flight: int = Field(description="Probes running now.")
+    half_open_in_flight: int = Field(
+        description="Probes running now: admitted while half-open and not yet answered, whatever "
+        "phase the breaker is in since (an operator action starts the count over)."
+    )
     calls: int = Field(description="Admitted calls that finished (any outcome).")
     successes: int
     failures: int = Field(description="Outcomes the classifier counted as failures.")
