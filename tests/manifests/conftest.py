@@ -141,28 +141,36 @@ def b64url(data: bytes) -> str:
 class Signer:
     """A manifest signer with its own certificate, to build signed Microchip entries."""
 
+    certificate: x509.Certificate
+
     def __init__(
         self,
         name: str = "Test Manifest Signer",
         *,
         not_before: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
+        issuer: Signer | None = None,
+        extensions: Sequence[x509.ExtensionType] = (),
     ) -> None:
+        """Self-signed with only a SubjectKeyIdentifier (as Microchip's signers, less their
+        critical cA=false) unless ``issuer`` signs it; ``extensions`` are added (critical)."""
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = dt.datetime.now(dt.timezone.utc)
         public = self.key.public_key()
-        self.certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
-            .issuer_name(subject)
+            .issuer_name(issuer.certificate.subject if issuer else subject)
             .public_key(public)
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before or now - dt.timedelta(days=3650))
             .not_valid_after(not_after or now + dt.timedelta(days=3650))
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .sign(self.key, hashes.SHA256())
         )
+        for extension in extensions:
+            builder = builder.add_extension(extension, critical=True)
+        self.certificate = builder.sign(issuer.key if issuer else self.key, hashes.SHA256())
         der = self.certificate.public_bytes(serialization.Encoding.DER)
         self.kid = b64url(x509.SubjectKeyIdentifier.from_public_key(public).digest)
         self.x5t = b64url(hashlib.sha256(der).digest())
@@ -181,6 +189,7 @@ class Signer:
         header_id: str | None = None,
         timestamp: str = "2025-06-01T20:14:53.773Z",
         kid: str | None = None,
+        header: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {"version": 1, "provisioningTimestamp": timestamp, "uniqueId": unique_id}
         if device is not None:
@@ -199,15 +208,19 @@ class Signer:
                     }
                 ]
             }
-        entry = self.sign(json.dumps(payload).encode(), kid=kid)
+        entry = self.sign(json.dumps(payload).encode(), kid=kid, header=header)
         entry["header"] = {"uniqueId": header_id if header_id is not None else unique_id}
         return entry
 
-    def sign(self, payload: bytes, *, kid: str | None = None) -> dict[str, Any]:
-        """A flattened JWS entry whose signature over ``payload`` (any bytes) verifies."""
-        protected = b64url(
-            json.dumps({"alg": "ES256", "kid": kid or self.kid, "typ": "JWT", "x5t#S256": self.x5t}).encode()
-        )
+    def sign(
+        self, payload: bytes, *, kid: str | None = None, header: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A flattened JWS entry whose signature over ``payload`` (any bytes) verifies.
+
+        ``header`` adds to (or replaces) the protected header's parameters."""
+        fields: dict[str, Any] = {"alg": "ES256", "kid": kid or self.kid, "typ": "JWT", "x5t#S256": self.x5t}
+        fields.update(header or {})
+        protected = b64url(json.dumps(fields).encode())
         body = b64url(payload)
         der_sig = self.key.sign(f"{protected}.{body}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der_sig)

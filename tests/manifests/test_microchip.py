@@ -6,12 +6,15 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.errors import ConfigurationError, ManifestError, ManifestSignatureError
@@ -364,3 +367,254 @@ def test_out_of_range_timestamp_is_refused_not_crashed(make_signer: Any) -> None
     entry = signer.entry("01", timestamp="0001-01-01T00:00:00+05:00")
     error = _refused(json.dumps([entry]).encode(), [signer.pem])
     assert "no valid provisioningTimestamp" in str(error)
+
+
+# --- what a verifier must be: a manifest signer, not a device or TLS client certificate ---
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return cert.public_bytes(Encoding.PEM)
+
+
+def test_real_signers_are_self_signed_with_ca_false_and_load(verifiers: list[Path]) -> None:
+    # what Microchip issues: the reason a self-signed certificate with cA=false is accepted
+    for path in verifiers:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        assert cert.issuer == cert.subject
+        assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+        assert not [e for e in cert.extensions if isinstance(e.value, x509.KeyUsage | x509.ExtendedKeyUsage)]
+    assert len(load_verifiers(verifiers)) == 5
+
+
+def test_a_device_certificate_as_verifier_is_refused_naming_the_file(
+    tngtlsu: Path, verifiers: list[Path], device_certs: dict[str, list[DeviceCertificate]], tmp_path: Path
+) -> None:
+    device = tmp_path / "device.pem"
+    device.write_bytes(_pem(device_certs["E0E0"][0].x509()))
+    expected = (
+        rf"^{re.escape(str(device))}: verifier 'CN=dev-E0E0-000000,O=thingpress-core tests' is not a "
+        r"manifest signer: its ExtendedKeyUsage \(clientAuth\) allows no signing purpose, as a TLS or device "
+        r"certificate's; pass the Microchip manifest signer certificates \(MCHP_manifest_signer_\*\.crt\)$"
+    )
+    with pytest.raises(ConfigurationError, match=expected) as info:
+        load_verifiers(device)
+    assert info.value.variable == "verifiers"
+    # refused when the reader loads its verifiers, even beside the right ones
+    with pytest.raises(ConfigurationError, match=expected):
+        list(read_manifest(tngtlsu, verifiers=[*verifiers, device]))
+    # in a directory, the error names the file, not the directory
+    for path in verifiers:
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(ConfigurationError, match=rf"^{re.escape(str(device))}: verifier"):
+        load_verifiers(tmp_path)
+    device.unlink()
+    assert len(load_verifiers(tmp_path)) == 5
+
+
+def test_a_real_microchip_device_certificate_is_refused(data_dir: Path) -> None:
+    devices = data_dir.parent / "certs" / "microchip-devices.pem"
+    with pytest.raises(
+        ConfigurationError,
+        match=r"microchip-devices\.pem: verifier 'CN=sn0123F2408EA1FCF201,O=Microchip Technology Inc' is "
+        r"not a manifest signer: it is issued by 'CN=Crypto Authentication Signer 2A00,"
+        r"O=Microchip Technology Inc' and its extensions cannot be parsed",
+    ):
+        load_verifiers(devices)
+
+
+def test_an_end_entity_certificate_without_extended_key_usage_is_refused(make_signer: Any) -> None:
+    ca = make_signer("Test CA", extensions=[x509.BasicConstraints(ca=True, path_length=0)])
+    leaf = make_signer("Leaf", issuer=ca, extensions=[x509.BasicConstraints(ca=False, path_length=None)])
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^verifier 'CN=Leaf' is not a manifest signer: it is an end-entity certificate issued by "
+        r"'CN=Test CA' \(not a CA, not self-signed, no code or document signing ExtendedKeyUsage\)",
+    ):
+        load_verifiers(leaf.certificate)
+    # a certificate claiming its issuer's name but not signed by itself is no more self-signed
+    forged = make_signer("Test CA", issuer=ca)
+    with pytest.raises(ConfigurationError, match="it is an end-entity certificate issued by 'CN=Test CA'"):
+        load_verifiers(forged.certificate)
+
+
+def test_a_key_usage_without_digital_signature_is_refused(make_signer: Any) -> None:
+    usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)  # keyCertSign, cRLSign
+    ca = make_signer("CA", extensions=[x509.BasicConstraints(ca=True, path_length=None), usage])
+    with pytest.raises(ConfigurationError, match="its KeyUsage does not allow digitalSignature"):
+        load_verifiers(ca.pem)
+
+
+def test_signers_that_are_cas_or_carry_a_signing_purpose_verify(
+    make_signer: Any, device_certs: dict[str, list[DeviceCertificate]], data_dir: Path
+) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    # the Crypto Authentication signer CAs (cA=true, digitalSignature) load as verifiers
+    assert len(load_verifiers(data_dir.parent / "certs" / "microchip-signer.pem")) == 4
+    signing = x509.KeyUsage(True, False, False, False, False, True, False, False, False)
+    ca = make_signer("Signing CA", extensions=[x509.BasicConstraints(ca=True, path_length=0), signing])
+    issued = make_signer(
+        "Issued Signer",
+        issuer=ca,
+        extensions=[
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.CLIENT_AUTH])
+        ],
+    )
+    for signer in (ca, issued):
+        manifest = json.dumps([signer.entry("0123abcdef00000001", device=device_certs["E0E0"][0])]).encode()
+        (entry,) = list(read_manifest(manifest, verifiers=[signer.pem]))
+        assert entry.vendor_id == "0123abcdef00000001"
+
+
+# --- JWS critical header parameters (RFC 7515, section 4.1.11) ---
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (
+            {"crit": ["exp"], "exp": 1},
+            r"protected header marks 'exp' critical, an extension this reader does not",
+        ),
+        ({"crit": ["b64"]}, r"protected header 'crit' names parameter\(s\) it does not carry: 'b64'"),
+        ({"crit": []}, r"protected header 'crit' is not a non-empty list of header parameter names"),
+        ({"crit": "exp", "exp": 1}, r"protected header 'crit' is not a non-empty list"),
+        ({"crit": [1]}, r"protected header 'crit' is not a non-empty list"),
+        ({"crit": None}, r"protected header 'crit' is not a non-empty list"),
+    ],
+    ids=["unknown", "absent", "empty", "not-a-list", "not-names", "null"],
+)
+def test_critical_header_parameters_fail_the_entry(
+    make_signer: Any, device_certs: dict[str, list[DeviceCertificate]], header: dict[str, Any], reason: str
+) -> None:
+    signer = make_signer()
+    good = signer.entry("01", device=device_certs["E0E0"][0])
+    bad = signer.entry("02", device=device_certs["E0E0"][1], header=header)
+    error = _refused(json.dumps([good, bad]).encode(), [signer.pem])
+    assert isinstance(error, ManifestSignatureError)
+    assert [e.index for e in error.errors] == [1]
+    assert re.search(rf"m\.json: entry 2: {reason}", str(error.errors[0]))
+    reader = read_manifest(json.dumps([good, bad]).encode(), verifiers=[signer.pem], on_error="skip")
+    assert [e.vendor_id for e in reader] == ["01"]
+    assert [(s.index, s.code) for s in reader.report.skipped] == [(1, "signature")]
+
+
+def test_crit_in_the_unprotected_header_fails_the_entry(make_signer: Any) -> None:
+    signer = make_signer()
+    entry = signer.entry("01")
+    entry["header"]["crit"] = ["exp"]
+    error = _refused(json.dumps([entry]).encode(), [signer.pem])
+    assert "entry 1: 'crit' appears in the unprotected header; it must be protected" in str(error)
+
+
+# --- fuzzing: nothing but a ManifestError (or entries) for any input ---
+
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _consume(document: bytes, verifiers: Any, on_error: str) -> list[Any]:
+    try:
+        reader = read_manifest(document, format="microchip", verifiers=verifiers, on_error=on_error)  # type: ignore[arg-type]
+        found = list(reader)
+        assert reader.report.complete
+        return found
+    except ManifestError:
+        return []
+    except Exception as exc:  # pragma: no cover - the assertion is the point
+        raise AssertionError(f"{type(exc).__name__} escaped: {exc}") from exc
+
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "manifests" / "microchip"
+REAL_ENTRIES: list[dict[str, Any]] = json.loads((DATA / "ECC608C-TNGTLSU-B.json").read_text())
+REAL_VERIFIERS = sorted((DATA / "verifiers").glob("*.crt"))
+
+
+@FUZZ
+@given(data=st.data())
+def test_real_entries_with_values_replaced(data: st.DataObject) -> None:
+    original = REAL_ENTRIES[data.draw(st.integers(0, 9))]
+    entry = json.loads(json.dumps(original))
+    # replace a value somewhere inside the entry, or inside its decoded header or payload
+    part = data.draw(st.sampled_from(["entry", "protected", "payload"]))
+    target: Any = entry if part == "entry" else json.loads(_b64url_decode(entry[part]))
+    node = target
+    while isinstance(node, dict | list) and node:
+        key = data.draw(st.sampled_from(sorted(node) if isinstance(node, dict) else range(len(node))))
+        if not isinstance(node[key], dict | list) or data.draw(st.booleans()):
+            node[key] = data.draw(JSON)
+            break
+        node = node[key]
+    if part != "entry":
+        entry[part] = _b64url(json.dumps(target).encode())
+    found = _consume(
+        json.dumps([entry]).encode(), REAL_VERIFIERS, data.draw(st.sampled_from(["raise", "skip"]))
+    )
+    # a changed signed part never verifies
+    assert not found or part == "entry" or entry[part] == original[part]
+
+
+@FUZZ
+@given(header=st.dictionaries(st.sampled_from(["alg", "kid", "x5t#S256", "crit", "typ", "b64", "exp"]), JSON))
+def test_signed_random_protected_headers(signer: Any, header: dict[str, Any]) -> None:
+    found = _consume(json.dumps([signer.entry("01", header=header)]).encode(), [signer.pem], "skip")
+    # an entry verifies only with a header this reader fully understands
+    assert not found or "crit" not in header
+
+
+@FUZZ
+@given(
+    key_set=JSON, x5c=st.lists(st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()), max_size=3)
+)
+def test_signed_random_key_sets(signer: Any, key_set: Any, x5c: list[str]) -> None:
+    for value in (key_set, {"keys": [{"kty": "EC", "crv": "P-256", "x5c": x5c}]}):
+        payload = {"uniqueId": "01", "provisioningTimestamp": "2025-01-01T00:00:00Z", "publicKeySet": value}
+        entry = signer.sign(json.dumps(payload).encode())
+        assert _consume(json.dumps([entry]).encode(), [signer.pem], "skip") == []
+
+
+@FUZZ
+@given(
+    data=st.binary(max_size=600)
+    | st.builds(
+        lambda head, tail: head + tail, st.just(b"-----BEGIN CERTIFICATE-----\n"), st.binary(max_size=300)
+    )
+)
+def test_random_verifier_bytes_are_a_configuration_error(data: bytes) -> None:
+    try:
+        load_verifiers(data)
+    except ConfigurationError:
+        pass
+    except Exception as exc:  # pragma: no cover - the assertion is the point
+        raise AssertionError(f"{type(exc).__name__} escaped: {exc}") from exc
+
+
+def test_verifiers_with_other_keys_are_refused() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Other Key")])
+    now = dt.datetime.now(dt.timezone.utc)
+    for key, digest in (
+        (ec.generate_private_key(ec.SECP384R1()), hashes.SHA384()),
+        (ed25519.Ed25519PrivateKey.generate(), None),
+    ):
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, digest)
+        )
+        with pytest.raises(ConfigurationError, match="verifier 'CN=Other Key' does not hold a P-256 key"):
+            load_verifiers(cert)

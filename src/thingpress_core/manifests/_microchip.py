@@ -9,7 +9,12 @@ The protected header names the signer (``kid`` = base64url of the verifier certi
 SubjectKeyIdentifier, ``x5t#S256`` = base64url SHA-256 of its DER) and ``alg`` ES256. The
 signature is the raw 64-byte r || s over ``protected + "." + payload`` (ASCII). Only what is
 signed is trusted: the thing name and vendor id come from the payload's ``uniqueId``; the
-unprotected ``header`` is only compared with it.
+unprotected ``header`` is only compared with it. A header that marks any parameter critical
+(``crit``) is refused: no JWS extension is understood here (RFC 7515, section 4.1.11).
+
+A verifier must be able to be a manifest signer (`_signer_problem`): a CA, a self-signed
+signer certificate as Microchip issues them, or a certificate with a signing ExtendedKeyUsage;
+a device or TLS client certificate passed by mistake is refused when the verifiers are loaded.
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ from pathlib import Path
 from typing import IO, Any, Literal, cast
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from thingpress_core.certificates import DeviceCertificate, TrustStore, load_certificates
+from thingpress_core.certificates._trust import TRUST_FILE_SUFFIXES
 from thingpress_core.errors import CertificateError, ConfigurationError, ManifestError, ManifestSignatureError
 from thingpress_core.manifests._common import Policy, check_choice, entry_error, logger
 from thingpress_core.manifests._model import ManifestEntry
@@ -51,6 +58,8 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _MAX_VERIFIER_FILE = 1024 * 1024
 _LISTED_ERRORS = 10
 _CHAIN_CACHE_SIZE = 64
+# ExtendedKeyUsage purposes that say "this key signs content" (documentSigning is RFC 9336)
+_SIGNING_PURPOSES = frozenset({ExtendedKeyUsageOID.CODE_SIGNING, x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")})
 
 
 @dataclass(frozen=True)
@@ -64,25 +73,42 @@ class Verifier:
     name: str
 
     @classmethod
-    def from_x509(cls, cert: x509.Certificate) -> Verifier:
-        key = cert.public_key()
+    def from_x509(cls, cert: x509.Certificate, *, source: str | None = None) -> Verifier:
+        """The verifier for ``cert``; `ConfigurationError` (naming ``source``, the file it came
+        from, when given) if it cannot check ES256 signatures or cannot be a manifest signer."""
         subject = cert.subject.rfc4514_string()
+        where = f"{source}: " if source else ""
+
+        def refuse(problem: str) -> ConfigurationError:
+            return ConfigurationError(
+                f"{where}verifier {subject!r} {problem}", variable="verifiers", value=source or subject
+            )
+
+        try:
+            key = cert.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise refuse(f"has a public key that cannot be read: {exc}") from None
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-            raise ConfigurationError(
-                f"verifier {subject!r} does not hold a P-256 key, so it cannot check ES256 signatures",
-                variable="verifiers",
-                value=subject,
+            raise refuse("does not hold a P-256 key, so it cannot check ES256 signatures")
+        try:
+            problem = _signer_problem(cert)
+        except ValueError as exc:
+            if _self_signed(cert):
+                raise refuse(f"has extensions that cannot be parsed: {exc}") from None
+            # e.g. a Microchip device certificate, whose subjectAltName cryptography refuses
+            problem = (
+                f"it is issued by {cert.issuer.rfc4514_string()!r} and its extensions cannot be parsed "
+                f"({exc}), so it cannot be shown to be a CA"
+            )
+        if problem is not None:
+            raise refuse(
+                f"is not a manifest signer: {problem}; pass the Microchip manifest signer certificates "
+                "(MCHP_manifest_signer_*.crt)"
             )
         try:
             ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
         except x509.ExtensionNotFound:
             ski = x509.SubjectKeyIdentifier.from_public_key(key).digest
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"verifier {subject!r} has extensions that cannot be parsed: {exc}",
-                variable="verifiers",
-                value=subject,
-            ) from None
         der = cert.public_bytes(Encoding.DER)
         return cls(
             certificate=cert,
@@ -91,6 +117,56 @@ class Verifier:
             public_key=key,
             name=subject,
         )
+
+
+def _signer_problem(cert: x509.Certificate) -> str | None:
+    """Why ``cert`` cannot be a manifest signer, or None when it can.
+
+    Microchip's manifest signers (MCHP_manifest_signer_1 to 5) are self-signed P-256
+    certificates with BasicConstraints cA=false and no KeyUsage or ExtendedKeyUsage; the
+    Crypto Authentication signer CAs carry cA=true and KeyUsage digitalSignature. Accepted: a
+    CA, a self-signed certificate, or one whose ExtendedKeyUsage names code or document
+    signing; and whatever KeyUsage or ExtendedKeyUsage it has must allow signing. A device or
+    TLS client certificate (issued by a CA, cA=false, clientAuth) is refused. Raises
+    ValueError when the extensions cannot be parsed.
+    """
+    extensions = cert.extensions
+    try:
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.digital_signature:
+        return "its KeyUsage does not allow digitalSignature, and a manifest signature is one"
+    try:
+        purposes = set(extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        purposes = None
+    if purposes is not None and not purposes & (
+        _SIGNING_PURPOSES | {ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+    ):
+        names = ", ".join(sorted(getattr(oid, "_name", oid.dotted_string) for oid in purposes))
+        return f"its ExtendedKeyUsage ({names}) allows no signing purpose, as a TLS or device certificate's"
+    try:
+        if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return None
+    except x509.ExtensionNotFound:
+        pass
+    if purposes is not None and purposes & _SIGNING_PURPOSES:
+        return None
+    if _self_signed(cert):
+        return None
+    return (
+        f"it is an end-entity certificate issued by {cert.issuer.rfc4514_string()!r} (not a CA, not "
+        "self-signed, no code or document signing ExtendedKeyUsage), as a device certificate is"
+    )
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def _b64url(data: bytes) -> str:
@@ -106,20 +182,38 @@ def _certs_from_bytes(data: bytes, what: str) -> list[x509.Certificate]:
         ) from exc
 
 
-def _certs_from_path(path: Path) -> list[x509.Certificate]:
+def _certs_from_path(path: Path) -> list[tuple[x509.Certificate, str]]:
+    """Each certificate of a file, or of every certificate file of a directory, with its file."""
+    files = [path]
     try:
-        store = TrustStore.from_path(path, max_bytes=_MAX_VERIFIER_FILE)
-    except CertificateError as exc:
-        raise ConfigurationError(
-            f"cannot read verifier file(s) from {str(path)!r}: {exc}", variable="verifiers", value=str(path)
-        ) from exc
-    return [cert.x509() for cert in store.certificates]
+        if path.is_dir():
+            # an empty directory stays as is, for TrustStore to say so
+            files = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TRUST_FILE_SUFFIXES
+            )
+            files = files or [path]
+    except (OSError, ValueError):
+        pass  # TrustStore says what is wrong with the path
+    found: list[tuple[x509.Certificate, str]] = []
+    for file in files:
+        try:
+            store = TrustStore.from_path(file, max_bytes=_MAX_VERIFIER_FILE)
+        except CertificateError as exc:
+            raise ConfigurationError(
+                f"cannot read verifier file(s) from {str(path)!r}: {exc}",
+                variable="verifiers",
+                value=str(path),
+            ) from exc
+        found.extend((cert.x509(), str(file)) for cert in store.certificates)
+    return found
 
 
 def load_verifiers(verifiers: VerifierInput | Iterable[VerifierInput] | None) -> dict[str, Verifier]:
     """Verifier certificates keyed by ``kid``. Accepts one input or an iterable of them.
 
-    Raises `ConfigurationError` for an input that is not a readable P-256 certificate.
+    Raises `ConfigurationError` (naming the file for a path) for an input that is not a
+    readable P-256 certificate, or is a certificate that cannot be a manifest signer (a device
+    or TLS client certificate: see `Verifier.from_x509`).
     """
     given = cast(object, verifiers)  # checked at run time: callers are not always typed
     items: Iterable[object]
@@ -133,23 +227,23 @@ def load_verifiers(verifiers: VerifierInput | Iterable[VerifierInput] | None) ->
         items = (given,)
     result: dict[str, Verifier] = {}
     for item in items:
-        certs: list[x509.Certificate]
+        certs: list[tuple[x509.Certificate, str | None]]
         if isinstance(item, x509.Certificate):
-            certs = [item]
+            certs = [(item, None)]
         elif isinstance(item, DeviceCertificate):
-            certs = [item.x509()]
+            certs = [(item.x509(), None)]
         elif isinstance(item, bytes | bytearray):
-            certs = _certs_from_bytes(bytes(item), "bytes")
+            certs = [(cert, None) for cert in _certs_from_bytes(bytes(item), "bytes")]
         elif isinstance(item, str | Path):
-            certs = _certs_from_path(Path(item))
+            certs = list(_certs_from_path(Path(item)))
         else:
             raise ConfigurationError(
                 f"a verifier must be a path, PEM/DER bytes or a certificate, not {type(item).__name__}",
                 variable="verifiers",
                 value=type(item).__name__,
             )
-        for cert in certs:
-            verifier = Verifier.from_x509(cert)
+        for cert, file in certs:
+            verifier = Verifier.from_x509(cert, source=file)
             result[verifier.kid] = verifier
     return result
 
@@ -188,6 +282,36 @@ def _json_object(data: bytes, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _EntryProblem(f"{field} is not a JSON object", signature=False)
     return value
+
+
+def _check_critical(header: Mapping[str, Any], unprotected: object) -> None:
+    """RFC 7515, section 4.1.11: a JWS whose ``crit`` names an extension the recipient does not
+    understand must be rejected. No extension is understood here, so any ``crit`` fails the
+    entry; the reason says which rule it broke (it must also be a non-empty list of names of
+    parameters present in the protected header, and never unprotected)."""
+    if isinstance(unprotected, dict) and "crit" in unprotected:
+        raise _EntryProblem("'crit' appears in the unprotected header; it must be protected", signature=True)
+    if "crit" not in header:
+        return
+    crit = header["crit"]
+    if not isinstance(crit, list) or not crit or not all(isinstance(name, str) for name in crit):
+        raise _EntryProblem(
+            "protected header 'crit' is not a non-empty list of header parameter names", signature=True
+        )
+    names = cast(list[str], crit)
+    shown = ", ".join(repr(name[:32]) for name in names[:5])
+    missing = [name for name in names if name not in header]
+    if missing:
+        raise _EntryProblem(
+            f"protected header 'crit' names parameter(s) it does not carry: "
+            f"{', '.join(repr(name[:32]) for name in missing[:5])}",
+            signature=True,
+        )
+    raise _EntryProblem(
+        f"protected header marks {shown} critical, an extension this reader does not understand "
+        "(RFC 7515, section 4.1.11)",
+        signature=True,
+    )
 
 
 def _parse_timestamp(value: object) -> datetime | None:
@@ -251,6 +375,7 @@ class _Checker:
         assert isinstance(protected, str)
         assert isinstance(payload, str)
         header = _json_object(_decode_b64url(protected, "protected header"), "protected header")
+        _check_critical(header, raw.get("header"))
         # decoded before the signature check, which needs both parts as base64url (ASCII) text
         payload_bytes = _decode_b64url(payload, "payload")
         if header.get("alg") != "ES256":
@@ -356,7 +481,10 @@ class _Checker:
             raise _EntryProblem("the certificate's JWK is not an EC P-256 key", signature=False)
         x = _decode_b64url(key.get("x"), "JWK x")
         y = _decode_b64url(key.get("y"), "JWK y")
-        public = cert.x509().public_key()
+        try:
+            public = cert.x509().public_key()
+        except (ValueError, UnsupportedAlgorithm):
+            raise _EntryProblem("x5c[0] holds a public key that cannot be read", signature=False) from None
         if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(public.curve, ec.SECP256R1):
             raise _EntryProblem("x5c[0] does not hold the P-256 key the JWK describes", signature=True)
         numbers = public.public_numbers()
