@@ -2,7 +2,8 @@
 
 Needs the ``cli`` extra (typer and rich); ``--sandbox`` also needs the ``sandbox`` extra.
 Exit codes: 0 every certificate imported or already present, 1 some failed, 2 a usage or
-pre-flight error (missing policy, unreadable file, bad option).
+pre-flight error (missing policy, unreadable file, bad option), 130 interrupted (Ctrl-C; the
+``--report`` then holds what finished and what did not).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "the thingpress-core command needs its extra: pip install 'thingpress-core[cli]'"
     ) from exc
 
-from thingpress_core.errors import ConfigurationError, PreflightError, ThingpressError
+from thingpress_core.errors import ConfigurationError, ImportInterrupted, PreflightError, ThingpressError
 
 if TYPE_CHECKING:
     from thingpress_core.clients import ClientFactory
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(
     name="thingpress-core",
@@ -72,7 +73,8 @@ ThingNameOpt = Annotated[
     str | None,
     typer.Option(
         "--thing-name",
-        help="Where thing names come from when the manifest gives none: common-name or certificate-id.",
+        help="Name things by common-name or certificate-id, whatever the manifest offers. "
+        "Default: the manifest's name (MAC, uniqueId), else the common name.",
     ),
 ]
 
@@ -153,8 +155,10 @@ def _print_skipped(reader: ManifestReader) -> None:
         )
 
 
-def _strategy(value: str | None) -> Literal["common_name", "certificate_id"]:
-    if value is None or value in {"common-name", "common_name", "cn"}:
+def _strategy(value: str | None) -> Literal["common_name", "certificate_id"] | None:
+    if value is None:
+        return None
+    if value in {"common-name", "common_name", "cn"}:
         return "common_name"
     if value in {"certificate-id", "certificate_id", "id"}:
         return "certificate_id"
@@ -170,19 +174,29 @@ def inspect(
     thing_name: ThingNameOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per certificate.")] = False,
 ) -> None:
-    """Show the certificates of FILE: id, common name, thing name, issuer, expiry."""
+    """Show the certificates of FILE: id, common name, thing name, issuer, expiry, validity.
+
+    The thing name is the one `import` would use (the same mapping, the same --thing-name);
+    the validity column marks certificates that are expired or not yet valid, which `import`
+    refuses unless --allow-expired.
+    """
+    from datetime import datetime, timezone
+
     from thingpress_core.certificates import thing_name_for
 
     strategy = _strategy(thing_name)
+    now = datetime.now(timezone.utc)
     table = Table(title=f"{file.name}", show_lines=False)
     for column in ("#", "certificate id", "common name", "thing name", "issuer", "expires"):
         table.add_column(column, overflow="fold")
-    count = 0
+    count = invalid = 0
     try:
         reader = _open_manifest(file, fmt, verifier, cert_type)
         for entry in reader:
             cert = entry.certificate
-            name = entry.thing_name or thing_name_for(cert, strategy=strategy)
+            name = thing_name_for(cert, strategy=strategy, offered=entry.thing_name)
+            validity = _validity(cert.not_before, cert.not_after, now)
+            invalid += validity != "valid"
             count += 1
             row = {
                 "index": entry.index,
@@ -190,7 +204,9 @@ def inspect(
                 "common_name": cert.common_name,
                 "thing_name": name,
                 "issuer": cert.issuer,
+                "not_before": cert.not_before.isoformat(),
                 "not_after": cert.not_after.isoformat(),
+                "validity": validity,
                 "vendor_id": entry.vendor_id,
             }
             if as_json:
@@ -202,14 +218,29 @@ def inspect(
                     cert.common_name or "-",
                     name,
                     cert.issuer,
-                    cert.not_after.date().isoformat(),
+                    cert.not_after.date().isoformat()
+                    + ("" if validity == "valid" else f" [red]({validity})[/]"),
                 )
     except ThingpressError as exc:
         raise _fail(str(exc)) from None
     if not as_json:
         console.print(table)
         console.print(f"{count} certificate(s)")
+    if invalid:
+        err_console.print(
+            f"warning: {invalid} certificate(s) expired or not yet valid; import refuses them "
+            "unless --allow-expired",
+            highlight=False,
+        )
     _print_skipped(reader)
+
+
+def _validity(not_before: Any, not_after: Any, now: Any) -> str:
+    if now < not_before:
+        return "not yet valid"
+    if now > not_after:
+        return "expired"
+    return "valid"
 
 
 def _factory(
@@ -219,7 +250,7 @@ def _factory(
     from thingpress_core.clients import ClientFactory
     from thingpress_core.settings import ThingpressSettings
 
-    given = {"endpoint_url": endpoint_url, "region": region, "profile": profile}
+    given: dict[str, Any] = {"endpoint_url": endpoint_url, "region": region, "profile": profile}
     try:
         return ClientFactory(ThingpressSettings(**{k: v for k, v in given.items() if v}, **extra))
     except ConfigurationError as exc:
@@ -227,8 +258,22 @@ def _factory(
 
 
 def _configure_logging(verbose: int) -> None:
+    """Our loggers at -v (INFO) and -vv (DEBUG); botocore and urllib3 stay at WARNING.
+
+    Their DEBUG output is the wire: request bodies with certificate PEMs, signed headers with
+    the session token and access key id. No verbosity turns it on, and the handler carries
+    the redacting filter as a second guard for anything else.
+    """
+    from thingpress_core.logging import install_redaction
+
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("thingpress_core").setLevel(level)
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_redaction()
 
 
 @app.command("import")
@@ -270,6 +315,17 @@ def import_(
             "fail: report every bad entry as failed; refuse: refuse the whole file.",
         ),
     ] = "auto",
+    allow_expired: Annotated[
+        bool,
+        typer.Option("--allow-expired", help="Import certificates outside their validity period too."),
+    ] = False,
+    allow_multiple_things: Annotated[
+        bool,
+        typer.Option(
+            "--allow-multiple-things",
+            help="Attach a certificate that is already on another thing to this one as well.",
+        ),
+    ] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output.")] = 0,
 ) -> None:
     """Import every certificate of FILE into AWS IoT Core: certificate, thing, policies, groups, type."""
@@ -291,6 +347,8 @@ def import_(
             concurrency=concurrency,
             trust_store=TrustStore.from_path(trust_ca) if trust_ca else None,
             dry_run=dry_run,
+            allow_expired=allow_expired,
+            allow_multiple_things=allow_multiple_things,
         )
     except ThingpressError as exc:
         raise _fail(str(exc)) from None
@@ -302,6 +360,9 @@ def import_(
         total = sum(1 for _ in _stream(_open_manifest(file, fmt, verifier, cert_type, on_bad_entry)))
     except ThingpressError as exc:
         raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted before the import began: nothing was sent", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
     box: Any = None
     with ExitStack() as stack:
@@ -320,19 +381,31 @@ def import_(
             factory = _factory(endpoint_url, region, profile, max_pool_connections=max(32, concurrency * 2))
 
         importer = CertificateImporter(IoTService(factory), options=options)
+        interrupted = False
+        reader = _open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
         try:
-            reader = _open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
             result = _run_import(importer, _stream(reader), total)
         except PreflightError as exc:
             raise _fail(f"pre-flight check failed: {exc}") from None
         except ThingpressError as exc:
             raise _fail(str(exc)) from None
+        except ImportInterrupted as stopped:
+            interrupted = True
+            result = stopped.report
 
         _print_summary(result)
-        _print_skipped(reader)
+        if not interrupted:
+            _print_skipped(reader)
         if report:
             report.write_text(result.model_dump_json(indent=2))
             err_console.print(f"report written to {report}")
+        if interrupted:
+            err_console.print(
+                f"interrupted: {result.total} finished, {len(result.unfinished)} unfinished "
+                "(run the same import again to finish: done devices cost nothing but their check)",
+                highlight=False,
+            )
+            raise typer.Exit(EXIT_INTERRUPTED)
         if box is not None:
             _print_sandbox(box)
 
@@ -391,6 +464,8 @@ def _print_summary(result: ImportReport) -> None:
     table.add_row("already present", str(result.already_present))
     table.add_row("failed", f"[red]{result.failed}" if result.failed else "0")
     table.add_row("skipped", str(result.skipped))
+    if result.interrupted:
+        table.add_row("unfinished", f"[yellow]{len(result.unfinished)}")
     table.add_row("duration", f"{result.duration_seconds:.1f} s")
     table.add_row("rate", f"{result.rate_per_second:.1f} certificates/s")
     for name, count in sorted(result.calls.items()):
@@ -398,13 +473,14 @@ def _print_summary(result: ImportReport) -> None:
     console.print(table)
     if result.failures:
         failed = Table(title=f"failures ({len(result.failures)})")
-        for column in ("certificate id", "thing name", "step", "error"):
+        for column in ("certificate id", "thing name", "step", "reason", "error"):
             failed.add_column(column, overflow="fold")
         for outcome in result.failures[:50]:
             failed.add_row(
                 outcome.certificate_id or "-",
                 outcome.thing_name or "-",
                 outcome.failed_step or "-",
+                outcome.reason or "-",
                 outcome.error or "",
             )
         console.print(failed)
