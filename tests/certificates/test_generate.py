@@ -16,6 +16,7 @@ from thingpress_core.certificates.generate import (
     generate_device_certificates,
     generated_manifest_lines,
 )
+from thingpress_core.errors import ConfigurationError
 
 
 def test_lazy_iterator_with_numbered_common_names(root_ca: GeneratedCA) -> None:
@@ -59,12 +60,12 @@ def test_validity_window() -> None:
 
 def test_count_zero_and_negative() -> None:
     assert list(generate_device_certificates(0)) == []
-    with pytest.raises(ValueError, match="count"):
+    with pytest.raises(ConfigurationError, match="count"):
         list(generate_device_certificates(-1))
 
 
 def test_bad_key_type() -> None:
-    with pytest.raises(ValueError, match="key_type"):
+    with pytest.raises(ConfigurationError, match="key_type"):
         generate_ca(key_type="dsa")  # type: ignore[arg-type]
 
 

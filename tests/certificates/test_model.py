@@ -101,24 +101,49 @@ def test_validate_from_mapping(ec_certs: list[DeviceCertificate]) -> None:
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "message"),
     [
-        {"der": b"\x30\x03\x01\x01\x00"},
-        {"der": "not base64!"},
-        {"der": 42},
-        {"pem": 42},
-        {},
-        "just text",
+        ({"der": b"\x30\x03\x01\x01\x00"}, "not a valid X.509 certificate"),
+        ({"der": "not base64!"}, "'der' text must be base64"),
+        ({"der": 42}, "'der' must be bytes"),
+        ({"pem": 42}, "'pem' must be text or bytes"),
+        ({}, "'der' must be bytes"),
+        ("just text", "needs a mapping"),
     ],
 )
-def test_validate_rejects_bad_input(data: object) -> None:
-    with pytest.raises(ValidationError):
+def test_validate_rejects_bad_input(data: object, message: str) -> None:
+    # a CertificateParseError, not pydantic's ValidationError: only ThingpressError leaves the package
+    with pytest.raises(CertificateParseError, match=message):
         DeviceCertificate.model_validate(data)
 
 
+@pytest.mark.parametrize("text", ["", "{", "[]", '{"der": 5}', '{"pem": "-----BEGIN CERTIFICATE-----"}'])
+def test_validate_json_rejects_bad_input(text: str) -> None:
+    with pytest.raises(CertificateParseError):
+        DeviceCertificate.model_validate_json(text)
+
+
+def test_validate_error_keeps_what_the_parser_knew(ec_certs: list[DeviceCertificate]) -> None:
+    broken = bytearray(ec_certs[0].der)
+    broken[broken.find(bytes.fromhex("a003020102")) + 4] = 5  # X.509 version 6
+    with pytest.raises(CertificateParseError, match="5 is not a valid X509 version") as info:
+        DeviceCertificate.model_validate({"der": bytes(broken)})
+    assert info.value.certificate_id == hashlib.sha256(broken).hexdigest()
+    assert info.value.__cause__ is None  # pydantic's error (with the input in it) is not chained
+
+
+def test_validate_inside_another_model_is_pydantic_as_usual() -> None:
+    class Holder(BaseModel):
+        cert: DeviceCertificate
+
+    with pytest.raises(ValidationError, match=r"not a valid X\.509 certificate"):
+        Holder.model_validate({"cert": {"der": b"\x30\x00"}})
+
+
 def test_validate_rejects_wrong_certificate_id(ec_certs: list[DeviceCertificate]) -> None:
-    with pytest.raises(ValidationError, match="does not match"):
+    with pytest.raises(CertificateParseError, match="does not match") as info:
         DeviceCertificate.model_validate({"der": ec_certs[0].der, "certificate_id": "0" * 64})
+    assert info.value.certificate_id == ec_certs[0].certificate_id
 
 
 def test_from_x509(ec_certs: list[DeviceCertificate]) -> None:

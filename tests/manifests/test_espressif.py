@@ -117,3 +117,25 @@ def test_broken_quote_fails_even_in_skip_mode(device_certs: dict[str, list[Devic
 def test_not_utf8() -> None:
     with pytest.raises(ManifestError, match="not UTF-8"):
         list(read_manifest(b"MAC,cn,cert\nAA,\xff\xfe,x\n"))
+
+
+def test_a_row_whose_certificate_has_an_invalid_version_fails_alone(sample: Path) -> None:
+    rows = sample.read_bytes()
+    first = rows.index(b"-----BEGIN CERTIFICATE-----")
+    end = rows.index(b"-----END CERTIFICATE-----", first)
+    # the first row's certificate, its version INTEGER made 5 ("version 6"), cryptography's
+    # InvalidVersion before: it escaped the reader and lost the six good rows
+    import base64
+
+    der = bytearray(base64.b64decode(rows[first + 27 : end]))
+    der[der.find(bytes.fromhex("a003020102")) + 4] = 5
+    body = base64.encodebytes(bytes(der)).replace(b"\n", b"\r\n")
+    broken = rows[: first + 27] + b"\r\n" + body + rows[end:]
+    reader = read_manifest(broken, on_error="skip", name="e.csv")
+    assert [e.vendor_id for e in reader] == MACS[1:]
+    [skipped] = reader.report.skipped
+    assert (skipped.index, skipped.code, skipped.vendor_id) == (0, "invalid", MACS[0])
+    assert skipped.reason.startswith("e.csv: row 1 (line 2): not a valid certificate")
+    assert "5 is not a valid X509 version" in skipped.reason
+    with pytest.raises(ManifestError, match=r"^e\.csv: row 1 .*5 is not a valid X509 version"):
+        list(read_manifest(broken, name="e.csv"))

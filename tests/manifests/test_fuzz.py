@@ -1,7 +1,13 @@
-"""Random and mutated input into every reader gives entries or a ManifestError, nothing else."""
+"""Random and mutated input into every reader gives entries or a ManifestError, nothing else.
+
+Byte-level mutations of whole manifests live here; structured mutations of the certificates
+inside them (tests/fuzz/_mutate.py) are drawn by hypothesis below, and a larger deterministic
+corpus of them runs in tests/fuzz/test_fuzz_manifests.py.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -10,15 +16,25 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.fuzz._checks import check_manifest, espressif_manifest, generated_manifest, pem_manifest
+from tests.fuzz._mutate import MUTATED_DER
 
+from thingpress_core.certificates import load_certificates
 from thingpress_core.errors import ManifestError
 from thingpress_core.manifests import ManifestEntry, ManifestFormat, read_manifest
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "manifests"
+CERTS = Path(__file__).resolve().parent.parent / "data" / "certs"
 VERIFIERS = sorted((DATA / "microchip" / "verifiers").glob("*.crt"))
+_MICROCHIP_PEM = (CERTS / "microchip-devices.pem").read_bytes()
 SEEDS = {
     ManifestFormat.ESPRESSIF: (DATA / "espressif" / "manifest-espressif.csv").read_bytes(),
     ManifestFormat.MICROCHIP: (DATA / "microchip" / "ECC608C-TNGTLSU-B.json").read_bytes(),
+    ManifestFormat.PEM: (CERTS / "espressif-devices.pem").read_bytes(),
+    ManifestFormat.GENERATED: b"\n".join(
+        base64.b64encode(b"-----BEGIN CERTIFICATE-----" + block)
+        for block in _MICROCHIP_PEM.split(b"-----BEGIN CERTIFICATE-----")[1:]
+    ),
 }
 FUZZ = settings(
     max_examples=int(os.environ.get("THINGPRESS_FUZZ_EXAMPLES", "60")),
@@ -54,7 +70,7 @@ def test_random_bytes_with_detection(data: bytes) -> None:
     _consume(data, None, "skip")
 
 
-@pytest.mark.parametrize("fmt", [ManifestFormat.ESPRESSIF, ManifestFormat.MICROCHIP])
+@pytest.mark.parametrize("fmt", sorted(SEEDS))
 @FUZZ
 @given(st.data())
 def test_mutated_real_files(fmt: ManifestFormat, data: st.DataObject) -> None:
@@ -168,3 +184,22 @@ def test_streamed_pem_reads_like_the_whole_text(data: st.DataObject) -> None:
 
 
 _BUNDLE: list[bytes] = []
+
+
+@pytest.mark.parametrize("fmt", ["pem", "generated", "espressif"])
+@FUZZ
+@given(der=MUTATED_DER, place=st.integers(0, 2), style=st.integers(0, 2))
+def test_a_mutated_certificate_fails_alone(fmt: str, der: bytes, place: int, style: int) -> None:
+    """Among real vendor certificates, a structurally mutated one is reported alone (or read, if
+    it is still a certificate): the others come out whatever ``on_error`` says."""
+    good = [_GOOD[place], _GOOD[-1 - place]]
+    if fmt == "pem":
+        case = pem_manifest(good, der, place)
+    elif fmt == "generated":
+        case = generated_manifest(good, der, place, style=style)
+    else:
+        case = espressif_manifest(good, der, place)
+    check_manifest(case)
+
+
+_GOOD = [c.der for c in load_certificates((CERTS / "espressif-devices.pem").read_bytes() + _MICROCHIP_PEM)]

@@ -199,3 +199,41 @@ def test_line_decoding_to_pem_without_a_certificate(certs: list[DeviceCertificat
         ManifestError, match=r"line 1: decodes to PEM that is not a certificate.*no CERTIFICATE"
     ):
         list(read_manifest(line, format="generated"))
+
+
+def _version_six(cert: DeviceCertificate) -> bytes:
+    """``cert`` with its X.509 version INTEGER set to 5 ("version 6"), which cryptography refuses."""
+    der = bytearray(cert.der)
+    der[der.find(bytes.fromhex("a003020102")) + 4] = 5
+    return bytes(der)
+
+
+def _pem_of(der: bytes) -> bytes:
+    body = base64.encodebytes(der)
+    return b"-----BEGIN CERTIFICATE-----\n" + body + b"-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize("fmt", ["pem", "generated"])
+def test_an_invalid_version_fails_alone(certs: list[DeviceCertificate], fmt: str) -> None:
+    blocks = [certs[0].pem.encode(), _pem_of(_version_six(certs[1])), certs[2].pem.encode()]
+    data = b"".join(blocks) if fmt == "pem" else b"\n".join(base64.b64encode(b) for b in blocks)
+    noun = "certificate" if fmt == "pem" else "line"
+    reader = read_manifest(data, format=fmt, on_error="skip", name="m")
+    assert [e.certificate for e in reader] == [certs[0], certs[2]]
+    [skipped] = reader.report.skipped
+    assert (skipped.index, skipped.code) == (1, "invalid")
+    assert skipped.reason.startswith(f"m: {noun} 2")
+    assert "5 is not a valid X509 version" in skipped.reason
+    with pytest.raises(ManifestError, match=rf"^m: {noun} 2.*5 is not a valid X509 version") as caught:
+        list(read_manifest(data, format=fmt, name="m"))
+    assert caught.value.index == 1
+
+
+def test_a_broken_der_file_is_one_skipped_entry(certs: list[DeviceCertificate]) -> None:
+    der = _version_six(certs[0])
+    reader = read_manifest(der, format="pem", on_error="skip", name="d.der")
+    assert list(reader) == []
+    assert [(s.index, s.code) for s in reader.report.skipped] == [(0, "invalid")]
+    assert reader.report.complete
+    with pytest.raises(ManifestError, match=r"^d\.der: certificate 1: not a valid X\.509 certificate \(id "):
+        list(read_manifest(der, format="pem", name="d.der"))

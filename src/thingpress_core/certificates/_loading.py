@@ -17,10 +17,8 @@ import binascii
 import hashlib
 import re
 
-from cryptography import x509
-
 from thingpress_core.certificates._der import DerError, read_tlv
-from thingpress_core.certificates._model import DeviceCertificate, _common_name, _where
+from thingpress_core.certificates._model import DeviceCertificate, _parse_der, _where
 from thingpress_core.certificates._pem import BEGIN, CERTIFICATE_LABELS, PemSyntaxError, scan_pem
 from thingpress_core.errors import CertificateParseError, ConfigurationError
 
@@ -45,25 +43,22 @@ _SEQUENCE = 0x30
 _LONG_FORM_LENGTHS = (b"\x81", b"\x82", b"\x83", b"\x84")
 
 
-def _pem_error(
-    message: str, *, source: str | None, index: int, certificate_id: str | None = None
-) -> CertificateParseError:
-    return CertificateParseError(
-        f"{_where(source, index)}{message}", source=source, index=index, certificate_id=certificate_id
-    )
+def _pem_error(message: str, *, source: str | None, index: int) -> CertificateParseError:
+    return CertificateParseError(f"{_where(source, index)}{message}", source=source, index=index)
 
 
 def parse_pem_bundle(data: bytes, *, source: str | None = None) -> list[DeviceCertificate]:
     """Every CERTIFICATE block of a PEM bundle; other block types (keys, CRLs) are skipped.
 
     This is the hot path of a bulk import: each certificate costs one base64 decode, one DER
-    parse, one SHA-256 and one CN lookup. Raises `CertificateParseError` naming ``source`` and
-    the 0-based index of the failing certificate.
+    parse, one SHA-256 and the reading of the fields an import needs (`_parse_der`). Raises
+    `CertificateParseError` naming ``source`` and the 0-based index of the failing
+    certificate (messages show it 1-based), and its id once its DER is known.
     """
     certs: list[DeviceCertificate] = []
     append = certs.append
     a2b = binascii.a2b_base64
-    load_der = x509.load_der_x509_certificate
+    parse = _parse_der
     sha256 = hashlib.sha256
     build = DeviceCertificate._fast
     labels = CERTIFICATE_LABELS
@@ -79,16 +74,7 @@ def parse_pem_bundle(data: bytes, *, source: str | None = None) -> list[DeviceCe
                     f"PEM block is not valid base64: {exc}", source=source, index=index
                 ) from None
             certificate_id = sha256(der).hexdigest()
-            try:
-                cert = load_der(der)
-                common_name = _common_name(cert)
-            except ValueError as exc:
-                raise _pem_error(
-                    f"not a valid X.509 certificate: {exc}",
-                    source=source,
-                    index=index,
-                    certificate_id=certificate_id,
-                ) from None
+            cert, common_name = parse(der, source=source, index=index, certificate_id=certificate_id)
             append(build(der, cert, certificate_id, common_name))
     except PemSyntaxError as exc:
         raise _pem_error(str(exc), source=source, index=len(certs)) from None

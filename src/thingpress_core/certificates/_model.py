@@ -3,6 +3,11 @@
 Construction is the hot path of a bulk import (hundreds of thousands of certificates per
 manifest), so a certificate is built from what has to be computed anyway (the DER bytes, its
 SHA-256 id and the common name) and everything else is derived on first access and cached.
+
+Whatever the bytes, only `CertificateParseError` leaves this module for a certificate that
+cannot be read: `_parse_der` is the one place that parses, and `DeviceCertificate._read` the
+one place a lazy field is read. Both catch `_X509_ERRORS`, what cryptography raises for
+malformed input, and nothing wider.
 """
 
 from __future__ import annotations
@@ -11,20 +16,24 @@ import base64
 import binascii
 import hashlib
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from functools import cached_property
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.x509.oid import NameOID
-from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, computed_field, model_validator
 
-from thingpress_core.certificates._der import read_basic_constraints_ca
-from thingpress_core.errors import CertificateParseError
+from thingpress_core.certificates._der import issuer_name, read_basic_constraints_ca
+from thingpress_core.errors import CertificateError, CertificateParseError
+
+if TYPE_CHECKING:
+    from pydantic.config import ExtraValues
+    from typing_extensions import Self
 
 __all__ = ["DeviceCertificate"]
 
@@ -44,6 +53,35 @@ warnings.filterwarnings(
     module=r"thingpress_core\.",
 )
 
+# What cryptography raises for certificate bytes it cannot read, as found by feeding it
+# structured DER mutations (tests/fuzz): ValueError (ASN.1 errors, malformed names and keys,
+# the year 0), TypeError (a BIT STRING name value under another attribute type, a malformed
+# TLS feature), InvalidVersion, DuplicateExtension and UnsupportedGeneralNameType (these three
+# subclass Exception only), UnsupportedAlgorithm (unknown curves, key and signature
+# algorithms); OverflowError stands for dates beyond what ``datetime`` holds. UserWarning
+# covers cryptography's warnings (a serial number that is not positive, a name attribute
+# outside RFC 5280's length bounds), which are exceptions where the warnings filter says
+# "error" (``python -W error``, the test suite). Nothing wider is caught: a bug of ours, or a
+# MemoryError, still shows as itself.
+_X509_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    UnsupportedAlgorithm,
+    UserWarning,
+)
+_MAX_REASON = 200
+# Issuer Names (DER) that parsed already: the certificates of one manifest mostly share one
+# issuer, whose Name is then checked once rather than per certificate. Bounded; a success only.
+_READABLE_ISSUERS: dict[bytes, None] = {}
+_MAX_READABLE_ISSUERS = 256
+
+_T = TypeVar("_T")
+_Certificate = x509.Certificate  # inside DeviceCertificate, ``x509`` names the method
+
 _CURVE_NAMES: Mapping[str, str] = {
     "secp256r1": "P-256",
     "secp384r1": "P-384",
@@ -62,13 +100,63 @@ def _common_name(cert: x509.Certificate) -> str | None:
     return None
 
 
-def _parse_der(der: bytes, *, source: str | None, index: int | None) -> x509.Certificate:
+def _reason(exc: BaseException) -> str:
+    """cryptography's explanation on one line of bounded length.
+
+    cryptography names the ASN.1 location of a problem, not the bytes; the bound keeps any
+    fragment a message might quote short, so an error never carries a certificate body.
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
+
+def _read_fields(cert: x509.Certificate, der: bytes) -> str | None:
+    """The common name, after reading each field an import relies on; raises `_X509_ERRORS`.
+
+    Subject (the CN, the thing name), issuer (chain building, reports) and the validity dates
+    (checked by every import) are read at load time, so a broken one is reported with the
+    certificate's place in the input, and a certificate that loads answers all of them (the
+    version and the serial number cryptography checks while loading). Extensions and the
+    public key stay lazy: `DeviceCertificate.is_ca` and `DeviceCertificate.key_type` have
+    answers for certificates whose ones do not parse.
+    """
+    common_name = _common_name(cert)  # builds the whole subject Name
+    cert.not_valid_before_utc  # noqa: B018 - reading is the check
+    cert.not_valid_after_utc  # noqa: B018
+    issuer = issuer_name(der)
+    if issuer is None or issuer not in _READABLE_ISSUERS:
+        cert.issuer  # noqa: B018
+        if issuer is not None:
+            if len(_READABLE_ISSUERS) >= _MAX_READABLE_ISSUERS:
+                _READABLE_ISSUERS.clear()
+            _READABLE_ISSUERS[issuer] = None
+    return common_name
+
+
+def _parse_der(
+    der: bytes,
+    *,
+    source: str | None = None,
+    index: int | None = None,
+    certificate_id: str | None = None,
+    parsed: x509.Certificate | None = None,
+) -> tuple[x509.Certificate, str | None]:
+    """The certificate (``parsed``, or parsed from ``der``) and its CN; the one place that parses.
+
+    Raises `CertificateParseError` naming ``source``, the 1-based certificate number and the
+    certificate id for anything cryptography cannot read, never another exception.
+    """
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        where = _where(source, index)
+        cert = parsed if parsed is not None else x509.load_der_x509_certificate(der)
+        return cert, _read_fields(cert, der)
+    except _X509_ERRORS as exc:
+        if certificate_id is None:
+            certificate_id = hashlib.sha256(der).hexdigest()
         raise CertificateParseError(
-            f"{where}not a valid X.509 certificate: {exc}", source=source, index=index
+            f"{_where(source, index)}not a valid X.509 certificate (id {certificate_id}): {_reason(exc)}",
+            source=source,
+            index=index,
+            certificate_id=certificate_id,
         ) from None
 
 
@@ -130,30 +218,31 @@ class DeviceCertificate(BaseModel):
 
     @classmethod
     def _from_der_checked(cls, der: bytes, *, source: str | None, index: int | None) -> DeviceCertificate:
-        cert = _parse_der(der, source=source, index=index)
         certificate_id = hashlib.sha256(der).hexdigest()
-        try:
-            common_name = _common_name(cert)
-        except ValueError as exc:
-            raise CertificateParseError(
-                f"{_where(source, index)}unreadable subject in certificate {certificate_id}: {exc}",
-                source=source,
-                index=index,
-                certificate_id=certificate_id,
-            ) from None
+        cert, common_name = _parse_der(der, source=source, index=index, certificate_id=certificate_id)
         return cls._fast(der, cert, certificate_id, common_name)
 
     @classmethod
     def from_der(cls, der: bytes, *, source: str | None = None) -> DeviceCertificate:
         """Parse one DER-encoded certificate; raises `CertificateParseError` naming ``source``."""
-        return cls._from_der_checked(bytes(der), source=source, index=None)
+        value = cast(object, der)
+        if not isinstance(value, bytes | bytearray | memoryview):
+            # bytes(n) of an int would allocate n zero bytes: refuse anything but bytes
+            raise _wrong_type(value, "bytes", source)
+        return cls._from_der_checked(bytes(value), source=source, index=None)
 
     @classmethod
     def from_pem(cls, pem: str | bytes, *, source: str | None = None) -> DeviceCertificate:
         """Parse text holding exactly one PEM certificate block (text around it is ignored)."""
         from thingpress_core.certificates._loading import parse_pem_bundle
 
-        data = pem.encode("utf-8", "replace") if isinstance(pem, str) else bytes(pem)
+        value = cast(object, pem)
+        if isinstance(value, str):
+            data = value.encode("utf-8", "replace")
+        elif isinstance(value, bytes | bytearray | memoryview):
+            data = bytes(value)
+        else:
+            raise _wrong_type(value, "str or bytes", source)
         certs = parse_pem_bundle(data, source=source)
         if len(certs) != 1:
             where = f"{source}: " if source else ""
@@ -164,9 +253,67 @@ class DeviceCertificate(BaseModel):
 
     @classmethod
     def from_x509(cls, cert: x509.Certificate) -> DeviceCertificate:
-        """Wrap a ``cryptography`` certificate object (kept as the cached `x509`)."""
-        der = cert.public_bytes(_DER)
-        return cls._fast(der, cert, hashlib.sha256(der).hexdigest(), _common_name(cert))
+        """Wrap a ``cryptography`` certificate object (kept as the cached `x509`).
+
+        Its fields are read as `load_certificates` reads them; `CertificateParseError` when
+        one cannot be.
+        """
+        value = cast(object, cert)
+        if not isinstance(value, x509.Certificate):
+            raise _wrong_type(value, "a cryptography x509.Certificate", None)
+        der = value.public_bytes(_DER)
+        certificate_id = hashlib.sha256(der).hexdigest()
+        parsed, common_name = _parse_der(der, certificate_id=certificate_id, parsed=value)
+        return cls._fast(der, parsed, certificate_id, common_name)
+
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Validate a mapping with ``der`` or ``pem`` (or a certificate); `CertificateParseError` if bad.
+
+        Unlike other pydantic models, a failure raises `CertificateParseError` (a
+        ``ValueError``), not pydantic's ``ValidationError``: nothing but `ThingpressError`
+        leaves the certificates package. Inside another model, pydantic reports it as usual.
+        """
+        options = _given(
+            strict=strict,
+            extra=extra,
+            from_attributes=from_attributes,
+            context=context,
+            by_alias=by_alias,
+            by_name=by_name,
+        )
+        try:
+            return super().model_validate(obj, **options)
+        except ValidationError as exc:
+            raise _certificate_error(exc) from None
+
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Validate JSON text (`model_dump_json` output); bad input raises `CertificateParseError`."""
+        options = _given(strict=strict, extra=extra, context=context, by_alias=by_alias, by_name=by_name)
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:
+            raise _certificate_error(exc) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -174,33 +321,55 @@ class DeviceCertificate(BaseModel):
         """Accept a mapping with ``der`` or ``pem``; recompute id and CN from the certificate."""
         if isinstance(data, DeviceCertificate):
             return data
+        # CertificateParseError, a ValueError, becomes a ValidationError inside pydantic, which
+        # model_validate turns back into the original
         if not isinstance(data, Mapping):
-            raise ValueError("a DeviceCertificate needs a mapping with 'der' or 'pem'")
+            raise CertificateParseError("a DeviceCertificate needs a mapping with 'der' or 'pem'")
         der = data.get("der")
         if der is None and data.get("pem") is not None:
             pem = data["pem"]
             if not isinstance(pem, str | bytes):
-                raise ValueError("'pem' must be text or bytes")
+                raise CertificateParseError("'pem' must be text or bytes")
             return _as_input(cls.from_pem(pem), data)
         if isinstance(der, str):
             try:
                 # pydantic writes bytes as URL-safe base64; accept the standard alphabet too.
                 der = base64.b64decode(der.translate(_URLSAFE_TO_STD), validate=True)
             except (binascii.Error, ValueError):
-                raise ValueError("'der' text must be base64") from None
+                raise CertificateParseError("'der' text must be base64") from None
         if not isinstance(der, bytes | bytearray | memoryview):
-            raise ValueError("'der' must be bytes (or base64 text)")
+            raise CertificateParseError("'der' must be bytes (or base64 text)")
         return _as_input(cls.from_der(bytes(der)), data)
 
     # -- the cryptography object -----------------------------------------------------------
 
     def x509(self) -> x509.Certificate:
-        """The parsed ``cryptography.x509.Certificate`` (parsed once, then cached)."""
+        """The parsed ``cryptography.x509.Certificate`` (parsed once, then cached).
+
+        Raises `CertificateParseError` naming the certificate id only for a certificate that
+        was built without parsing (``model_construct``) from bytes that do not parse.
+        """
         cert = self._x509
         if cert is None:
-            cert = x509.load_der_x509_certificate(self.der)
+            cert, _ = _parse_der(self.der, certificate_id=self.certificate_id)
             self._x509 = cert
         return cert
+
+    def _read(self, what: str, read: Callable[[_Certificate], _T]) -> _T:
+        """``read(self.x509())``: the one place a lazy field is read from the certificate.
+
+        A certificate that loaded had its subject, issuer and dates read already; what can still
+        fail here (a certificate built by ``model_construct``, a field read lazily) becomes
+        `CertificateParseError` naming the certificate id and the field.
+        """
+        cert = self.x509()
+        try:
+            return read(cert)
+        except _X509_ERRORS as exc:
+            raise CertificateParseError(
+                f"certificate {self.certificate_id}: unreadable {what}: {_reason(exc)}",
+                certificate_id=self.certificate_id,
+            ) from None
 
     # -- derived fields (computed on first access, then cached) ----------------------------
 
@@ -214,51 +383,60 @@ class DeviceCertificate(BaseModel):
     @cached_property
     def subject(self) -> str:
         """The subject distinguished name in RFC 4514 form."""
-        return self.x509().subject.rfc4514_string()
+        return self._read("subject", lambda c: c.subject.rfc4514_string())
 
     @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def issuer(self) -> str:
         """The issuer distinguished name in RFC 4514 form."""
-        return self.x509().issuer.rfc4514_string()
+        return self._read("issuer", lambda c: c.issuer.rfc4514_string())
 
     @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def serial_number(self) -> str:
         """The serial number in lowercase hex, without leading zeros or prefix."""
-        return format(self.x509().serial_number, "x")
+        return format(self._read("serial number", lambda c: c.serial_number), "x")
 
     @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def not_before(self) -> datetime:
         """Start of the validity period (timezone-aware UTC)."""
-        return self.x509().not_valid_before_utc
+        return self._read("validity start", lambda c: c.not_valid_before_utc)
 
     @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def not_after(self) -> datetime:
         """End of the validity period (timezone-aware UTC)."""
-        return self.x509().not_valid_after_utc
+        return self._read("validity end", lambda c: c.not_valid_after_utc)
 
     @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def key_type(self) -> str:
-        """The subject public key, e.g. ``EC P-256``, ``RSA 2048``, ``Ed25519``."""
-        return _key_type(self.x509())
+        """The subject public key, e.g. ``EC P-256``, ``RSA 2048``, ``Ed25519``.
+
+        ``unknown (<algorithm OID>)`` for a key cryptography cannot load.
+        """
+        return self._read("public key", _key_type)
 
     @computed_field  # type: ignore[prop-decorator]  # mypy does not model pydantic's decorator over a property
     @cached_property
     def is_ca(self) -> bool:
-        """True when BasicConstraints marks the certificate as a CA."""
+        """True when BasicConstraints marks the certificate as a CA.
+
+        When cryptography refuses the extensions, BasicConstraints is read from the raw
+        TBSCertificate; any one of several saying ``cA`` counts, and none readable means False.
+        """
         cert = self.x509()
         try:
             ext = cert.extensions.get_extension_for_class(x509.BasicConstraints)
         except x509.ExtensionNotFound:
             return False
-        except ValueError:
-            # Another extension breaks a rule cryptography enforces (seen in vendor
-            # certificates): read BasicConstraints from the raw TBSCertificate instead.
-            return bool(read_basic_constraints_ca(cert.tbs_certificate_bytes))
+        except _X509_ERRORS:
+            # An extension breaks a rule cryptography enforces (seen in vendor certificates),
+            # or one is there twice: read BasicConstraints from the raw TBSCertificate instead.
+            return bool(
+                read_basic_constraints_ca(self._read("TBSCertificate", lambda c: c.tbs_certificate_bytes))
+            )
         return bool(ext.value.ca)
 
     # -- identity and display ----------------------------------------------------------------
@@ -285,14 +463,40 @@ class DeviceCertificate(BaseModel):
 def _as_input(cert: DeviceCertificate, data: Mapping[str, Any]) -> dict[str, Any]:
     given = data.get("certificate_id")
     if given is not None and given != cert.certificate_id:
-        raise ValueError(f"certificate_id {given!r} does not match the certificate ({cert.certificate_id})")
+        raise CertificateParseError(
+            f"certificate_id {given!r:.80} does not match the certificate ({cert.certificate_id})",
+            certificate_id=cert.certificate_id,
+        )
     return {"der": cert.der, "certificate_id": cert.certificate_id, "common_name": cert.common_name}
+
+
+def _wrong_type(value: object, expected: str, source: str | None) -> CertificateParseError:
+    where = f"{source}: " if source else ""
+    return CertificateParseError(f"{where}expected {expected}, got {type(value).__name__}", source=source)
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    # only the options the caller gave: older pydantic versions (>= 2.7) lack some of them
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _certificate_error(error: ValidationError) -> CertificateError:
+    """The error a failed validation stands for: the certificate error raised inside it, or one
+    listing pydantic's complaints (never the input, which may be a certificate body)."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, CertificateError):
+            return cause
+        location = ".".join(str(part) for part in item.get("loc", ()))
+        problems.append(f"{location}: {item['msg']}" if location else item["msg"])
+    return CertificateParseError("not a DeviceCertificate: " + "; ".join(problems))
 
 
 def _key_type(cert: x509.Certificate) -> str:
     try:
         key = cert.public_key()
-    except (ValueError, TypeError, UnsupportedAlgorithm):  # an algorithm cryptography cannot load
+    except _X509_ERRORS:  # an algorithm cryptography cannot load, or a malformed key
         return f"unknown ({cert.public_key_algorithm_oid.dotted_string})"
     if isinstance(key, ec.EllipticCurvePublicKey):
         return f"EC {_CURVE_NAMES.get(key.curve.name, key.curve.name)}"

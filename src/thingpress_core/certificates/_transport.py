@@ -20,12 +20,24 @@ __all__ = ["decode_transport", "encode_for_transport"]
 def encode_for_transport(certs: DeviceCertificate | Iterable[DeviceCertificate]) -> str:
     """Base64 (standard alphabet, no line breaks) of the concatenated PEM text of ``certs``.
 
-    Raises `CertificateError` (a ``ValueError``) when ``certs`` is empty.
+    Raises `CertificateError` (a ``ValueError``) when ``certs`` is empty or holds anything
+    but `DeviceCertificate` objects.
     """
-    items = (certs,) if isinstance(certs, DeviceCertificate) else tuple(certs)
+    value = cast(object, certs)
+    if isinstance(value, DeviceCertificate):
+        items: tuple[object, ...] = (value,)
+    elif isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | memoryview):
+        items = tuple(cast(Iterable[object], value))
+    else:
+        raise CertificateError(f"encode_for_transport needs certificates, not {type(value).__name__}")
     if not items:
         raise CertificateError("encode_for_transport needs at least one certificate")
-    return base64.b64encode("".join(c.pem for c in items).encode("ascii")).decode("ascii")
+    for item in items:
+        if not isinstance(item, DeviceCertificate):
+            shown = type(item).__name__
+            raise CertificateError(f"encode_for_transport needs DeviceCertificate objects, not {shown}")
+    pem = "".join(cast(DeviceCertificate, item).pem for item in items)
+    return base64.b64encode(pem.encode("ascii")).decode("ascii")
 
 
 def decode_transport(

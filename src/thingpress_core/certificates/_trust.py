@@ -17,19 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
-from thingpress_core.certificates._loading import DEFAULT_MAX_BYTES, load_certificates
-from thingpress_core.certificates._model import DeviceCertificate
+from thingpress_core.certificates._loading import DEFAULT_MAX_BYTES, check_positive_int, load_certificates
+from thingpress_core.certificates._model import _X509_ERRORS, DeviceCertificate
 from thingpress_core.errors import CertificateParseError, CertificateValidationError
 
 __all__ = ["TRUST_FILE_SUFFIXES", "TrustStore", "VerifiedChain", "check_validity", "verify_certificate"]
 
 TRUST_FILE_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".der"})
 """The files `TrustStore.from_path` reads from a directory."""
+
+# a signature check between certificates cryptography may refuse to read
+_SIGNATURE_ERRORS: tuple[type[Exception], ...] = (InvalidSignature, *_X509_ERRORS)
 
 
 def _utc(at: _dt.datetime | None) -> _dt.datetime:
@@ -78,18 +81,23 @@ class TrustStore(BaseModel):
         Each file is limited to ``max_bytes``; a file that is not a certificate raises
         `CertificateParseError` naming it.
         """
+        check_positive_int("max_bytes", max_bytes)
         root = Path(path)
-        if root.is_dir():
-            files = sorted(
-                p for p in root.iterdir() if p.is_file() and p.suffix.lower() in TRUST_FILE_SUFFIXES
+        try:
+            # ValueError: a path with a NUL character, which no file system accepts
+            is_dir = root.is_dir()
+            files = (
+                sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in TRUST_FILE_SUFFIXES)
+                if is_dir
+                else [root]
             )
-            if not files:
-                raise CertificateParseError(
-                    f"{root}: no certificate files ({', '.join(sorted(TRUST_FILE_SUFFIXES))})",
-                    source=str(root),
-                )
-        else:
-            files = [root]
+        except (OSError, ValueError) as exc:
+            raise CertificateParseError(f"{root}: cannot read: {_os_reason(exc)}", source=str(root)) from None
+        if is_dir and not files:
+            raise CertificateParseError(
+                f"{root}: no certificate files ({', '.join(sorted(TRUST_FILE_SUFFIXES))})",
+                source=str(root),
+            )
         certs: list[DeviceCertificate] = []
         for file in files:
             certs.extend(
@@ -119,11 +127,15 @@ def _read_bounded(file: Path, max_bytes: int) -> bytes:
     try:
         with file.open("rb") as handle:
             data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise CertificateParseError(f"{file}: cannot read: {exc.strerror or exc}", source=str(file)) from None
+    except (OSError, ValueError) as exc:
+        raise CertificateParseError(f"{file}: cannot read: {_os_reason(exc)}", source=str(file)) from None
     if len(data) > max_bytes:
         raise CertificateParseError(f"{file}: larger than the limit of {max_bytes} bytes", source=str(file))
     return data
+
+
+def _os_reason(exc: OSError | ValueError) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 class VerifiedChain(BaseModel):
@@ -233,7 +245,7 @@ def _verifier(
 def _leaf_unparseable(cert: DeviceCertificate) -> bool:
     try:
         cert.x509().extensions  # noqa: B018 - parsing is the point
-    except ValueError:
+    except _X509_ERRORS:
         return True
     return False
 
@@ -255,7 +267,7 @@ def _verify_unparseable_leaf(
         issuer = candidate.x509()
         try:
             leaf.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        except _SIGNATURE_ERRORS:
             continue
         if candidate in anchors:
             if _out_of_window(candidate, when):

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from thingpress_core.certificates._model import DeviceCertificate
+from thingpress_core.errors import ConfigurationError
 
 __all__ = [
     "GeneratedCA",
@@ -60,7 +61,9 @@ def generate_key(key_type: KeyType = "ec") -> PrivateKey:
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ValueError(f"key_type must be 'ec' or 'rsa', not {key_type!r}")
+    raise ConfigurationError(
+        f"key_type must be 'ec' or 'rsa', not {key_type!r}", variable="key_type", value=key_type
+    )
 
 
 @lru_cache(maxsize=2)
@@ -203,7 +206,7 @@ def generate_device_certificates(
     ``i``, so they are unique within a call. Validity defaults to yesterday plus ten years.
     """
     if count < 0:
-        raise ValueError(f"count must be >= 0, not {count}")
+        raise ConfigurationError(f"count must be >= 0, not {count}", variable="count", value=count)
     issuer = ca if ca is not None else generate_ca()
     shared = _shared_key(key_type) if reuse_key else None
     first = _now() - _dt.timedelta(days=1) if not_before is None else not_before

@@ -80,7 +80,11 @@ def read_pem(
     peek = getattr(stream, "peek", None)
     head: bytes = peek(64)[:64] if peek is not None else b""
     if head[:1] == b"\x30" and BEGIN not in head:
-        cert = parse_der(stream.read(), source=source, index=0, noun="certificate")
+        try:
+            cert = parse_der(stream.read(), source=source, index=0, noun="certificate")
+        except ManifestError as exc:
+            policy.fail(exc, code="invalid")  # the one entry of a DER file, reported like any other
+            return
         name = cert.common_name if thing_name == "cn" else None
         yield ManifestEntry(thing_name=name, certificate=cert, index=0, source=source)
         return
