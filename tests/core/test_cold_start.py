@@ -35,3 +35,15 @@ def test_version_is_read_from_metadata() -> None:
     import thingpress_core
 
     assert thingpress_core.__version__ == version("thingpress-core")
+
+
+def test_the_lambda_module_and_the_subpackages_load_no_heavy_module() -> None:
+    # A Lambda cold start imports the handler module; the library's subpackages are what a
+    # service imports. boto3 and the rest load on the first AWS call, not before.
+    statement = (
+        "import thingpress_core.integrations.aws_lambda, thingpress_core.importer, "
+        "thingpress_core.manifests, thingpress_core.certificates, thingpress_core.services, "
+        "thingpress_core.resilience"
+    )
+    loaded = _modules_after(statement)
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY}

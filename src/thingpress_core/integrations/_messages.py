@@ -140,24 +140,27 @@ class ImportRequest(BaseModel):
     ) -> ImportRequest:
         """Build the request for a manifest entry or certificate, with ``options`` attached.
 
-        The thing name is resolved here (the entry's own name, else ``options.thing_name``
-        with ``options.thing_name_prefix``), so every consumer names the thing the same way;
-        a naming failure raises its `ThingpressError`. ``source`` gets ``index`` (default: a
-        manifest entry's own index).
+        The thing name is resolved here exactly as the importer would resolve it
+        (``options.thing_name`` when set, else the entry's own name, else the common name;
+        ``options.thing_name_prefix`` on every name; an invalid name mapped), so every
+        consumer names the thing the same way; a naming failure raises its
+        `ThingpressError`. ``source`` gets ``index`` (default: a manifest entry's own index).
         """
         from thingpress_core.certificates import DeviceCertificate, encode_for_transport, thing_name_for
 
         chain: tuple[DeviceCertificate, ...] = ()
-        name: str | None = None
+        offered: str | None = None
         if isinstance(item, DeviceCertificate):
             cert = item
         else:
-            cert, chain, name = item.certificate, item.chain, item.thing_name
+            cert, chain, offered = item.certificate, item.chain, item.thing_name
             index = item.index if index is None else index
-        if name is None and options is not None:
-            name = thing_name_for(cert, strategy=options.thing_name, prefix=options.thing_name_prefix)
-        elif name is None:
-            name = thing_name_for(cert)
+        name = thing_name_for(
+            cert,
+            strategy=options.thing_name if options is not None else None,
+            prefix=options.thing_name_prefix if options is not None else None,
+            offered=offered,
+        )
         if index is not None:
             source = (source or ImportSource()).model_copy(update={"index": index})
         return cls(
