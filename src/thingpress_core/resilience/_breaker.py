@@ -77,8 +77,8 @@ class CircuitBreaker:
     ``classify(exc)`` says whether an exception counts as a failure; anything else is
     neutral: neither a failure nor a success (a neutral probe frees its slot without closing).
     The default, `is_service_failure`, counts throttling after retries, 5xx, timeouts and
-    connection errors. ``BaseException``\\ s that are not ``Exception`` (``KeyboardInterrupt``,
-    ``asyncio.CancelledError``) are always neutral. ``clock`` returns seconds (monotonic);
+    connection errors. A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``,
+    ``asyncio.CancelledError``) is always neutral. ``clock`` returns seconds (monotonic);
     tests pass a fake.
 
     Call styles, all through one admission and one record path:
