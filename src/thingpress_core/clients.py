@@ -187,18 +187,27 @@ class ClientFactory:
         return self.client("sts")
 
     def account_id(self) -> str:
-        """The AWS account id: from settings, else one ``GetCallerIdentity`` call, cached."""
-        if self._account_id is None:
-            from thingpress_core.errors import AwsServiceError
+        """The AWS account id: from settings, else one ``GetCallerIdentity`` call, cached.
 
-            try:
-                identity = self.sts().get_caller_identity()
-            except Exception as exc:
-                if hasattr(exc, "response"):
-                    raise AwsServiceError.from_client_error(
-                        exc, service="sts", operation="GetCallerIdentity"
-                    ) from exc
-                raise
+        The call goes through the one call path like every other (its own rate limit and
+        breaker, ``sts.GetCallerIdentity``, and errors mapped to the
+        `~thingpress_core.errors.AwsServiceError` tree).
+        """
+        if self._account_id is None:
+            import logging
+
+            from thingpress_core.resilience import CircuitBreakerRegistry, RateLimiter
+            from thingpress_core.services._call import CallCounter, CallPath
+
+            resilience = self._settings.resilience
+            path = CallPath(
+                "sts",
+                registry=CircuitBreakerRegistry(resilience),
+                limiter=RateLimiter(resilience),
+                counter=CallCounter(),
+                logger=logging.getLogger("thingpress_core.clients"),
+            )
+            identity = path.call("GetCallerIdentity", self.sts().get_caller_identity, {})
             self._account_id = str(identity["Account"])
         return self._account_id
 

@@ -11,6 +11,8 @@ ThingpressError
 ├── PreflightError                                 policies, groups or thing type missing
 ├── CircuitOpenError            (also RuntimeError) a breaker refused the call
 ├── RateLimitTimeoutError       (also TimeoutError) no token before the deadline
+├── MessageParseError           (also ValueError)  an SQS body that is no import request
+├── EnqueueError                                   sending a manifest to SQS failed
 └── AwsServiceError                                an AWS call failed
     ├── ThrottledError                             throttled, after botocore's retries
     ├── ResourceNotFoundError   (also LookupError)
@@ -18,51 +20,55 @@ ThingpressError
     ├── AccessDeniedError       (also PermissionError)
     ├── InvalidRequestError     (also ValueError)  the request itself is wrong
     ├── LimitExceededError                         a hard limit, not a throttle
-    └── ServiceUnavailableError                    5xx, timeouts, connection errors
+    ├── ServiceUnavailableError                    5xx, timeouts, connection errors
+    └── BatchSendError                             SQS messages that were not sent
 ```
 
 Outside the tree, because it is not an error but Ctrl-C: `ImportInterrupted`, a
 ``KeyboardInterrupt`` whose ``report`` is the partial `ImportReport` of an interrupted
 ``import_all`` (code that knows nothing of it still stops as on any Ctrl-C).
 
-Three more live beside the code that raises them: `thingpress_core.services.BatchSendError`
-(an `AwsServiceError`: SQS messages that could not be sent), and in
-`thingpress_core.integrations.aws_lambda`, `MessageParseError` (a `ThingpressError` and
-`ValueError`: an SQS body that is not an import request) and `EnqueueError`.
+The modules that raise `BatchSendError` (`thingpress_core.services`), `MessageParseError` and
+`EnqueueError` (`thingpress_core.integrations.aws_lambda`) re-export them under the same names.
 
 Every error speaks English in one line and names the input it is about: the file, row or
 entry, the certificate id, or the AWS operation. An `AwsServiceError` keeps the original
 botocore exception as ``__cause__``.
 
-botocore is never imported here at module level: mapping functions look at the exception
-they are given, so ``import thingpress_core`` stays free of boto3.
+This module holds the classes only and knows nothing of botocore: the mapping from botocore's
+exceptions lives beside the one call path (``thingpress_core.services._errors``), the only
+code that sees them.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from thingpress_core.importer import ImportReport
+    from thingpress_core.integrations.aws_lambda import EnqueueReport
     from thingpress_core.resilience import CircuitSnapshot
+    from thingpress_core.services import FailedMessage
 
 __all__ = [
     "AccessDeniedError",
     "AwsServiceError",
+    "BatchSendError",
     "CertificateError",
     "CertificateParseError",
     "CertificateValidationError",
     "CircuitOpenError",
     "ConfigurationError",
+    "EnqueueError",
     "ImportInterrupted",
     "InvalidRequestError",
     "LimitExceededError",
     "ManifestError",
     "ManifestSignatureError",
+    "MessageParseError",
     "PreflightError",
     "RateLimitTimeoutError",
     "ResourceConflictError",
@@ -237,6 +243,32 @@ class RateLimitTimeoutError(ThingpressError, TimeoutError):
         self.timeout = timeout
 
 
+class MessageParseError(ThingpressError, ValueError):
+    """An SQS message body that is neither an import request nor a legacy Thingpress message.
+
+    ``message_id`` names the SQS message when known; ``reason`` is a short word:
+    ``too_large``, ``encoding``, ``json``, ``not_an_object``, ``unknown_format``,
+    ``unsupported_version``, ``invalid`` (fields fail validation), ``legacy`` (a legacy
+    message that cannot be converted), ``count`` (several requests where one was expected).
+    """
+
+    def __init__(self, message: str, *, message_id: str | None = None, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.message_id = message_id
+        self.reason = reason
+
+
+class EnqueueError(ThingpressError):
+    """Sending a manifest to SQS failed as a whole (queue missing, access denied, SQS unwell).
+
+    ``report`` says what was sent before the failure; the SQS error is ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, report: EnqueueReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class AwsServiceError(ThingpressError):
     """An AWS call failed. The original botocore exception is ``__cause__``.
 
@@ -303,110 +335,6 @@ class AwsServiceError(ThingpressError):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
 
-    @classmethod
-    def from_client_error(
-        cls,
-        error: BaseException,
-        *,
-        service: str,
-        operation: str,
-        certificate_id: str | None = None,
-        thing_name: str | None = None,
-    ) -> AwsServiceError:
-        """Map a ``botocore.exceptions.ClientError`` to the matching subclass.
-
-        The caller raises the result ``from error`` so the original stays as ``__cause__``.
-        """
-        response: Mapping[str, Any] = getattr(error, "response", None) or {}
-        err: Mapping[str, Any] = response.get("Error") or {}
-        meta: Mapping[str, Any] = response.get("ResponseMetadata") or {}
-        code = str(err.get("Code") or "") or None
-        message = str(err.get("Message") or err.get("message") or "") or ""
-        status_raw = meta.get("HTTPStatusCode")
-        http_status = (
-            int(status_raw) if isinstance(status_raw, int | str) and str(status_raw).isdigit() else None
-        )
-        request_id = meta.get("RequestId") or None
-        error_class = _class_for(code, http_status)
-        return error_class(
-            message or (code or "unknown error"),
-            service=service,
-            operation=operation,
-            code=code,
-            request_id=str(request_id) if request_id else None,
-            http_status=http_status,
-            certificate_id=certificate_id,
-            thing_name=thing_name,
-            resource_id=_opt_str(response.get("resourceId")),
-            resource_arn=_opt_str(response.get("resourceArn")),
-        )
-
-    @classmethod
-    def from_botocore_error(
-        cls,
-        error: BaseException,
-        *,
-        service: str,
-        operation: str,
-        certificate_id: str | None = None,
-        thing_name: str | None = None,
-    ) -> AwsServiceError:
-        """Map a ``botocore.exceptions.BotoCoreError`` (no HTTP answer) to a subclass.
-
-        Connection errors and timeouts become `ServiceUnavailableError`; parameter
-        validation becomes `InvalidRequestError`; anything else stays `AwsServiceError`.
-        """
-        from botocore import exceptions as bce
-
-        kind = type(error).__name__
-        error_class: type[AwsServiceError]
-        if isinstance(
-            error,
-            bce.ConnectionError
-            | bce.HTTPClientError
-            | bce.ConnectTimeoutError
-            | bce.ReadTimeoutError
-            | bce.EndpointConnectionError,
-        ):
-            error_class = ServiceUnavailableError
-        elif isinstance(error, bce.ParamValidationError | bce.ValidationError):
-            error_class = InvalidRequestError
-        else:
-            error_class = AwsServiceError
-        if error_class is InvalidRequestError:
-            text = _describe_validation(str(error))
-        else:
-            text = str(error).replace("\n", " ").strip()
-        return error_class(
-            text or kind,
-            service=service,
-            operation=operation,
-            code=kind,
-            certificate_id=certificate_id,
-            thing_name=thing_name,
-        )
-
-
-_PARAM_PROBLEM = re.compile(
-    r"(Invalid [a-z ]+? for parameter) ([\w.\[\]]+)"
-    r'|(Missing required parameter|Unknown parameter) in [\w.\[\]]+: "([^"]+)"'
-)
-
-
-def _describe_validation(report: str) -> str:
-    """botocore's parameter report without the rejected values (one may be a certificate body)."""
-    problems = []
-    for match in _PARAM_PROBLEM.finditer(report):
-        if match.group(1):
-            problems.append(f"{match.group(1)} {match.group(2)}")
-        else:
-            problems.append(f"{match.group(3)} {match.group(4)}")
-    return "Parameter validation failed: " + ("; ".join(problems) or "see the request parameters")
-
-
-def _opt_str(value: object) -> str | None:
-    return str(value) if value else None
-
 
 class ImportInterrupted(KeyboardInterrupt):
     """Ctrl-C (or another ``KeyboardInterrupt``) during ``CertificateImporter.import_all``.
@@ -450,76 +378,20 @@ class ServiceUnavailableError(AwsServiceError):
     """The service is unwell or out of reach: HTTP 5xx, timeouts, connection errors."""
 
 
-_CODE_MAP: dict[str, type[AwsServiceError]] = {
-    **dict.fromkeys(
-        [
-            "ThrottlingException",
-            "Throttling",
-            "TooManyRequestsException",
-            "RequestLimitExceeded",
-            "SlowDown",
-            "RequestThrottled",
-            "RequestThrottledException",
-            "ProvisionedThroughputExceededException",
-            "AWS.SimpleQueueService.RequestThrottled",
-        ],
-        ThrottledError,
-    ),
-    **dict.fromkeys(
-        [
-            "ResourceNotFoundException",
-            "NoSuchKey",
-            "NoSuchBucket",
-            "NotFound",
-            "QueueDoesNotExist",
-            "AWS.SimpleQueueService.NonExistentQueue",
-        ],
-        ResourceNotFoundError,
-    ),
-    **dict.fromkeys(
-        ["ResourceAlreadyExistsException", "ConflictException", "VersionConflictException"],
-        ResourceConflictError,
-    ),
-    **dict.fromkeys(
-        ["AccessDenied", "AccessDeniedException", "UnauthorizedException", "UnrecognizedClientException"],
-        AccessDeniedError,
-    ),
-    **dict.fromkeys(
-        [
-            "InvalidRequestException",
-            "ValidationException",
-            "ValidationError",
-            "InvalidParameterValue",
-            "InvalidParameterException",
-            "MalformedPolicyDocumentException",
-            "CertificateValidationException",
-            "InvalidArgument",
-        ],
-        InvalidRequestError,
-    ),
-    "LimitExceededException": LimitExceededError,
-    **dict.fromkeys(
-        [
-            "ServiceUnavailableException",
-            "ServiceUnavailable",
-            "InternalFailureException",
-            "InternalFailure",
-            "InternalError",
-            "InternalServerError",
-        ],
-        ServiceUnavailableError,
-    ),
-}
+class BatchSendError(AwsServiceError):
+    """Some messages of an SQS batch were not sent; ``failures`` lists every one.
 
+    An `AwsServiceError` (service ``sqs``, operation ``SendMessageBatch``), so callers that
+    handle AWS failures in one place handle it too. ``sent`` counts the messages that went.
+    """
 
-def is_throttling_code(code: str | None) -> bool:
-    """True when an AWS error code means "throttled" (it maps to `ThrottledError`)."""
-    return code is not None and _CODE_MAP.get(code) is ThrottledError
-
-
-def _class_for(code: str | None, http_status: int | None) -> type[AwsServiceError]:
-    if code is not None and code in _CODE_MAP:
-        return _CODE_MAP[code]
-    if http_status is not None and 500 <= http_status <= 599:
-        return ServiceUnavailableError
-    return AwsServiceError
+    def __init__(self, message: str, *, failures: tuple[FailedMessage, ...], sent: int) -> None:
+        codes = {f.code for f in failures}
+        super().__init__(
+            message,
+            service="sqs",
+            operation="SendMessageBatch",
+            code=codes.pop() if len(codes) == 1 else "BatchEntriesFailed",
+        )
+        self.failures = failures
+        self.sent = sent

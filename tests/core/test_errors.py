@@ -7,6 +7,7 @@ from botocore import exceptions as bce
 from botocore.exceptions import ClientError
 
 from thingpress_core import errors as E
+from thingpress_core.services._errors import map_botocore_error, map_client_error
 
 _CASES: list[tuple[str, int, type[E.AwsServiceError]]] = [
     ("ThrottlingException", 400, E.ThrottledError),
@@ -47,7 +48,7 @@ def _client_error(code: str, status: int, message: str = "It went wrong", **top:
 @pytest.mark.parametrize(("code", "status", "expected"), _CASES)
 def test_client_error_mapping(code: str, status: int, expected: type[E.AwsServiceError]) -> None:
     original = _client_error(code, status)
-    mapped = E.AwsServiceError.from_client_error(
+    mapped = map_client_error(
         original, service="iot", operation="RegisterCertificateWithoutCA", certificate_id="ab" * 32
     )
     assert type(mapped) is expected
@@ -71,7 +72,7 @@ def test_original_is_kept_as_cause() -> None:
         try:
             raise original
         except ClientError as exc:
-            raise E.AwsServiceError.from_client_error(exc, service="iot", operation="CreateThing") from exc
+            raise map_client_error(exc, service="iot", operation="CreateThing") from exc
     assert info.value.__cause__ is original
 
 
@@ -82,9 +83,7 @@ def test_conflict_carries_resource_id_and_arn_from_top_level() -> None:
         resourceId="f" * 64,
         resourceArn="arn:aws:iot:us-east-1:123456789012:cert/" + "f" * 64,
     )
-    mapped = E.AwsServiceError.from_client_error(
-        original, service="iot", operation="RegisterCertificateWithoutCA"
-    )
+    mapped = map_client_error(original, service="iot", operation="RegisterCertificateWithoutCA")
     assert isinstance(mapped, E.ResourceConflictError)
     assert mapped.resource_id == "f" * 64
     assert mapped.resource_arn is not None
@@ -119,7 +118,7 @@ def test_builtin_bases_keep_existing_handlers_working() -> None:
     ],
 )
 def test_botocore_error_mapping(error: bce.BotoCoreError, expected: type[E.AwsServiceError]) -> None:
-    mapped = E.AwsServiceError.from_botocore_error(error, service="iot", operation="CreateThing")
+    mapped = map_botocore_error(error, service="iot", operation="CreateThing")
     assert type(mapped) is expected
     assert mapped.code == type(error).__name__
     assert mapped.http_status is None
@@ -127,9 +126,7 @@ def test_botocore_error_mapping(error: bce.BotoCoreError, expected: type[E.AwsSe
 
 
 def test_missing_fields_still_print_one_line() -> None:
-    mapped = E.AwsServiceError.from_client_error(
-        ClientError({}, "GetObject"), service="s3", operation="GetObject"
-    )  # type: ignore[arg-type]
+    mapped = map_client_error(ClientError({}, "GetObject"), service="s3", operation="GetObject")  # type: ignore[arg-type]
     assert type(mapped) is E.AwsServiceError
     assert mapped.code is None
     assert str(mapped).startswith("s3.GetObject failed")
@@ -157,9 +154,7 @@ def test_parameter_validation_never_repeats_the_rejected_value() -> None:
     secret = "-----BEGIN CERTIFICATE-----\nMIIBsecret, type: <class 'str'>, valid types: x\n"
     with pytest.raises(bce.ParamValidationError) as info:
         client.register_certificate_without_ca(certificatePem=secret.encode(), status=5)  # type: ignore[arg-type]
-    mapped = E.AwsServiceError.from_botocore_error(
-        info.value, service="iot", operation="RegisterCertificateWithoutCA"
-    )
+    mapped = map_botocore_error(info.value, service="iot", operation="RegisterCertificateWithoutCA")
     assert isinstance(mapped, E.InvalidRequestError)
     assert "certificatePem" in str(mapped)
     assert "status" in str(mapped)

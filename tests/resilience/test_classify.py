@@ -45,18 +45,23 @@ def test_classification(exc: BaseException, throttle: bool, transient: bool, fai
     assert is_service_failure(exc) is failure
 
 
-def test_botocore_connection_errors_and_timeouts() -> None:
+def test_botocore_errors_are_classified_once_mapped_by_the_call_path() -> None:
+    # The classifiers know only our own errors; the call path maps botocore's first.
     from botocore import exceptions as bce
+
+    from thingpress_core.services import map_aws_error
 
     for exc in (
         bce.EndpointConnectionError(endpoint_url="https://iot.us-east-1.amazonaws.com"),
         bce.ConnectTimeoutError(endpoint_url="https://iot.us-east-1.amazonaws.com"),
         bce.ReadTimeoutError(endpoint_url="https://iot.us-east-1.amazonaws.com"),
     ):
-        assert is_transient(exc)
-        assert is_service_failure(exc)
-        assert not is_throttle(exc)
-    validation = bce.ParamValidationError(report="bad")
+        assert not is_transient(exc)  # unmapped, it is not ours: neutral
+        mapped = map_aws_error(exc, service="iot", operation="CreateThing")
+        assert is_transient(mapped)
+        assert is_service_failure(mapped)
+        assert not is_throttle(mapped)
+    validation = map_aws_error(bce.ParamValidationError(report="bad"), service="iot", operation="CreateThing")
     assert not is_transient(validation)
     assert not is_service_failure(validation)
 

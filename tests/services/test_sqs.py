@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from thingpress_core.errors import AwsServiceError, InvalidRequestError, ResourceNotFoundError
+from thingpress_core.errors import AwsServiceError, BatchSendError, InvalidRequestError, ResourceNotFoundError
 from thingpress_core.services import BatchSendReport, FailedMessage, QueueDepth, SQSService
-from thingpress_core.services._models import BatchSendError
 from thingpress_core.services.sqs import MAX_BATCH_BYTES, pack_batches
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from thingpress_core.errors import (
     ThrottledError,
 )
 from thingpress_core.resilience import CircuitBreakerRegistry, CircuitBreakerSettings, ResilienceSettings
+from thingpress_core.services import map_aws_error
 from thingpress_core.settings import partition_for
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def factory_api() -> None:
 
 
 def errors_api(exc: BaseException) -> str:
-    mapped = AwsServiceError.from_client_error(exc, service="iot", operation="CreateThing")
+    mapped: AwsServiceError = map_aws_error(exc, service="iot", operation="CreateThing")
     if isinstance(mapped, ThrottledError | AccessDeniedError):
         return mapped.name
     if isinstance(mapped, ResourceConflictError):

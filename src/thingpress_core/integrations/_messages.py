@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from thingpress_core.errors import CertificateError, ThingpressError
+from thingpress_core.errors import CertificateError, MessageParseError
 
 if TYPE_CHECKING:
     from thingpress_core.certificates import DeviceCertificate
@@ -26,21 +26,6 @@ _MAX_NAMES = 10  # AWS IoT: at most 10 policies per certificate, 10 static group
 _SCHEMA_VERSION: Final = 1
 # Keys of ImportRequest / ImportBatch that no legacy Thingpress message has.
 _CURRENT_ONLY_KEYS = frozenset({"thing_name", "chain", "thing_type", "status", "source", "requests"})
-
-
-class MessageParseError(ThingpressError, ValueError):
-    """An SQS message body that is neither an `ImportRequest` nor a legacy Thingpress message.
-
-    ``message_id`` names the SQS message when known; ``reason`` is a short word:
-    ``too_large``, ``encoding``, ``json``, ``not_an_object``, ``unknown_format``,
-    ``unsupported_version``, ``invalid`` (fields fail validation), ``legacy`` (a legacy
-    message that cannot be converted), ``count`` (several requests where one was expected).
-    """
-
-    def __init__(self, message: str, *, message_id: str | None = None, reason: str = "invalid") -> None:
-        super().__init__(message)
-        self.message_id = message_id
-        self.reason = reason
 
 
 class ImportSource(BaseModel):

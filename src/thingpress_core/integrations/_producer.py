@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from thingpress_core.errors import ConfigurationError, ThingpressError
+from thingpress_core.errors import ConfigurationError, EnqueueError, ThingpressError
 from thingpress_core.integrations._messages import MAX_MESSAGE_BYTES, ImportRequest, ImportSource, batch_body
 
 if TYPE_CHECKING:
@@ -21,17 +21,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("thingpress_core.integrations.aws_lambda")
 
 _SEND_CHUNK = 100  # messages handed to SQSService.send_messages at a time (10 batch calls)
-
-
-class EnqueueError(ThingpressError):
-    """Sending to SQS failed as a whole (queue missing, access denied, SQS unwell).
-
-    ``report`` says what was sent before the failure; the SQS error is ``__cause__``.
-    """
-
-    def __init__(self, message: str, *, report: EnqueueReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 class EnqueueFailure(BaseModel):

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from thingpress_core.errors import CertificateError, PreflightError, ThingpressError
-from thingpress_core.integrations._messages import MessageParseError, parse_message
+from thingpress_core.errors import CertificateError, MessageParseError, PreflightError, ThingpressError
+from thingpress_core.integrations._messages import parse_message
 
 if TYPE_CHECKING:
     from thingpress_core.importer import (

@@ -39,6 +39,7 @@ The code lives in private modules by what it holds (``_messages``, ``_producer``
 consumer handler's former name and works as before.
 """
 
+from thingpress_core.errors import EnqueueError, MessageParseError
 from thingpress_core.integrations._batch import BatchLoop, LambdaContext, RecordDurations
 from thingpress_core.integrations._consumer import SQSConsumer
 from thingpress_core.integrations._handlers import default_runtime, handle_sqs_event, s3_handler, sqs_handler
@@ -47,11 +48,9 @@ from thingpress_core.integrations._messages import (
     ImportBatch,
     ImportRequest,
     ImportSource,
-    MessageParseError,
     parse_message,
 )
 from thingpress_core.integrations._producer import (
-    EnqueueError,
     EnqueueFailure,
     EnqueueProgress,
     EnqueueReport,
@@ -114,7 +113,6 @@ __all__ = [
 for _public in (
     BatchLoop,
     BatchResult,
-    EnqueueError,
     EnqueueFailure,
     EnqueueProgress,
     EnqueueReport,
@@ -124,7 +122,6 @@ for _public in (
     LambdaContext,
     LambdaRuntime,
     LambdaSettings,
-    MessageParseError,
     PreflightCache,
     RecordDurations,
     RecordResult,

@@ -1,13 +1,11 @@
 """Which exceptions mean "the service is unwell", "slow down", or "try again later".
 
-The services, the breakers and the importer share these answers. botocore is never imported
-here: its exceptions are recognised only if botocore is already loaded (it must be, for one
-of them to exist).
+The services, the breakers and the importer share these answers. They look at our own errors
+only: the call path maps every botocore exception to the `thingpress_core.errors` tree before
+a breaker or a caller sees it, so nothing here needs to know botocore.
 """
 
 from __future__ import annotations
-
-import sys
 
 from thingpress_core.errors import (
     CircuitOpenError,
@@ -17,26 +15,6 @@ from thingpress_core.errors import (
 )
 
 __all__ = ["is_service_failure", "is_throttle", "is_transient"]
-
-_BOTOCORE_TRANSIENT = (
-    "ConnectionError",
-    "HTTPClientError",
-    "ConnectTimeoutError",
-    "ReadTimeoutError",
-    "EndpointConnectionError",
-    "ConnectionClosedError",
-)
-
-
-def _is_botocore_transient(exc: BaseException) -> bool:
-    module = sys.modules.get("botocore.exceptions")
-    if module is None:
-        return False
-    for name in _BOTOCORE_TRANSIENT:
-        cls = getattr(module, name, None)
-        if isinstance(cls, type) and isinstance(exc, cls):
-            return True
-    return False
 
 
 def is_throttle(exc: BaseException) -> bool:
@@ -48,31 +26,31 @@ def is_service_failure(exc: BaseException) -> bool:
     """The default breaker classifier: does ``exc`` say the service is unwell?
 
     True for `ThrottledError` (it reaches the breaker only after botocore's retries),
-    `ServiceUnavailableError` (5xx), builtin `TimeoutError` and `ConnectionError`, and
-    botocore's connection errors and timeouts. Everything else, including a caller's
-    mistake (invalid request, not found, conflict, access denied), our own
-    `RateLimitTimeoutError` and `CircuitOpenError`, and any non-AWS exception, is neutral.
+    `ServiceUnavailableError` (5xx, timeouts and connection errors, as the call path maps
+    them) and the builtin `TimeoutError` and `ConnectionError` (for calls made without the
+    call path). Everything else, including a caller's mistake (invalid request, not found,
+    conflict, access denied), our own `RateLimitTimeoutError` and `CircuitOpenError`, and any
+    other exception, is neutral.
     """
     if isinstance(exc, ThrottledError | ServiceUnavailableError):
         return True
     if isinstance(exc, RateLimitTimeoutError | CircuitOpenError):
         return False  # our own refusals say nothing about the service
-    if isinstance(exc, TimeoutError | ConnectionError):
-        return True
-    return _is_botocore_transient(exc)
+    return isinstance(exc, TimeoutError | ConnectionError)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True when trying the same call again later may succeed.
 
     `ThrottledError`, `ServiceUnavailableError`, `CircuitOpenError`, `RateLimitTimeoutError`,
-    builtin timeouts and connection errors, and botocore's connection errors and timeouts.
+    and the builtin timeouts and connection errors.
     """
-    if isinstance(
+    return isinstance(
         exc,
-        ThrottledError | ServiceUnavailableError | CircuitOpenError | RateLimitTimeoutError,
-    ):
-        return True
-    if isinstance(exc, TimeoutError | ConnectionError):
-        return True
-    return _is_botocore_transient(exc)
+        ThrottledError
+        | ServiceUnavailableError
+        | CircuitOpenError
+        | RateLimitTimeoutError
+        | TimeoutError
+        | ConnectionError,
+    )

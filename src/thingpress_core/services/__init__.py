@@ -10,8 +10,9 @@ from one `~thingpress_core.clients.ClientFactory` and let them share breakers an
 
 from __future__ import annotations
 
+from thingpress_core.errors import BatchSendError
+from thingpress_core.services._errors import map_aws_error
 from thingpress_core.services._models import (
-    BatchSendError,
     BatchSendReport,
     CallStats,
     CertificateDescription,
@@ -53,6 +54,7 @@ __all__ = [
     "BatchSendError",
     "CertificateStatus",
     "DEFAULT_MAX_OBJECT_BYTES",
+    "map_aws_error",
     "S3ObjectStream",
 ]
 
@@ -74,7 +76,6 @@ for _cls in (
     FailedMessage,
     QueueDepth,
     ReceivedMessage,
-    BatchSendError,
     S3ObjectStream,
 ):
     _cls.__module__ = __name__

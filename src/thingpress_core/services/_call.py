@@ -24,13 +24,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from thingpress_core.errors import (
-    AwsServiceError,
-    CircuitOpenError,
-    RateLimitTimeoutError,
-    is_throttling_code,
-)
+from thingpress_core.errors import AwsServiceError, CircuitOpenError, RateLimitTimeoutError
 from thingpress_core.resilience import is_service_failure, is_throttle
+from thingpress_core.services._errors import is_throttling_code, map_botocore_error, map_client_error
 from thingpress_core.services._models import CallStats
 
 if TYPE_CHECKING:
@@ -182,7 +178,7 @@ class CallPath:
         try:
             result = method(**params)
         except client_error as exc:
-            mapped = AwsServiceError.from_client_error(
+            mapped = map_client_error(
                 exc,
                 service=self._service,
                 operation=operation,
@@ -194,7 +190,7 @@ class CallPath:
             self._failed(name, mapped, breaker, permit, expected, certificate_id, thing_name)
             raise mapped from exc
         except botocore_error as exc:
-            mapped = AwsServiceError.from_botocore_error(
+            mapped = map_botocore_error(
                 exc,
                 service=self._service,
                 operation=operation,

@@ -10,10 +10,9 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from thingpress_core.errors import AwsServiceError, InvalidRequestError
+from thingpress_core.errors import BatchSendError, InvalidRequestError
 
 __all__ = [
-    "BatchSendError",
     "BatchSendReport",
     "CallStats",
     "CertificateDescription",
@@ -305,25 +304,6 @@ class FailedMessage(_Frozen):
     code: str
     message: str
     sender_fault: bool
-
-
-class BatchSendError(AwsServiceError):
-    """Some messages of a `BatchSendReport` were not sent; ``failures`` lists every one.
-
-    A subclass of `~thingpress_core.errors.AwsServiceError` (service ``sqs``, operation
-    ``SendMessageBatch``), so callers that handle AWS failures in one place handle it too.
-    """
-
-    def __init__(self, message: str, *, failures: tuple[FailedMessage, ...], sent: int) -> None:
-        codes = {f.code for f in failures}
-        super().__init__(
-            message,
-            service="sqs",
-            operation="SendMessageBatch",
-            code=codes.pop() if len(codes) == 1 else "BatchEntriesFailed",
-        )
-        self.failures = failures
-        self.sent = sent
 
 
 class BatchSendReport(_Frozen):

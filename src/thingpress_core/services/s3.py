@@ -6,8 +6,9 @@ import io
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from thingpress_core.errors import AwsServiceError, InvalidRequestError
+from thingpress_core.errors import InvalidRequestError
 from thingpress_core.services._call import ServiceFacade
+from thingpress_core.services._errors import map_botocore_error
 from thingpress_core.services._models import S3Object, S3ObjectRef
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class S3ObjectStream(io.RawIOBase):
             from botocore.exceptions import BotoCoreError
 
             if isinstance(exc, BotoCoreError):
-                raise AwsServiceError.from_botocore_error(exc, service="s3", operation="GetObject") from exc
+                raise map_botocore_error(exc, service="s3", operation="GetObject") from exc
             raise
         return bytes(data)
 
