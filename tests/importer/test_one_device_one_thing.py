@@ -374,3 +374,24 @@ def test_an_interrupt_returns_a_partial_report(pool: tuple[DeviceCertificate, ..
 def test_service_unavailable_error_carries_uncertain_attempts() -> None:
     error = ServiceUnavailableError("x", service="iot", operation="RegisterCertificateWithoutCA")
     assert error.uncertain_attempts == 0
+
+
+def test_a_lost_answer_on_the_wire_counts_as_imported(factory: ClientFactory, ca: GeneratedCA) -> None:
+    # The real path: moto registers the certificate, the answer is dropped, botocore retries
+    # and is told 409. The call path knows an attempt may have been carried out, so one
+    # DescribeCertificate tells this run's creation from an earlier one.
+    _resources(factory)
+    certs = list(generate_device_certificates(6, ca=ca, cn_prefix="lost-"))
+    service = _service(factory)
+    with FaultInjector(factory, seed=11, fast_retries=True) as faults:
+        faults.lost_response("iot.RegisterCertificateWithoutCA", rate=0.5)
+        report = CertificateImporter(
+            service, options=OPTIONS.model_copy(update={"concurrency": 1})
+        ).import_all(certs)
+        lost = faults.count(kind="lost_response")
+    assert lost >= 2
+    assert (report.imported, report.already_present, report.failed) == (6, 0, 0)
+    # a DescribeCertificate only where an answer was lost, at most one per certificate
+    assert 1 <= report.calls["iot.DescribeCertificate"] <= min(lost, 6)
+    again = CertificateImporter(_service(factory), options=OPTIONS).import_all(certs)
+    assert (again.imported, again.already_present) == (0, 6)
