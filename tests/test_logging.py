@@ -213,6 +213,15 @@ def test_message_arguments_extras_exception_and_stack_are_redacted() -> None:
     assert vars(record)["session_token"] == "[REDACTED]"
 
 
+def test_extras_named_like_secrets_are_redacted_even_in_a_clean_record() -> None:
+    record = _record("registered %s", "thing-1", session_token="plain", payload={"privateKey": "k"})
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "registered thing-1"
+    assert record.args == ("thing-1",)
+    assert vars(record)["session_token"] == "[REDACTED]"
+    assert vars(record)["payload"] == {"privateKey": "[REDACTED]"}
+
+
 def test_a_clean_exception_keeps_its_exc_info() -> None:
     try:
         raise KeyError("thing-1")

@@ -252,7 +252,8 @@ _PLAIN_RECORD_SIZE = len(_PLAIN_RECORD_KEYS)
 _EXCEPTION_FORMATTER = logging.Formatter()
 _MAX_DEPTH = 4
 _NAME_CACHE_SIZE = 1024
-_secret_names: dict[str, bool] = {}  # field name -> _is_secret_name, for names seen often
+# extra field names of a record -> those that are secrets; records of one call site repeat them
+_secret_names: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 class RedactingFilter(logging.Filter):
@@ -299,6 +300,7 @@ def _redact_record(record: logging.LogRecord) -> None:
     text = message
     if len(fields) > _PLAIN_RECORD_SIZE:
         extras = _extra_names(fields)
+        others.extend(_secret_named(extras))
         # One suspicion test for the message and every string extra: almost all records fail it.
         texts = [message]
         for key in extras:
@@ -306,8 +308,6 @@ def _redact_record(record: logging.LogRecord) -> None:
             if isinstance(value, str):
                 texts.append(value)
             elif not (value is None or isinstance(value, (int, float))):
-                others.append(key)
-            if _cached_is_secret_name(key):
                 others.append(key)
         text = "\n".join(texts)
     if _suspect(text):
@@ -354,18 +354,19 @@ def _extra_names(fields: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(fields.keys() - _STANDARD_ATTRIBUTES)
 
 
-def _cached_is_secret_name(key: str) -> bool:
-    known = _secret_names.get(key)
+def _secret_named(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of a record's ``extra`` names are secrets; remembered, since records repeat them."""
+    known = _secret_names.get(names)
     if known is None:
-        known = _is_secret_name(key)
+        known = tuple(name for name in names if _is_secret_name(name))
         if len(_secret_names) < _NAME_CACHE_SIZE:
-            _secret_names[key] = known
+            _secret_names[names] = known
     return known
 
 
 def _redact_field(key: object, value: Any, depth: int) -> Any:
     """``value`` redacted (the same object when nothing changed); ``key`` is its name."""
-    if isinstance(key, str) and value and _cached_is_secret_name(key):
+    if isinstance(key, str) and value and _is_secret_name(key):
         return _REDACTED
     if isinstance(value, str):
         return redact(value) if _suspect(value) else value
