@@ -8,7 +8,7 @@ client is first needed.
 from __future__ import annotations
 
 import importlib
-import logging
+import logging as _logging  # not `logging`: that name is our submodule thingpress_core.logging
 from typing import TYPE_CHECKING, Any
 
 from thingpress_core.clients import ClientFactory
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # A library configures no logging output of its own; the application (or our CLI) does.
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 _LAZY = {
     "IoTService": "thingpress_core.services",

@@ -114,6 +114,7 @@ def testing_api(factory: ClientFactory, iot: IoTService) -> None:
             .error("iot.CreateThing", code="ResourceAlreadyExistsException", status=409, fields={"a": 1})
             .partial_batch_failure(entries=[0, 2], sender_fault=False, code="InternalError")
             .latency("sqs.SendMessageBatch", 0.1)
+            .lost_response("iot.RegisterCertificateWithoutCA", kind="read_timeout", times=1)
             .quota("aws-iot-defaults", scale=0.5)
             .quota({"iot.CreateThing": 5.0}, burst=2.0)
         )

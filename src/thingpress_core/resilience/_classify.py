@@ -7,6 +7,8 @@ a breaker or a caller sees it, so nothing here needs to know botocore.
 
 from __future__ import annotations
 
+import sys
+
 from thingpress_core.errors import (
     CircuitOpenError,
     RateLimitTimeoutError,
@@ -36,7 +38,7 @@ def is_service_failure(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RateLimitTimeoutError | CircuitOpenError):
         return False  # our own refusals say nothing about the service
-    return isinstance(exc, TimeoutError | ConnectionError)
+    return isinstance(exc, TimeoutError | ConnectionError) or _async_timeout(exc)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -53,4 +55,16 @@ def is_transient(exc: BaseException) -> bool:
         | RateLimitTimeoutError
         | TimeoutError
         | ConnectionError,
-    )
+    ) or _async_timeout(exc)
+
+
+def _async_timeout(exc: BaseException) -> bool:
+    """``asyncio.TimeoutError``, which is not the builtin ``TimeoutError`` before Python 3.11.
+
+    asyncio is looked up, not imported: if it is not loaded, no exception of it exists.
+    """
+    if sys.version_info >= (3, 11):
+        return False
+    asyncio = sys.modules.get("asyncio")
+    timeout = getattr(asyncio, "TimeoutError", None)
+    return isinstance(timeout, type) and isinstance(exc, timeout)

@@ -159,6 +159,9 @@ class CallPath:
         """Make one AWS call; see the module docstring. Raises the mapped error."""
         name = f"{self._service}.{operation}"
         counter = self._counter
+        # nothing may fail between the breaker's admission and the try below: a probe permit
+        # that is never reported would hold its half-open slot
+        client_error, botocore_error = _botocore_errors()
         try:
             self._limiter.acquire(name)
             breaker = self._registry.get(name)
@@ -172,10 +175,9 @@ class CallPath:
                 extra=_extra(name, certificate_id, thing_name),
             )
             raise
-        counter.call(name)
-        client_error, botocore_error = _botocore_errors()
         _attempts.uncertain = 0
         try:
+            counter.call(name)
             result = method(**params)
         except client_error as exc:
             mapped = map_client_error(
