@@ -46,6 +46,31 @@ def _fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Whatever a test configures (the CLI runs in-process: basicConfig, logger levels, the
+    redacting filter on handlers) is undone, so no test sees another's logging setup."""
+    import logging
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    filters = {id(h): list(h.filters) for h in handlers}
+    names = ("thingpress_core", "botocore", "boto3", "urllib3", "s3transfer")
+    levels = {name: logging.getLogger(name).level for name in (*names, "")}
+    last_resort = logging.lastResort
+    last_filters = list(last_resort.filters) if last_resort is not None else []
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        handler.filters[:] = filters.get(id(handler), [])
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
+    if last_resort is not None:
+        last_resort.filters[:] = last_filters
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     """In-process moto for IoT, S3, SQS and STS, with AWS-compatible certificate ids, and a
