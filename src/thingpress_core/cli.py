@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 try:
     import typer
@@ -29,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from thingpress_core.errors import ConfigurationError, ImportInterrupted, PreflightError, ThingpressError
 
 if TYPE_CHECKING:
+    from thingpress_core._vocabulary import ThingNamingChoice
     from thingpress_core.clients import ClientFactory
     from thingpress_core.errors import ManifestError
     from thingpress_core.importer import ImportOutcome, ImportReport
@@ -69,11 +70,13 @@ CertTypeOpt = Annotated[
     str | None,
     typer.Option("--cert-type", help="Infineon certificate slot: E0E0 (the reader's default), E0E1 or E0E2."),
 ]
-ThingNameOpt = Annotated[
+NamingOpt = Annotated[
     str | None,
     typer.Option(
+        "--naming",
         "--thing-name",
-        help="Name things by common-name or certificate-id, whatever the manifest offers. "
+        metavar="common_name|certificate_id",
+        help="Name things by common_name or certificate_id, whatever the manifest offers. "
         "Default: the manifest's name (MAC, uniqueId), else the common name.",
     ),
 ]
@@ -155,14 +158,22 @@ def _print_skipped(reader: ManifestReader) -> None:
         )
 
 
-def _strategy(value: str | None) -> Literal["common_name", "certificate_id"] | None:
-    if value is None:
-        return None
-    if value in {"common-name", "common_name", "cn"}:
-        return "common_name"
-    if value in {"certificate-id", "certificate_id", "id"}:
-        return "certificate_id"
-    raise _fail(f"--thing-name must be common-name or certificate-id, not {value!r}")
+_OLD_NAMINGS: dict[str, ThingNamingChoice] = {
+    "common-name": "common_name",
+    "certificate-id": "certificate_id",
+}
+
+
+def _naming(value: str | None) -> ThingNamingChoice | None:
+    """The --naming value, in the one spelling the library uses (0.1.0's dashed one still works)."""
+    if value is None or value in ("common_name", "certificate_id"):
+        return cast("ThingNamingChoice | None", value)
+    if value in _OLD_NAMINGS:
+        err_console.print(
+            f"note: --naming {value} is spelt {_OLD_NAMINGS[value]} now", highlight=False, style="yellow"
+        )
+        return _OLD_NAMINGS[value]
+    raise _fail(f"--naming must be common_name or certificate_id, not {value!r}")
 
 
 @app.command()
@@ -171,7 +182,7 @@ def inspect(
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = None,
-    thing_name: ThingNameOpt = None,
+    naming: NamingOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per certificate.")] = False,
 ) -> None:
     """Show the certificates of FILE: id, common name, thing name, issuer, expiry, validity.
@@ -184,7 +195,7 @@ def inspect(
 
     from thingpress_core.certificates import thing_name_for
 
-    strategy = _strategy(thing_name)
+    chosen = _naming(naming)
     now = datetime.now(timezone.utc)
     table = Table(title=f"{file.name}", show_lines=False)
     for column in ("#", "certificate id", "common name", "thing name", "issuer", "expires"):
@@ -194,7 +205,7 @@ def inspect(
         reader = _open_manifest(file, fmt, verifier, cert_type)
         for entry in reader:
             cert = entry.certificate
-            name = thing_name_for(cert, strategy=strategy, offered=entry.thing_name)
+            name = thing_name_for(cert, naming=chosen, offered=entry.thing_name)
             validity = _validity(cert.not_before, cert.not_after, now)
             invalid += validity != "valid"
             count += 1
@@ -285,7 +296,7 @@ def import_(
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = None,
-    thing_name: ThingNameOpt = None,
+    naming: NamingOpt = None,
     trust_ca: Annotated[
         Path | None,
         typer.Option(
@@ -343,7 +354,7 @@ def import_(
             policies=tuple(policy or ()),
             thing_groups=tuple(thing_group or ()),
             thing_type=thing_type,
-            thing_name=_strategy(thing_name),
+            naming=_naming(naming),
             concurrency=concurrency,
             trust_store=TrustStore.from_path(trust_ca) if trust_ca else None,
             dry_run=dry_run,

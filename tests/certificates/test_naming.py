@@ -107,8 +107,8 @@ def test_missing_common_name_falls_back_to_certificate_id(root_ca: GeneratedCA) 
 
 def test_certificate_id_strategy(ec_certs: list[DeviceCertificate]) -> None:
     cert = ec_certs[0]
-    assert thing_name_for(cert, strategy="certificate_id") == cert.certificate_id
-    assert thing_name_for(cert, strategy="certificate_id", prefix="fleet-") == f"fleet-{cert.certificate_id}"
+    assert thing_name_for(cert, naming="certificate_id") == cert.certificate_id
+    assert thing_name_for(cert, naming="certificate_id", prefix="fleet-") == f"fleet-{cert.certificate_id}"
 
 
 def test_prefix(ec_certs: list[DeviceCertificate], root_ca: GeneratedCA) -> None:
@@ -132,22 +132,22 @@ def test_callable_strategy(ec_certs: list[DeviceCertificate]) -> None:
     def by_serial(c: DeviceCertificate) -> str:
         return f"sn {c.serial_number}"
 
-    assert thing_name_for(cert, strategy=lambda c: "mac-AABBCC") == "mac-AABBCC"
-    name = thing_name_for(cert, strategy=by_serial, prefix="x-")
+    assert thing_name_for(cert, naming=lambda c: "mac-AABBCC") == "mac-AABBCC"
+    name = thing_name_for(cert, naming=by_serial, prefix="x-")
     assert name == f"x-sn_{cert.serial_number}-{_h('sn ' + cert.serial_number, 8)}"
-    assert thing_name_for(cert, strategy=lambda c: "") == cert.certificate_id
+    assert thing_name_for(cert, naming=lambda c: "") == cert.certificate_id
     with pytest.raises(CertificateValidationError):
-        thing_name_for(cert, strategy=by_serial, strict=True)
+        thing_name_for(cert, naming=by_serial, strict=True)
 
 
 def test_callable_returning_non_string(ec_certs: list[DeviceCertificate]) -> None:
     with pytest.raises(ConfigurationError, match="returned int"):
-        thing_name_for(ec_certs[0], strategy=lambda c: 5)  # type: ignore[arg-type,return-value]
+        thing_name_for(ec_certs[0], naming=lambda c: 5)  # type: ignore[arg-type,return-value]
 
 
-def test_unknown_strategy(ec_certs: list[DeviceCertificate]) -> None:
-    with pytest.raises(ConfigurationError, match="strategy"):
-        thing_name_for(ec_certs[0], strategy="mac")  # type: ignore[arg-type]
+def test_unknown_naming(ec_certs: list[DeviceCertificate]) -> None:
+    with pytest.raises(ConfigurationError, match="naming"):
+        thing_name_for(ec_certs[0], naming="mac")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -144,7 +144,7 @@ def test_thing_name_always_matches_the_aws_pattern(cn: str, prefix: str | None) 
     name = thing_name_for(cert, prefix=prefix)
     assert THING_NAME_PATTERN.match(name)
     assert thing_name_for(cert, prefix=prefix) == name
-    assert THING_NAME_PATTERN.match(thing_name_for(cert, strategy=lambda c: cn, prefix=prefix))
+    assert THING_NAME_PATTERN.match(thing_name_for(cert, naming=lambda c: cn, prefix=prefix))
 
 
 _SCRIPT = """

@@ -105,7 +105,7 @@ def test_names_a_reader_offers_are_mapped_and_thing_name_wins(fresh: Sandbox, tm
     inspect = runner.invoke(app, ["inspect", str(bundle), "--json"])
     shown = sorted(json.loads(line)["thing_name"] for line in inspect.output.splitlines() if line.strip())
     assert shown == names  # inspect shows the names import uses
-    by_id = runner.invoke(app, ["inspect", str(bundle), "--json", "--thing-name", "certificate-id"])
+    by_id = runner.invoke(app, ["inspect", str(bundle), "--json", "--naming", "certificate_id"])
     ids = {json.loads(line)["thing_name"] for line in by_id.output.splitlines() if line.strip()}
     assert ids == {cert.certificate_id, other.certificate_id}
 

@@ -136,18 +136,16 @@ def test_a_manifest_entry_without_a_name_uses_the_strategy(
     fake: FakeIoT, pool: tuple[DeviceCertificate, ...]
 ) -> None:
     entry = ManifestEntry(thing_name=None, certificate=pool[9], index=0)
-    outcome = CertificateImporter(
-        fake, options=ImportOptions(thing_name="certificate_id")
-    ).import_certificate(entry)
+    outcome = CertificateImporter(fake, options=ImportOptions(naming="certificate_id")).import_certificate(
+        entry
+    )
     assert outcome.thing_name == pool[9].certificate_id
 
 
 def test_prefix_and_callable_strategies(fake: FakeIoT, pool: tuple[DeviceCertificate, ...]) -> None:
     prefixed = CertificateImporter(fake, options=ImportOptions(thing_name_prefix="plant1-"))
     assert prefixed.import_certificate(pool[10]).thing_name == "plant1-device-000010"
-    custom = CertificateImporter(
-        fake, options=ImportOptions(thing_name=lambda c: f"dev-{c.serial_number[-6:]}")
-    )
+    custom = CertificateImporter(fake, options=ImportOptions(naming=lambda c: f"dev-{c.serial_number[-6:]}"))
     assert custom.import_certificate(pool[11]).thing_name == f"dev-{pool[11].serial_number[-6:]}"
 
 
@@ -171,7 +169,7 @@ def test_a_naming_strategy_given_explicitly_wins_over_the_manifest_name(
     fake: FakeIoT, pool: tuple[DeviceCertificate, ...]
 ) -> None:
     entry = ManifestEntry(thing_name="AA:BB:CC:DD:EE:FF", certificate=pool[13], index=0)
-    by_id = CertificateImporter(fake, options=ImportOptions(thing_name="certificate_id"))
+    by_id = CertificateImporter(fake, options=ImportOptions(naming="certificate_id"))
     assert by_id.import_certificate(entry).thing_name == pool[13].certificate_id
     prefixed = CertificateImporter(fake, options=ImportOptions(thing_name_prefix="plant1-"))
     assert prefixed.import_certificate(
@@ -182,7 +180,7 @@ def test_a_naming_strategy_given_explicitly_wins_over_the_manifest_name(
 def test_a_naming_function_that_fails_fails_at_step_name_before_any_call(
     fake: FakeIoT, pool: tuple[DeviceCertificate, ...]
 ) -> None:
-    importer = CertificateImporter(fake, options=ImportOptions(thing_name=lambda c: 42))  # type: ignore[arg-type,return-value]
+    importer = CertificateImporter(fake, options=ImportOptions(naming=lambda c: 42))  # type: ignore[arg-type,return-value]
     outcome = importer.import_certificate(pool[12])
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.failed_step == "name"
@@ -199,7 +197,7 @@ def test_a_naming_function_that_raises_fails_at_step_name(
     def broken(cert: DeviceCertificate) -> str:
         raise KeyError("no serial mapping")
 
-    outcome = CertificateImporter(fake, options=ImportOptions(thing_name=broken)).import_certificate(pool[13])
+    outcome = CertificateImporter(fake, options=ImportOptions(naming=broken)).import_certificate(pool[13])
     assert outcome.failed_step == "name"
     assert outcome.error_type == "KeyError"
     assert fake.stats().calls == {}

@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert options.policies == ()
     assert options.thing_groups == ()
     assert options.thing_type is None
-    assert options.thing_name is None  # the manifest's name, else the common name
+    assert options.naming is None  # the manifest's name, else the common name
     assert options.allow_expired is False
     assert options.allow_multiple_things is False
     assert options.retry_deadline == 900.0
@@ -76,8 +76,8 @@ def test_calls_per_certificate_is_the_floor() -> None:
 
 
 def test_a_callable_naming_strategy_is_accepted() -> None:
-    options = ImportOptions(thing_name=lambda cert: "x")
-    assert callable(options.thing_name)
+    options = ImportOptions(naming=lambda cert: "x")
+    assert callable(options.naming)
 
 
 def test_outcome_status_is_a_string_enum() -> None:

@@ -85,7 +85,7 @@ def test_from_certificate_resolves_the_name_and_carries_options(cert: DeviceCert
     entry = ManifestEntry(thing_name="given", certificate=cert, index=9)
     # named exactly as the importer names it: the prefix on every name (issue 11)
     assert ImportRequest.from_certificate(entry, options=options).thing_name == "x-given"
-    by_id = options.model_copy(update={"thing_name": "certificate_id", "thing_name_prefix": None})
+    by_id = options.model_copy(update={"naming": "certificate_id", "thing_name_prefix": None})
     assert ImportRequest.from_certificate(entry, options=by_id).thing_name == cert.certificate_id
     assert ImportRequest.from_certificate(entry, options=options).source == ImportSource(index=9)
 

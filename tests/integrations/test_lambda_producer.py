@@ -168,7 +168,7 @@ def test_a_certificate_that_cannot_be_named_fails_alone(certs: list[DeviceCertif
         return "ok-" + (cert.common_name or "")
 
     sqs = RecordingSQS()
-    report = enqueue_manifest(certs[:3], "q", options=ImportOptions(thing_name=name), sqs=sqs)  # type: ignore[arg-type]
+    report = enqueue_manifest(certs[:3], "q", options=ImportOptions(naming=name), sqs=sqs)  # type: ignore[arg-type]
     assert report.sent == 2
     assert report.failed[0].index == 1
     assert report.failed[0].code == "ConfigurationError"

@@ -196,9 +196,9 @@ def test_lambda_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigurationError, match="THINGPRESS_LAMBDA_PER_MESSAGE"):
         LambdaSettings()
     monkeypatch.delenv("THINGPRESS_LAMBDA_PER_MESSAGE")
-    settings = LambdaSettings(policies=("A",), thing_name="certificate_id", status="INACTIVE")
+    settings = LambdaSettings(policies=("A",), naming="certificate_id", status="INACTIVE")
     options = settings.import_options()
-    assert (options.policies, options.thing_name, options.status) == (("A",), "certificate_id", "INACTIVE")
+    assert (options.policies, options.naming, options.status) == (("A",), "certificate_id", "INACTIVE")
     with pytest.raises(ConfigurationError, match="THINGPRESS_LAMBDA_QEUE_URL"):
         LambdaSettings(qeue_url="https://queue")  # type: ignore[call-arg]  # refused at run time too
 

@@ -13,7 +13,7 @@ from thingpress_core.certificates import (
     MAX_THING_NAME_LENGTH,
     THING_NAME_PATTERN,
     DeviceCertificate,
-    ThingNameStrategy,
+    ThingNaming,
     TrustStore,
     VerifiedChain,
     check_validity,
@@ -70,12 +70,12 @@ def naming(cert: DeviceCertificate) -> None:
     def by_serial(c: DeviceCertificate) -> str:
         return c.serial_number
 
-    strategy: ThingNameStrategy = "certificate_id"
+    strategy: ThingNaming = "certificate_id"
     a: str = thing_name_for(cert)
-    b: str = thing_name_for(cert, strategy="common_name", prefix="p-", strict=True)
-    c: str = thing_name_for(cert, strategy=by_serial)
-    d: str = thing_name_for(cert, strategy=lambda x: x.certificate_id[:8])
-    e: str = thing_name_for(cert, strategy=strategy)
+    b: str = thing_name_for(cert, naming="common_name", prefix="p-", strict=True)
+    c: str = thing_name_for(cert, naming=by_serial)
+    d: str = thing_name_for(cert, naming=lambda x: x.certificate_id[:8])
+    e: str = thing_name_for(cert, naming=strategy)
     ok: bool = is_valid_thing_name(a)
     limit: int = MAX_THING_NAME_LENGTH
     matched = THING_NAME_PATTERN.match(b)

@@ -26,7 +26,7 @@ from thingpress_core.services import IoTService
 
 def options(store: TrustStore) -> ImportOptions:
     by_cn = ImportOptions(policies=("DevicePolicy",), thing_groups=["Fleet"], thing_type="Sensor")
-    by_id = ImportOptions(thing_name="certificate_id", thing_name_prefix="plant1-", status="INACTIVE")
+    by_id = ImportOptions(naming="certificate_id", thing_name_prefix="plant1-", status="INACTIVE")
 
     def serial_name(cert: DeviceCertificate) -> str:
         return cert.serial_number

@@ -17,7 +17,8 @@ from thingpress_core.certificates._model import DeviceCertificate
 from thingpress_core.certificates._naming import (
     MAX_THING_NAME_LENGTH,
     THING_NAME_PATTERN,
-    ThingNameStrategy,
+    ThingNaming,
+    ThingNamingChoice,
     is_valid_thing_name,
     thing_name_for,
 )
@@ -29,7 +30,8 @@ __all__ = [
     "MAX_THING_NAME_LENGTH",
     "THING_NAME_PATTERN",
     "DeviceCertificate",
-    "ThingNameStrategy",
+    "ThingNaming",
+    "ThingNamingChoice",
     "TrustStore",
     "VerifiedChain",
     "check_validity",

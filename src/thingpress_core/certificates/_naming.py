@@ -9,26 +9,28 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from typing import Literal, TypeAlias, cast
+from typing import TypeAlias, cast
 
+from thingpress_core._vocabulary import MAX_THING_NAME_LENGTH, THING_NAME_PATTERN, ThingNamingChoice
 from thingpress_core.certificates._model import DeviceCertificate
 from thingpress_core.errors import CertificateValidationError, ConfigurationError
 
 __all__ = [
     "MAX_THING_NAME_LENGTH",
     "THING_NAME_PATTERN",
-    "ThingNameStrategy",
+    "ThingNaming",
+    "ThingNamingChoice",
     "is_valid_thing_name",
     "sanitize_thing_name",
     "thing_name_for",
 ]
 
-ThingNameStrategy: TypeAlias = Literal["common_name", "certificate_id"] | Callable[[DeviceCertificate], str]
-"""How `thing_name_for` names a thing: from the CN, the certificate id, or a caller's function."""
+ThingNaming: TypeAlias = ThingNamingChoice | Callable[[DeviceCertificate], str]
+"""How things are named (the ``naming`` option everywhere): from the certificate's common name,
+its certificate id, or a caller's function of the certificate. The manifest readers' ``naming``
+option uses the same spellings for the names a manifest offers (plus ``"mac"`` and
+``"unique_id"``)."""
 
-MAX_THING_NAME_LENGTH = 128
-THING_NAME_PATTERN = re.compile(r"\A[a-zA-Z0-9:_-]{1,128}\Z")
-"""A whole valid AWS IoT thing name (anchored, so ``match`` and ``fullmatch`` agree)."""
 
 _INVALID = re.compile(r"[^a-zA-Z0-9:_-]")
 _MAPPED_SUFFIX = 8  # hex digits of SHA-256 appended when characters were mapped
@@ -94,22 +96,22 @@ def _check_prefix(prefix: object) -> str:
 def thing_name_for(
     cert: DeviceCertificate,
     *,
-    strategy: ThingNameStrategy | None = None,
+    naming: ThingNaming | None = None,
     prefix: str | None = None,
     strict: bool = False,
     offered: str | None = None,
 ) -> str:
     """A valid AWS IoT thing name (``[a-zA-Z0-9:_-]{1,128}``) for ``cert``.
 
-    Strategies: ``"common_name"`` (the certificate id when the CN is missing),
+    ``naming``: ``"common_name"`` (the certificate id when the CN is missing),
     ``"certificate_id"`` (the 64 hex digits), or a function of the certificate (its result
     passes through the same rules; an empty result falls back to the certificate id).
     ``offered`` is a name the input brought (a manifest's MAC or uniqueId): with no
-    ``strategy`` (the default) it is used, else the common name; an explicit ``strategy``
+    ``naming`` (the default) it is used, else the common name; an explicit ``naming``
     wins over it. Whatever its source, the text passes through the rules below, so a reader's
     CN with spaces or a 10 KB uniqueId gives a valid name like any other.
 
-    Rules, applied to the text the strategy gives:
+    Rules, applied to the text chosen:
 
     - Every character outside ``[a-zA-Z0-9:_-]`` becomes ``_`` and, because that alone could
       map two CNs to one name (``"a b"`` and ``"a.b"``), ``-`` and the first 8 hex digits of
@@ -121,31 +123,31 @@ def thing_name_for(
     - ``strict=True`` raises `CertificateValidationError` (reason ``invalid_name``) instead
       of mapping characters or shortening.
 
-    An invalid ``prefix`` or ``strategy`` raises `ConfigurationError`.
+    An invalid ``prefix`` or ``naming`` raises `ConfigurationError`.
     """
     pre = _check_prefix(prefix)
     text: str | None
-    if strategy is None:
+    if naming is None:
         text = offered if offered else cert.common_name
-    elif strategy == "common_name":
+    elif naming == "common_name":
         text = cert.common_name
-    elif strategy == "certificate_id":
+    elif naming == "certificate_id":
         text = cert.certificate_id
-    elif callable(strategy):
-        produced = cast(object, strategy(cert))
+    elif callable(naming):
+        produced = cast(object, naming(cert))
         if produced is not None and not isinstance(produced, str):
             raise ConfigurationError(
-                f"thing name function {getattr(strategy, '__name__', strategy)!r} returned "
+                f"thing name function {getattr(naming, '__name__', naming)!r} returned "
                 f"{type(produced).__name__}, not str",
-                variable="strategy",
-                value=strategy,
+                variable="naming",
+                value=naming,
             )
         text = produced
     else:
         raise ConfigurationError(
-            f"thing name strategy must be 'common_name', 'certificate_id' or a function, not {strategy!r}",
-            variable="strategy",
-            value=strategy,
+            f"naming must be 'common_name', 'certificate_id' or a function, not {naming!r}",
+            variable="naming",
+            value=naming,
         )
     if not text:
         text = cert.certificate_id

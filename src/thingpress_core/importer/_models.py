@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from thingpress_core.certificates import ThingNameStrategy, TrustStore
+from thingpress_core._vocabulary import RegistrationStatus
+from thingpress_core.certificates import ThingNaming, TrustStore
 from thingpress_core.errors import ConfigurationError
 
 __all__ = [
@@ -70,10 +71,10 @@ class ImportOptions(BaseModel):
         policies: IoT policies to attach to every certificate (at most 10).
         thing_groups: static thing groups to add every thing to (at most 10).
         thing_type: the thing type every thing is created with, or None.
-        thing_name: how to name things. None (default): the name a `ManifestEntry` brings
-            (a Microchip uniqueId, an Espressif MAC), else the common name. A strategy
-            (``"common_name"``, ``"certificate_id"`` or a function of the
-            `DeviceCertificate`, see `thing_name_for`) wins over what the manifest offers.
+        naming: how to name things. None (default): the name a `ManifestEntry` brings
+            (a Microchip uniqueId, an Espressif MAC), else the common name.
+            ``"common_name"``, ``"certificate_id"`` or a function of the `DeviceCertificate`
+            (see `thing_name_for`) wins over what the manifest offers.
             Whatever its source, a name that is not a valid AWS IoT thing name goes through
             `thing_name_for`'s mapping (invalid characters replaced, long names shortened).
         thing_name_prefix: prepended to every name, whatever its source.
@@ -112,9 +113,9 @@ class ImportOptions(BaseModel):
     policies: tuple[str, ...] = Field(default=(), max_length=_MAX_POLICIES)
     thing_groups: tuple[str, ...] = Field(default=(), max_length=_MAX_GROUPS)
     thing_type: str | None = Field(default=None, min_length=1, max_length=128)
-    thing_name: ThingNameStrategy | None = None
+    naming: ThingNaming | None = None
     thing_name_prefix: str | None = Field(default=None, max_length=127)
-    status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE"
+    status: RegistrationStatus = "ACTIVE"
     concurrency: int = Field(default=8, ge=1, le=_MAX_CONCURRENCY)
     trust_store: TrustStore | None = None
     dry_run: bool = False
@@ -131,9 +132,9 @@ class ImportOptions(BaseModel):
         policies: tuple[str, ...] | list[str] = (),
         thing_groups: tuple[str, ...] | list[str] = (),
         thing_type: str | None = None,
-        thing_name: ThingNameStrategy | None = None,
+        naming: ThingNaming | None = None,
         thing_name_prefix: str | None = None,
-        status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE",
+        status: RegistrationStatus = "ACTIVE",
         concurrency: int = 8,
         trust_store: TrustStore | None = None,
         dry_run: bool = False,
@@ -149,7 +150,7 @@ class ImportOptions(BaseModel):
                 policies=policies,
                 thing_groups=thing_groups,
                 thing_type=thing_type,
-                thing_name=thing_name,
+                naming=naming,
                 thing_name_prefix=thing_name_prefix,
                 status=status,
                 concurrency=concurrency,

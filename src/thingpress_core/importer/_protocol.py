@@ -7,11 +7,12 @@ importer is tested without AWS and how the memory benchmark runs 100,000 certifi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import datetime
 
+    from thingpress_core._vocabulary import RegistrationStatus
     from thingpress_core.certificates import DeviceCertificate
 
 __all__ = ["CallCounts", "IoTOperations", "RegistrationResult", "ThingState"]
@@ -56,7 +57,7 @@ class IoTOperations(Protocol):
         cert: DeviceCertificate,
         /,
         *,
-        status: Literal["ACTIVE", "INACTIVE"],
+        status: RegistrationStatus,
         created_after: datetime.datetime | None,
     ) -> RegistrationResult:
         """Register; ``created`` False when it existed before ``created_after`` (or the call)."""

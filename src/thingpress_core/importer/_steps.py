@@ -221,7 +221,7 @@ class Work:
             assert certificate is not None
             self.thing_name = thing_name_for(
                 certificate,
-                strategy=options.thing_name,
+                naming=options.naming,
                 prefix=options.thing_name_prefix,
                 offered=self.given_name,
             )

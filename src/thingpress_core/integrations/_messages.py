@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from thingpress_core._vocabulary import RegistrationStatus
 from thingpress_core.errors import CertificateError, MessageParseError
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class ImportRequest(BaseModel):
     policies: tuple[str, ...] = ()
     thing_groups: tuple[str, ...] = ()
     thing_type: str | None = Field(default=None, min_length=1, max_length=128)
-    status: Literal["ACTIVE", "INACTIVE"] | None = None
+    status: RegistrationStatus | None = None
     source: ImportSource | None = None
 
     @field_validator("policies")
@@ -126,7 +127,7 @@ class ImportRequest(BaseModel):
         """Build the request for a manifest entry or certificate, with ``options`` attached.
 
         The thing name is resolved here exactly as the importer would resolve it
-        (``options.thing_name`` when set, else the entry's own name, else the common name;
+        (``options.naming`` when set, else the entry's own name, else the common name;
         ``options.thing_name_prefix`` on every name; an invalid name mapped), so every
         consumer names the thing the same way; a naming failure raises its
         `ThingpressError`. ``source`` gets ``index`` (default: a manifest entry's own index).
@@ -142,7 +143,7 @@ class ImportRequest(BaseModel):
             index = item.index if index is None else index
         name = thing_name_for(
             cert,
-            strategy=options.thing_name if options is not None else None,
+            naming=options.naming if options is not None else None,
             prefix=options.thing_name_prefix if options is not None else None,
             offered=offered,
         )
@@ -198,7 +199,7 @@ class ImportRequest(BaseModel):
         if self.status is not None:
             update["status"] = self.status
         if self.thing_name is not None:
-            update["thing_name"] = None
+            update["naming"] = None
             update["thing_name_prefix"] = None
         return base.model_copy(update=update)
 

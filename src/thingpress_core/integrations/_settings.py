@@ -7,12 +7,13 @@ Nothing here is kept between calls: the one object a Lambda process keeps is its
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Final
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from thingpress_core._config import ConfigSettings
+from thingpress_core._vocabulary import RegistrationStatus, ThingNamingChoice
 
 if TYPE_CHECKING:
     from thingpress_core.clients import ClientFactory
@@ -48,11 +49,11 @@ class LambdaSettings(ConfigSettings):
     policies: _NameList = Field(default=(), description="Policies every certificate gets (producer).")
     thing_groups: _NameList = Field(default=(), description="Thing groups every thing joins (producer).")
     thing_type: str | None = Field(default=None, description="Thing type of every thing (producer).")
-    thing_name: Literal["common_name", "certificate_id"] | None = Field(
+    naming: ThingNamingChoice | None = Field(
         default=None, description="Naming strategy; None: the manifest's own names, else the common name."
     )
     thing_name_prefix: str | None = None
-    status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE"
+    status: RegistrationStatus = "ACTIVE"
     per_message: int = Field(default=1, ge=1, le=500, description="Requests per SQS message (producer).")
     manifest_format: str | None = Field(default=None, description="Manifest format; None: detect.")
     verifiers: _NameList = Field(
@@ -82,7 +83,7 @@ class LambdaSettings(ConfigSettings):
             policies=self.policies,
             thing_groups=self.thing_groups,
             thing_type=self.thing_type,
-            thing_name=self.thing_name,
+            naming=self.naming,
             thing_name_prefix=self.thing_name_prefix,
             status=self.status,
             concurrency=1,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
+from thingpress_core._vocabulary import THING_NAME_PATTERN, CertificateStatus
 from thingpress_core.errors import InvalidRequestError, ResourceConflictError
 from thingpress_core.services._call import ServiceFacade
 from thingpress_core.services._models import (
@@ -32,12 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CertificateStatus", "IoTService"]
 
-CertificateStatus = Literal[
-    "ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"
-]
-"""The statuses AWS IoT accepts for a certificate."""
 
-_THING_NAME = re.compile(r"\A[a-zA-Z0-9:_-]{1,128}\Z")
 _CERTIFICATE_ID = re.compile(r"\A[0-9a-f]{64}\Z")
 _STATUSES: frozenset[str] = frozenset(get_args(CertificateStatus))
 # How far this machine's clock may run ahead of AWS's when a creation time is compared with
@@ -443,7 +439,7 @@ class IoTService(ServiceFacade):
 
 
 def _check_thing_name(name: object, operation: str) -> None:
-    if not isinstance(name, str) or not _THING_NAME.match(name):
+    if not isinstance(name, str) or not THING_NAME_PATTERN.match(name):
         raise InvalidRequestError(
             f"invalid thing name {name!r}: use 1 to 128 of a-z A-Z 0-9 : _ -",
             service="iot",
