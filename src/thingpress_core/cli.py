@@ -158,6 +158,7 @@ def _print_skipped(reader: ManifestReader) -> None:
         )
 
 
+_NAMINGS: dict[str, ThingNamingChoice] = {"common_name": "common_name", "certificate_id": "certificate_id"}
 _OLD_NAMINGS: dict[str, ThingNamingChoice] = {
     "common-name": "common_name",
     "certificate-id": "certificate_id",
@@ -166,8 +167,10 @@ _OLD_NAMINGS: dict[str, ThingNamingChoice] = {
 
 def _naming(value: str | None) -> ThingNamingChoice | None:
     """The --naming value, in the one spelling the library uses (0.1.0's dashed one still works)."""
-    if value is None or value in ("common_name", "certificate_id"):
-        return cast("ThingNamingChoice | None", value)
+    if value is None:
+        return None
+    if value in _NAMINGS:
+        return _NAMINGS[value]
     if value in _OLD_NAMINGS:
         err_console.print(
             f"note: --naming {value} is spelt {_OLD_NAMINGS[value]} now", highlight=False, style="yellow"
