@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from thingpress_core._config import ConfigSettings
-from thingpress_core.resilience.settings import ResilienceSettings
+from thingpress_core.resilience import ResilienceSettings
 
 if TYPE_CHECKING:
     from botocore.endpoint_provider import RuleSetStandardLibrary

@@ -21,7 +21,7 @@ from thingpress_core.integrations.aws_lambda import (
     handle_sqs_event,
 )
 from thingpress_core.resilience import CircuitBreakerRegistry, CircuitBreakerSettings, ResilienceSettings
-from thingpress_core.resilience.settings import DEFAULT_RATE_LIMITS
+from thingpress_core.resilience import DEFAULT_RATE_LIMITS
 from thingpress_core.services import IoTService, ReceivedMessage, SQSService
 from thingpress_core.settings import ThingpressSettings
 from thingpress_core.testing import FaultInjector

@@ -38,7 +38,7 @@ from thingpress_core.integrations.aws_lambda import (
     sqs_handler,
 )
 from thingpress_core.resilience import CircuitBreakerSettings, ResilienceSettings
-from thingpress_core.resilience.settings import DEFAULT_RATE_LIMITS
+from thingpress_core.resilience import DEFAULT_RATE_LIMITS
 from thingpress_core.services import IoTService
 from thingpress_core.settings import ThingpressSettings
 

@@ -89,7 +89,7 @@ def test_get_object_reads_in_large_chunks(s3: S3Service, bucket: str, spy_bodies
 
 
 def test_stream_guards_against_a_body_longer_than_announced(s3: S3Service, bucket: str) -> None:
-    from thingpress_core.services.s3 import S3ObjectStream
+    from thingpress_core.services import S3ObjectStream
 
     body = io.BytesIO(b"y" * 100)
     stream = S3ObjectStream(body, bucket=bucket, key="k", size=10, etag=None, max_bytes=10)

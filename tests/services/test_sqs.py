@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from thingpress_core.errors import AwsServiceError, BatchSendError, InvalidRequestError, ResourceNotFoundError
 from thingpress_core.services import BatchSendReport, FailedMessage, QueueDepth, SQSService
-from thingpress_core.services.sqs import MAX_BATCH_BYTES, pack_batches
+from thingpress_core.services._sqs import MAX_BATCH_BYTES, pack_batches
 
 if TYPE_CHECKING:
     from thingpress_core.clients import ClientFactory

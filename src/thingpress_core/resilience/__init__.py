@@ -9,7 +9,7 @@ from thingpress_core.resilience._classify import is_service_failure, is_throttle
 from thingpress_core.resilience._models import CircuitEvent, CircuitPermit, CircuitSnapshot, CircuitState
 from thingpress_core.resilience._ratelimit import RateLimiter
 from thingpress_core.resilience._registry import CircuitBreakerRegistry
-from thingpress_core.resilience.settings import (
+from thingpress_core.resilience._settings import (
     DEFAULT_RATE_LIMITS,
     CircuitBreakerSettings,
     ResilienceSettings,

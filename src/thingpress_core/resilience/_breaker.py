@@ -39,7 +39,7 @@ from typing import Any, Final, NoReturn, ParamSpec, TypeVar, overload
 from thingpress_core.errors import CircuitOpenError
 from thingpress_core.resilience._classify import is_service_failure
 from thingpress_core.resilience._models import CircuitEvent, CircuitPermit, CircuitSnapshot, CircuitState
-from thingpress_core.resilience.settings import CircuitBreakerSettings
+from thingpress_core.resilience._settings import CircuitBreakerSettings
 
 __all__ = ["CircuitBreaker", "CircuitListener", "Classifier"]
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from thingpress_core.errors import ConfigurationError, RateLimitTimeoutError
-from thingpress_core.resilience.settings import ResilienceSettings
+from thingpress_core.resilience._settings import ResilienceSettings
 
 __all__ = ["RateLimiter"]
 

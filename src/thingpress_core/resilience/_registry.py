@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from thingpress_core.resilience._breaker import CircuitBreaker, CircuitListener, Classifier
 from thingpress_core.resilience._models import CircuitSnapshot
-from thingpress_core.resilience.settings import ResilienceSettings
+from thingpress_core.resilience._settings import ResilienceSettings
 
 if TYPE_CHECKING:
     from thingpress_core.settings import ThingpressSettings

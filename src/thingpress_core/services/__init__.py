@@ -28,9 +28,9 @@ from thingpress_core.services._models import (
     ThingGroupInfo,
     ThingTypeInfo,
 )
-from thingpress_core.services.iot import CertificateStatus, IoTService
-from thingpress_core.services.s3 import DEFAULT_MAX_OBJECT_BYTES, S3ObjectStream, S3Service
-from thingpress_core.services.sqs import SQSService
+from thingpress_core.services._iot import CertificateStatus, IoTService
+from thingpress_core.services._s3 import DEFAULT_MAX_OBJECT_BYTES, S3ObjectStream, S3Service
+from thingpress_core.services._sqs import SQSService
 
 __all__ = [
     "IoTService",

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from thingpress_core.errors import ConfigurationError
-from thingpress_core.resilience.settings import DEFAULT_RATE_LIMITS
+from thingpress_core.resilience import DEFAULT_RATE_LIMITS
 
 FaultKind = Literal[
     "throttle",
