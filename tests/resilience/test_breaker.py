@@ -109,7 +109,7 @@ def test_opens_after_consecutive_failures_and_fails_fast(clock: Callable[[], flo
     assert str(err) == "circuit iot.CreateThing is open (3 consecutive failures); it will try again in 30.0 s"
     assert isinstance(err.snapshot, CircuitSnapshot)
     assert err.snapshot.state is CircuitState.OPEN
-    assert err.snapshot.rejections == 1
+    assert err.snapshot.refusals == 1
 
 
 def test_success_resets_the_consecutive_count(clock: Callable[[], float]) -> None:
@@ -329,7 +329,7 @@ def test_context_manager(clock: Any) -> None:
     with pytest.raises(CircuitOpenError), breaker:
         pytest.fail("must not run")
     snap = breaker.snapshot()
-    assert (snap.successes, snap.failures, snap.rejections) == (2, 3, 1)
+    assert (snap.successes, snap.failures, snap.refusals) == (2, 3, 1)
 
 
 def test_keyboard_interrupt_is_neutral(clock: Any) -> None:
@@ -586,7 +586,7 @@ def test_guard_reports_the_block(clock: Any) -> None:
         ran.append(1)
     assert ran == []
     snap = breaker.snapshot()
-    assert (snap.successes, snap.failures, snap.ignored, snap.rejections) == (1, 2, 1, 1)
+    assert (snap.successes, snap.failures, snap.ignored, snap.refusals) == (1, 2, 1, 1)
 
 
 def test_guard_probe_frees_its_slot(clock: Any) -> None:

@@ -65,7 +65,7 @@ def test_decorated_coroutine_failures_are_seen_and_counted(clock: Any) -> None:
     asyncio.run(main())
     assert bodies == ["missing", "down", "down"]  # the refused call never started its body
     snap = breaker.snapshot()
-    assert (snap.successes, snap.failures, snap.ignored, snap.rejections) == (0, 2, 1, 1)
+    assert (snap.successes, snap.failures, snap.ignored, snap.refusals) == (0, 2, 1, 1)
 
 
 def test_call_async(clock: Any) -> None:

@@ -379,7 +379,7 @@ class BreakerMachine(RuleBasedStateMachine):
         assert snap.open_timeout == m.open_timeout
         assert snap.half_open_in_flight == len(m.holding)
         assert snap.half_open_in_flight <= m.s.half_open_max_calls
-        assert (snap.calls, snap.successes, snap.failures, snap.ignored, snap.rejections) == (
+        assert (snap.calls, snap.successes, snap.failures, snap.ignored, snap.refusals) == (
             m.calls,
             m.successes,
             m.failures,

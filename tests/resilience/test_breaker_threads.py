@@ -68,7 +68,7 @@ def test_closed_counts_are_exact_under_contention(clock: Any) -> None:
     assert snap.failures == THREADS * per_thread_failures
     assert snap.successes == TOTAL - snap.ignored - snap.failures
     assert next(invoked) == snap.successes
-    assert snap.rejections == 0
+    assert snap.refusals == 0
     assert breaker.state is CircuitState.CLOSED
 
 
@@ -95,10 +95,10 @@ def test_counts_stay_consistent_while_the_breaker_flaps() -> None:
 
     run_threads(worker)
     snap = breaker.snapshot()
-    assert snap.calls + snap.rejections == TOTAL
+    assert snap.calls + snap.refusals == TOTAL
     assert snap.calls == next(invoked)
     assert snap.successes + snap.failures + snap.ignored == snap.calls
-    assert snap.rejections > 0
+    assert snap.refusals > 0
     assert snap.half_open_in_flight == 0
 
 
@@ -160,7 +160,7 @@ def test_half_open_lets_exactly_max_calls_through(clock: Any, max_calls: int) ->
     assert len(rejected) == THREADS - max_calls
     assert all(exc.snapshot is not None and exc.retry_after is not None for exc in rejected)
     assert breaker.state is CircuitState.CLOSED
-    assert breaker.snapshot().rejections == THREADS - max_calls
+    assert breaker.snapshot().refusals == THREADS - max_calls
 
 
 @pytest.mark.parametrize("style", ["call", "guard", "acquire"])
@@ -269,7 +269,7 @@ def test_probes_of_an_earlier_phase_keep_their_slots(clock: Any, style: str) -> 
     snap = breaker.snapshot()
     assert snap.state is CircuitState.CLOSED
     assert snap.half_open_in_flight == 0
-    assert (snap.successes, snap.failures, snap.rejections) == (2, 2, 1)
+    assert (snap.successes, snap.failures, snap.refusals) == (2, 2, 1)
 
 
 def test_every_call_style_counts_exactly_under_contention(clock: Any) -> None:

@@ -133,7 +133,7 @@ def test_open_breaker_refuses_without_a_call() -> None:
     with pytest.raises(CircuitOpenError):
         path.call("CreateThing", lambda **_: called.append(True), {})
     assert called == []
-    assert counter.snapshot() == CallStats(rejected={"iot.CreateThing": 1})
+    assert counter.snapshot() == CallStats(refused={"iot.CreateThing": 1})
 
 
 def test_botocore_error_is_mapped() -> None:
@@ -163,7 +163,7 @@ def test_other_exceptions_pass_through_and_free_the_breaker() -> None:
     assert (snap.calls, snap.failures, snap.ignored) == (1, 0, 1)
 
 
-def test_rate_limit_timeout_is_rejected_without_a_call() -> None:
+def test_rate_limit_timeout_is_refused_without_a_call() -> None:
     class NoTokens:
         def acquire(self, name: str, timeout: float | None = None) -> float:
             raise RateLimitTimeoutError("no token", name=name, timeout=0)
@@ -173,7 +173,7 @@ def test_rate_limit_timeout_is_rejected_without_a_call() -> None:
     with pytest.raises(RateLimitTimeoutError):
         path.call("CreateThing", lambda **_: called.append(True), {})
     assert called == []
-    assert counter.snapshot() == CallStats(rejected={"iot.CreateThing": 1})
+    assert counter.snapshot() == CallStats(refused={"iot.CreateThing": 1})
 
 
 def test_limiter_before_breaker_before_call() -> None:

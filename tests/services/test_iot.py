@@ -420,7 +420,7 @@ def test_breaker_opens_after_injected_5xx(fast_factory: ClientFactory, faults: F
     stats = iot.stats()
     assert stats.calls == {"iot.GetPolicy": 2}
     assert stats.failures == {"iot.GetPolicy": 2}
-    assert stats.rejected == {"iot.GetPolicy": 1}
+    assert stats.refused == {"iot.GetPolicy": 1}
     assert stats.retries == {"iot.GetPolicy": 4}
 
 

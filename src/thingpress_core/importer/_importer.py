@@ -238,7 +238,7 @@ def _snapshot(iot: IoTOperations | None) -> _Counts:
         dict(stats.calls),
         dict(stats.failures),
         _int_map(getattr(stats, "retries", None)),
-        _int_map(getattr(stats, "rejected", None)),
+        _int_map(getattr(stats, "refused", None)),
     )
 
 

@@ -142,7 +142,7 @@ class CircuitBreaker:
         self._successes = 0
         self._failures = 0
         self._ignored = 0
-        self._rejections = 0
+        self._refusals = 0
         self._refresh_fast()
 
     # ----------------------------------------------------------------------- inspection
@@ -196,7 +196,7 @@ class CircuitBreaker:
             successes=self._successes,
             failures=self._failures,
             ignored=self._ignored,
-            rejections=self._rejections,
+            refusals=self._refusals,
             at=now,
         )
 
@@ -315,7 +315,7 @@ class CircuitBreaker:
                 self._in_flight += 1
                 refusal = None
             else:
-                self._rejections += 1
+                self._refusals += 1
                 probe = None
                 refusal = self._refusal(now)
         if event is not None:
@@ -627,7 +627,7 @@ class CircuitBreaker:
     def reset(self) -> None:
         """Back to closed with no failure history; clears `force_open` and `disable`.
 
-        The counters (calls, failures, rejections, ...) are kept: they only grow.
+        The counters (calls, failures, refusals, ...) are kept: they only grow.
         """
         with self._lock:
             self._forced_open = False

@@ -102,7 +102,7 @@ class CircuitSnapshot(BaseModel):
     successes: int
     failures: int = Field(description="Outcomes the classifier counted as failures.")
     ignored: int = Field(description="Outcomes that counted neither way (a caller's mistake).")
-    rejections: int = Field(description="Calls refused with CircuitOpenError.")
+    refusals: int = Field(description="Calls refused with CircuitOpenError.")
     at: float = Field(description="Clock reading when the snapshot was taken.")
 
 

@@ -73,13 +73,13 @@ def _uncertain(response: object, caught: object) -> bool:
 class CallCounter:
     """Thread-safe per-operation counters behind `CallStats`."""
 
-    __slots__ = ("_calls", "_failures", "_lock", "_rejected", "_retries")
+    __slots__ = ("_calls", "_failures", "_lock", "_refused", "_retries")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: dict[str, int] = {}
         self._failures: dict[str, int] = {}
-        self._rejected: dict[str, int] = {}
+        self._refused: dict[str, int] = {}
         self._retries: dict[str, int] = {}
 
     def call(self, name: str) -> None:
@@ -90,9 +90,9 @@ class CallCounter:
         with self._lock:
             self._failures[name] = self._failures.get(name, 0) + 1
 
-    def rejected(self, name: str) -> None:
+    def refused(self, name: str) -> None:
         with self._lock:
-            self._rejected[name] = self._rejected.get(name, 0) + 1
+            self._refused[name] = self._refused.get(name, 0) + 1
 
     def retries(self, name: str, count: int) -> None:
         if count > 0:
@@ -104,7 +104,7 @@ class CallCounter:
             return CallStats(
                 calls=dict(sorted(self._calls.items())),
                 failures=dict(sorted(self._failures.items())),
-                rejected=dict(sorted(self._rejected.items())),
+                refused=dict(sorted(self._refused.items())),
                 retries=dict(sorted(self._retries.items())),
             )
 
@@ -112,7 +112,7 @@ class CallCounter:
         with self._lock:
             self._calls.clear()
             self._failures.clear()
-            self._rejected.clear()
+            self._refused.clear()
             self._retries.clear()
 
 
@@ -167,7 +167,7 @@ class CallPath:
             breaker = self._registry.get(name)
             permit = breaker.acquire()
         except (CircuitOpenError, RateLimitTimeoutError) as refused:
-            counter.rejected(name)
+            counter.refused(name)
             self._logger.info(
                 "%s refused before the call: %s",
                 name,

@@ -40,13 +40,13 @@ class CallStats(_Frozen):
     ``calls`` counts calls that reached botocore (one per facade-level call, however many
     HTTP attempts botocore's retries took; those are in ``retries``). ``failures`` counts calls
     that ended in an error, except the answers a facade expects and turns into a result (a
-    409 on RegisterCertificateWithoutCA). ``rejected`` counts calls refused before reaching
+    409 on RegisterCertificateWithoutCA). ``refused`` counts calls refused before reaching
     AWS by an open circuit breaker or a rate-limit timeout (not included in ``calls``).
     """
 
     calls: dict[str, int] = Field(default_factory=dict)
     failures: dict[str, int] = Field(default_factory=dict)
-    rejected: dict[str, int] = Field(default_factory=dict)
+    refused: dict[str, int] = Field(default_factory=dict)
     retries: dict[str, int] = Field(default_factory=dict)
 
     @property
@@ -69,7 +69,7 @@ class CallStats(_Frozen):
         return CallStats(
             calls=merge(self.calls, other.calls),
             failures=merge(self.failures, other.failures),
-            rejected=merge(self.rejected, other.rejected),
+            refused=merge(self.refused, other.refused),
             retries=merge(self.retries, other.retries),
         )
 
