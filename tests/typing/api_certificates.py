@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.x509 import verification
 
 from thingpress_core.certificates import (
-    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_CERTIFICATE_BYTES,
     MAX_THING_NAME_LENGTH,
     THING_NAME_PATTERN,
     DeviceCertificate,
@@ -61,7 +61,7 @@ def model(der: bytes, pem: str) -> None:
 
 def loading(data: bytes, text: str) -> None:
     many: list[DeviceCertificate] = load_certificates(data)
-    many = load_certificates(text, source="s3://b/k", max_bytes=DEFAULT_MAX_BYTES)
+    many = load_certificates(text, source="s3://b/k", max_bytes=DEFAULT_MAX_CERTIFICATE_BYTES)
     one: DeviceCertificate = load_certificate(data, source="x", max_bytes=10)
     print(many, one)
 

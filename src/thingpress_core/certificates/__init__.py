@@ -12,7 +12,11 @@ Test certificates and CAs come from `thingpress_core.certificates.generate`.
 
 from __future__ import annotations
 
-from thingpress_core.certificates._loading import DEFAULT_MAX_BYTES, load_certificate, load_certificates
+from thingpress_core.certificates._loading import (
+    DEFAULT_MAX_CERTIFICATE_BYTES,
+    load_certificate,
+    load_certificates,
+)
 from thingpress_core.certificates._model import DeviceCertificate
 from thingpress_core.certificates._naming import (
     MAX_THING_NAME_LENGTH,
@@ -26,7 +30,7 @@ from thingpress_core.certificates._transport import decode_transport, encode_for
 from thingpress_core.certificates._trust import TrustStore, VerifiedChain, check_validity, verify_certificate
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_CERTIFICATE_BYTES",
     "MAX_THING_NAME_LENGTH",
     "THING_NAME_PATTERN",
     "DeviceCertificate",

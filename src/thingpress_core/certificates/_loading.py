@@ -23,15 +23,21 @@ from thingpress_core.certificates._pem import BEGIN, CERTIFICATE_LABELS, PemSynt
 from thingpress_core.errors import CertificateParseError, ConfigurationError
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_CERTIFICATE_BYTES",
     "check_positive_int",
     "load_certificate",
     "load_certificates",
     "parse_pem_bundle",
 ]
 
-DEFAULT_MAX_BYTES = 1_048_576
-"""The default size limit of one input (1 MiB)."""
+DEFAULT_MAX_CERTIFICATE_BYTES = 1_048_576
+"""The default size limit of one input to the certificate loaders (1 MiB): a few hundred
+certificates. Manifests have their own, larger limit (`thingpress_core.manifests`)."""
+
+_LIMIT_HINT = (
+    "; pass a larger max_bytes= to load it whole, or read a large bundle with "
+    "thingpress_core.manifests.read_manifest, which streams it (up to 256 MiB by default)"
+)
 
 # Python's repr of bytes: b'...' or b"..." around printable ASCII; the escapes a repr of
 # base64 or PEM text can contain are \n, \r and \t.
@@ -158,7 +164,7 @@ def _as_bytes(data: object, *, source: str | None, max_bytes: int) -> bytes:
         # Characters never outnumber UTF-8 bytes, so this refuses oversized text before encoding.
         if len(data) > max_bytes:
             raise CertificateParseError(
-                f"{where}input of {len(data)} characters exceeds the limit of {max_bytes} bytes",
+                f"{where}input of {len(data)} characters exceeds max_bytes={max_bytes}{_LIMIT_HINT}",
                 source=source,
             )
         raw = data.encode("utf-8", "replace")
@@ -168,13 +174,13 @@ def _as_bytes(data: object, *, source: str | None, max_bytes: int) -> bytes:
         raise CertificateParseError(f"{where}expected bytes or str, got {type(data).__name__}", source=source)
     if len(raw) > max_bytes:
         raise CertificateParseError(
-            f"{where}input of {len(raw)} bytes exceeds the limit of {max_bytes} bytes", source=source
+            f"{where}input of {len(raw)} bytes exceeds max_bytes={max_bytes}{_LIMIT_HINT}", source=source
         )
     return raw
 
 
 def load_certificates(
-    data: bytes | str, *, source: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    data: bytes | str, *, source: str | None = None, max_bytes: int = DEFAULT_MAX_CERTIFICATE_BYTES
 ) -> list[DeviceCertificate]:
     """Every certificate in ``data``: PEM bundle, DER, base64 of PEM or DER, or legacy ``b'...'``.
 
@@ -189,7 +195,7 @@ def load_certificates(
 
 
 def load_certificate(
-    data: bytes | str, *, source: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    data: bytes | str, *, source: str | None = None, max_bytes: int = DEFAULT_MAX_CERTIFICATE_BYTES
 ) -> DeviceCertificate:
     """Exactly one certificate, in any encoding `load_certificates` accepts."""
     certs = load_certificates(data, source=source, max_bytes=max_bytes)

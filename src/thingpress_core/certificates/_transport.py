@@ -10,7 +10,7 @@ import base64
 from collections.abc import Iterable
 from typing import cast
 
-from thingpress_core.certificates._loading import DEFAULT_MAX_BYTES, load_certificates
+from thingpress_core.certificates._loading import DEFAULT_MAX_CERTIFICATE_BYTES, load_certificates
 from thingpress_core.certificates._model import DeviceCertificate
 from thingpress_core.errors import CertificateError, CertificateParseError
 
@@ -41,7 +41,7 @@ def encode_for_transport(certs: DeviceCertificate | Iterable[DeviceCertificate])
 
 
 def decode_transport(
-    text: str | bytes, *, source: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    text: str | bytes, *, source: str | None = None, max_bytes: int = DEFAULT_MAX_CERTIFICATE_BYTES
 ) -> list[DeviceCertificate]:
     """The certificates of an `encode_for_transport` string, or of the legacy ``"b'...'"`` form.
 

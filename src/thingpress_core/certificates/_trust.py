@@ -22,7 +22,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
-from thingpress_core.certificates._loading import DEFAULT_MAX_BYTES, check_positive_int, load_certificates
+from thingpress_core.certificates._loading import (
+    DEFAULT_MAX_CERTIFICATE_BYTES,
+    check_positive_int,
+    load_certificates,
+)
 from thingpress_core.certificates._model import _X509_ERRORS, DeviceCertificate
 from thingpress_core.errors import CertificateParseError, CertificateValidationError
 
@@ -69,13 +73,15 @@ class TrustStore(BaseModel):
 
     @classmethod
     def from_pem(
-        cls, data: bytes | str, *, source: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+        cls, data: bytes | str, *, source: str | None = None, max_bytes: int = DEFAULT_MAX_CERTIFICATE_BYTES
     ) -> TrustStore:
         """Anchors from PEM bytes or text (any encoding `load_certificates` reads)."""
         return cls(certificates=tuple(load_certificates(data, source=source, max_bytes=max_bytes)))
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> TrustStore:
+    def from_path(
+        cls, path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_CERTIFICATE_BYTES
+    ) -> TrustStore:
         """Anchors from one file, or from every ``.pem``/``.crt``/``.cer``/``.der`` file of a directory.
 
         Each file is limited to ``max_bytes``; a file that is not a certificate raises
