@@ -25,20 +25,23 @@ from thingpress_core.services import IoTService
 
 
 def options(store: TrustStore) -> ImportOptions:
-    by_cn = ImportOptions(policies=("DevicePolicy",), thing_groups=["Fleet"], thing_type="Sensor")
+    by_cn = ImportOptions(policies=("DevicePolicy",), thing_groups=("Fleet",), thing_type="Sensor")
     by_id = ImportOptions(naming="certificate_id", thing_name_prefix="plant1-", status="INACTIVE")
 
     def serial_name(cert: DeviceCertificate) -> str:
         return cert.serial_number
 
     custom = ImportOptions(
-        thing_name=serial_name,
+        naming=serial_name,
         concurrency=16,
         trust_store=store,
         dry_run=True,
         preflight=False,
         transient_rounds=2,
         retry_pause=0.5,
+        retry_deadline=None,
+        allow_expired=True,
+        allow_multiple_things=True,
     )
     calls: int = by_cn.calls_per_certificate()
     policies: tuple[str, ...] = by_cn.policies

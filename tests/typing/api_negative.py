@@ -10,7 +10,7 @@ pydantic's typed constructor behind ``**values: Any`` again, say), the typing se
 
 from __future__ import annotations
 
-from thingpress_core import ThingpressSettings
+from thingpress_core import ImportOptions, ThingpressSettings
 from thingpress_core.manifests import read_manifest
 from thingpress_core.resilience import CircuitBreakerRegistry, CircuitBreakerSettings, ResilienceSettings
 
@@ -19,6 +19,13 @@ def misspelt_settings() -> None:
     ThingpressSettings(regoin="eu-west-1")  # type: ignore[call-arg]  # must fail: no field "regoin"
     CircuitBreakerSettings(failure_threshhold=3)  # type: ignore[call-arg]  # must fail: misspelt field
     ResilienceSettings(quota_shar=0.5)  # type: ignore[call-arg]  # must fail: misspelt field
+
+
+def misspelt_import_options() -> None:
+    ImportOptions(polices=("P",))  # type: ignore[call-arg]  # must fail: misspelt field
+    ImportOptions(thing_name="certificate_id")  # type: ignore[call-arg]  # must fail: the option is `naming`
+    ImportOptions(naming="cn")  # type: ignore[arg-type]  # must fail: one spelling, "common_name"
+    ImportOptions(status="REVOKED")  # type: ignore[arg-type]  # must fail: ACTIVE or INACTIVE only
 
 
 def mistyped_settings() -> None:
@@ -32,7 +39,15 @@ def wrong_registry_settings() -> None:
 
 
 def wrong_manifest_options() -> None:
-    read_manifest("x", formt="pem")  # type: ignore[call-arg]  # must fail: no keyword "formt"
-    read_manifest("x", thing_name=3)  # type: ignore[arg-type]  # must fail: not a name source
-    read_manifest("x", thing_name="serial")  # type: ignore[arg-type]  # must fail: not a name source
-    read_manifest("x", max_members="many")  # type: ignore[arg-type]  # must fail: not an int
+    read_manifest("x", formt="pem")  # type: ignore[call-overload]  # must fail: no keyword "formt"
+    read_manifest("x", naming=3)  # type: ignore[call-overload]  # must fail: not a naming
+    read_manifest("x", naming="serial")  # type: ignore[call-overload]  # must fail: not a naming
+    read_manifest("x", naming="cn")  # type: ignore[call-overload]  # must fail: the old spelling of "common_name"
+    read_manifest("x", thing_name="mac")  # type: ignore[call-overload]  # must fail: the option is naming=
+    read_manifest("x", on_error="ignore")  # type: ignore[call-overload]  # must fail: not raise/skip/yield
+    read_manifest("x", max_members="many")  # type: ignore[call-overload]  # must fail: not an int
+
+
+def yielded_items_are_not_all_entries() -> None:
+    for item in read_manifest("x", on_error="yield"):
+        print(item.certificate)  # type: ignore[union-attr]  # must fail: a ManifestError has no certificate

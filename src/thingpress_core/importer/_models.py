@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thingpress_core._config import ConfigModel
 from thingpress_core._vocabulary import RegistrationStatus
 from thingpress_core.certificates import ThingNaming, TrustStore
-from thingpress_core.errors import ConfigurationError
 
 __all__ = [
     "OWNER_ATTRIBUTE",
@@ -64,7 +64,7 @@ class OutcomeStatus(str, enum.Enum):
         return self.value
 
 
-class ImportOptions(BaseModel):
+class ImportOptions(ConfigModel):
     """How to import: what to attach, how to name things, how hard to push.
 
     Args:
@@ -105,10 +105,12 @@ class ImportOptions(BaseModel):
             they fail with reason ``expired`` or ``not_yet_valid`` (and the date) before any
             call.
 
-    Invalid values raise `ConfigurationError` naming the option.
+    Invalid values raise `ConfigurationError` naming the option (pydantic's error is its
+    ``__cause__``); type checkers see the typed constructor, so a misspelt option is an error
+    before anything runs.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     policies: tuple[str, ...] = Field(default=(), max_length=_MAX_POLICIES)
     thing_groups: tuple[str, ...] = Field(default=(), max_length=_MAX_GROUPS)
@@ -125,46 +127,6 @@ class ImportOptions(BaseModel):
     retry_deadline: float | None = Field(default=900.0, gt=0.0)
     allow_multiple_things: bool = False
     allow_expired: bool = False
-
-    def __init__(
-        self,
-        *,
-        policies: tuple[str, ...] | list[str] = (),
-        thing_groups: tuple[str, ...] | list[str] = (),
-        thing_type: str | None = None,
-        naming: ThingNaming | None = None,
-        thing_name_prefix: str | None = None,
-        status: RegistrationStatus = "ACTIVE",
-        concurrency: int = 8,
-        trust_store: TrustStore | None = None,
-        dry_run: bool = False,
-        preflight: bool = True,
-        transient_rounds: int = 3,
-        retry_pause: float = 1.0,
-        retry_deadline: float | None = 900.0,
-        allow_multiple_things: bool = False,
-        allow_expired: bool = False,
-    ) -> None:
-        try:
-            super().__init__(
-                policies=policies,
-                thing_groups=thing_groups,
-                thing_type=thing_type,
-                naming=naming,
-                thing_name_prefix=thing_name_prefix,
-                status=status,
-                concurrency=concurrency,
-                trust_store=trust_store,
-                dry_run=dry_run,
-                preflight=preflight,
-                transient_rounds=transient_rounds,
-                retry_pause=retry_pause,
-                retry_deadline=retry_deadline,
-                allow_multiple_things=allow_multiple_things,
-                allow_expired=allow_expired,
-            )
-        except ValidationError as exc:
-            raise ConfigurationError.from_validation_error(exc, model="ImportOptions") from None
 
     @field_validator("policies", "thing_groups")
     @classmethod
@@ -197,7 +159,7 @@ class ImportOutcome(BaseModel):
     ``access_denied``, ``invalid_request``, ``limit_exceeded``, ``conflict``, ``aws_error``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     certificate_id: str | None
     thing_name: str | None = None
@@ -234,7 +196,7 @@ class ImportReport(BaseModel):
     for a retry round (items not yet read from the input are in neither).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     total: int = Field(ge=0)
     imported: int = Field(ge=0)
