@@ -3,7 +3,8 @@
 Each manifest (PEM bundle, generated base64 lines, Espressif CSV) holds one mutated
 certificate among good ones. Read with ``on_error="skip"`` every good entry comes out and the
 bad one is listed in the report; with ``on_error="raise"`` the entries before it come out,
-then a `ManifestError` names it. A mutant that is still a certificate comes out like any other.
+then a `ManifestError` names it; with ``on_error="yield"`` (every fourth manifest) that error
+comes out in the bad entry's place. A mutant that is still a certificate comes out like any other.
 The verdict must be the one `load_certificates` gives the same certificate.
 
 Reproduce a failure: the message names the mutant's case number; ``tests.fuzz._mutate.
@@ -18,6 +19,7 @@ from functools import cache
 import pytest
 from tests.fuzz._checks import (
     ManifestCase,
+    assert_no_body,
     check_manifest,
     der_file_manifest,
     espressif_manifest,
@@ -28,6 +30,8 @@ from tests.fuzz._mutate import SCALE, SEED, Mutant, mutants, seeds
 
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.certificates._pem import BEGIN
+from thingpress_core.errors import ManifestError
+from thingpress_core.manifests import ManifestEntry, read_manifest
 
 PER_FORMAT = int(3_400 * SCALE)
 """Manifests per reader; with the 12,000 certificates of test_fuzz_certificates.py over 20,000."""
@@ -61,9 +65,26 @@ def _build(fmt: str, item: Mutant) -> ManifestCase:
     return espressif_manifest(pair, item.der, bad)
 
 
+def check_yield(case: ManifestCase) -> None:
+    """``on_error="yield"``: every entry comes out in order, the bad one as its own error."""
+    source = f"fuzz.{case.format}"
+    items = list(read_manifest(case.data, format=case.format, on_error="yield", name=source))
+    assert [item.index for item in items] == list(range(len(case.ders)))
+    errors = [item for item in items if isinstance(item, ManifestError)]
+    if case.loads:
+        assert errors == []
+        return
+    assert [type(item) is ManifestEntry for item in items] == [i != case.bad for i in range(len(items))]
+    [error] = errors
+    assert error.source == source
+    assert_no_body(str(error), case.ders[case.bad])
+
+
 def _check(item: Mutant, case: ManifestCase) -> None:
     try:
         check_manifest(case)
+        if item.case % 4 == 0:
+            check_yield(case)
     except AssertionError as exc:
         raise AssertionError(f"{item}: {exc}") from exc
     except Exception as exc:

@@ -38,13 +38,13 @@ def test_real_sample_has_seven_entries_named_by_mac(sample: Path) -> None:
     assert reader.report.summary().endswith("7 entries, 7 certificates")
 
 
-def test_thing_name_cn_option(sample: Path) -> None:
-    found = list(read_manifest(sample, thing_name="cn"))
+def test_naming_common_name_option(sample: Path) -> None:
+    found = list(read_manifest(sample, naming="common_name"))
     assert found[0].thing_name == "6d1d54ba-ed81-4c32-8e08-f9f8c885a6ed"
     assert found[0].vendor_id == "4BA2BB8764BD"
-    assert {e.thing_name for e in read_manifest(sample, thing_name=None)} == {None}
-    with pytest.raises(ConfigurationError, match="thing_name must be one of"):
-        list(read_manifest(sample, thing_name="serial"))
+    assert {e.thing_name for e in read_manifest(sample, naming=None)} == {None}
+    with pytest.raises(ConfigurationError, match="naming must be one of"):
+        list(read_manifest(sample, naming="serial"))  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])

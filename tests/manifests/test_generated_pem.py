@@ -30,9 +30,9 @@ def test_generated_lines_with_blank_lines(certs: list[DeviceCertificate]) -> Non
     assert reader.report.skipped == []
 
 
-def test_generated_der_lines_and_thing_name_none(certs: list[DeviceCertificate]) -> None:
+def test_generated_der_lines_and_naming_none(certs: list[DeviceCertificate]) -> None:
     text = "\n".join(base64.b64encode(c.der).decode() for c in certs).encode()
-    found = list(read_manifest(text, format="generated", thing_name=None))
+    found = list(read_manifest(text, format="generated", naming=None))
     assert [e.certificate for e in found] == certs
     assert {e.thing_name for e in found} == {None}
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.errors import ConfigurationError, ManifestError
 from thingpress_core.manifests import (
-    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_MANIFEST_BYTES,
     ManifestEntry,
     ManifestFormat,
     _infineon,
@@ -46,7 +46,7 @@ def test_default_type_is_e0e0(archive: bytes, device_certs: dict[str, list[Devic
 def test_select_by_cert_type(
     archive: bytes, device_certs: dict[str, list[DeviceCertificate]], cert_type: str
 ) -> None:
-    found = list(read_manifest(archive, cert_type=cert_type, thing_name=None))
+    found = list(read_manifest(archive, cert_type=cert_type, naming=None))
     assert [e.certificate for e in found] == device_certs[cert_type.upper()]
     assert {e.thing_name for e in found} == {None}
 
@@ -229,7 +229,7 @@ def read(
     policy = Policy(ManifestReport(source=name, format=ManifestFormat.INFINEON), on_error)  # type: ignore[arg-type]
     return list(
         _infineon.read_infineon(
-            io.BytesIO(data), source=name, policy=policy, max_bytes=DEFAULT_MAX_BYTES, **options
+            io.BytesIO(data), source=name, policy=policy, max_bytes=DEFAULT_MAX_MANIFEST_BYTES, **options
         )
     )
 
@@ -511,7 +511,10 @@ def test_only_methods_decoded_with_an_output_bound_are_accepted(
 
 
 def test_options_are_listed_for_read_manifest() -> None:
-    assert {"max_unpacked_bytes", "max_dictionary_bytes", "max_members"} <= _infineon.OPTIONS
+    from thingpress_core.manifests._readers import READERS
+
+    infineon = READERS[ManifestFormat.INFINEON]
+    assert {"max_unpacked_bytes", "max_dictionary_bytes", "max_members"} <= infineon.options
     with pytest.raises(ConfigurationError, match="max_unpacked_bytes"):
         read(b"", max_unpacked_bytes="big")
 

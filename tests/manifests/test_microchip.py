@@ -89,11 +89,11 @@ def test_tngtlsu_yields_ten_verified_entries_named_by_signed_unique_id(
     assert reader.report.complete
 
 
-def test_thing_name_option_cn_and_none(tngtlsu: Path, verifiers: list[Path]) -> None:
-    by_cn = list(read_manifest(tngtlsu, verifiers=verifiers, thing_name="cn"))
+def test_naming_option_common_name_and_none(tngtlsu: Path, verifiers: list[Path]) -> None:
+    by_cn = list(read_manifest(tngtlsu, verifiers=verifiers, naming="common_name"))
     assert by_cn[0].thing_name == "sn0123F2408EA1FCF201"
     assert by_cn[0].vendor_id == TNGTLSU_IDS[0]
-    unnamed = list(read_manifest(tngtlsu, verifiers=verifiers, thing_name=None))
+    unnamed = list(read_manifest(tngtlsu, verifiers=verifiers, naming=None))
     assert {e.thing_name for e in unnamed} == {None}
 
 

@@ -163,14 +163,14 @@ def test_only_the_options_given_reach_the_reader(device_certs: dict[str, list[De
     pem = cert.pem.encode()
     # "default" and None differ: the format's own name source, or no name at all
     (named,) = read_manifest(pem, format="pem")
-    (same,) = read_manifest(pem, format="pem", thing_name="default")
-    (unnamed,) = read_manifest(pem, format="pem", thing_name=None)
+    (same,) = read_manifest(pem, format="pem", naming="default")
+    (unnamed,) = read_manifest(pem, format="pem", naming=None)
     assert named.thing_name is not None
     assert same.thing_name == named.thing_name
     assert unnamed.thing_name is None
     # a name source the format does not have is a bad value, refused when read
-    reader = read_manifest(pem, format="pem", thing_name="mac")
-    with pytest.raises(ConfigurationError, match="thing_name"):
+    reader = read_manifest(pem, format="pem", naming="mac")
+    with pytest.raises(ConfigurationError, match="naming"):
         next(reader)
     # None means "not given": nothing to refuse even with an explicit format
     assert len(list(read_manifest(pem, format="pem", cert_type=None, verifiers=None, max_members=None))) == 1

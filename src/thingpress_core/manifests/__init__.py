@@ -9,18 +9,30 @@ for entry in reader:
     print(entry.index, entry.thing_name, entry.certificate.certificate_id)
 print(reader.report.summary())      # every entry is yielded or listed in report.skipped
 ```
+
+A source is opened once (`_source`): one bounded stream, the name messages use and its first
+bytes, from which the format is detected; the reader then reads that same stream. Each
+format has one row in the reader table (`_readers.READERS`: its reader, options, default
+naming and the namings it offers), so adding a format is one reader module, one
+`ManifestFormat` member and one table row.
+
+Naming, one vocabulary everywhere: ``naming=`` says what name an entry offers in
+`ManifestEntry.thing_name` (see `ReaderNaming`): ``"default"`` (the format's own choice:
+Microchip ``"unique_id"``, Espressif ``"mac"``, the others ``"common_name"``),
+``"common_name"``, ``"certificate_id"`` (every format), ``"mac"`` (Espressif),
+``"unique_id"`` (Microchip), or None (no name). The importer's strategy option is also
+called ``naming`` (`ImportOptions.naming`: ``"common_name"``, ``"certificate_id"``, a
+function, or None = the name the manifest offers) and spells its values the same way.
 """
 
 from __future__ import annotations
 
-import io
-import os
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
-from thingpress_core.errors import ConfigurationError
-from thingpress_core.manifests._common import OnError, Policy, check_choice
-from thingpress_core.manifests._detect import HEAD_BYTES, detect_format
+from thingpress_core.errors import ConfigurationError, ManifestError
+from thingpress_core.manifests._common import ON_ERROR, OnError, Policy, ReaderNaming, check_choice
+from thingpress_core.manifests._detect import detect_format, format_from_head, undetected
 from thingpress_core.manifests._microchip import Verifier, VerifierInput, load_verifiers
 from thingpress_core.manifests._model import (
     ManifestEntry,
@@ -29,25 +41,26 @@ from thingpress_core.manifests._model import (
     ManifestReport,
     SkippedEntry,
 )
+from thingpress_core.manifests._readers import READERS, ReaderSpec
 from thingpress_core.manifests._source import (
-    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_MANIFEST_BYTES,
     ManifestSource,
-    _BoundedStream,
+    OpenedSource,
     check_max_bytes,
-    open_seekable,
     open_source,
     source_name,
+    suffix_name,
 )
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_MANIFEST_BYTES",
     "ManifestEntry",
     "ManifestFormat",
     "ManifestReader",
     "ManifestReport",
     "ManifestSource",
+    "ReaderNaming",
     "SkippedEntry",
-    "ThingNameSource",
     "Verifier",
     "VerifierInput",
     "detect_format",
@@ -55,27 +68,8 @@ __all__ = [
     "read_manifest",
 ]
 
-_COMMON_OPTIONS = frozenset({"on_error"})
-
-#: Where `ManifestEntry.thing_name` comes from (``read_manifest(thing_name=...)``):
-#: ``"default"`` is the format's own choice (Microchip ``unique_id``, Espressif ``mac``, the
-#: others ``cn``); ``None`` leaves the name to the importer. A source the format does not
-#: have (``"mac"`` for a PEM bundle) raises `ConfigurationError` on the first ``next()``.
-ThingNameSource = Literal["default", "unique_id", "mac", "cn"]
-
-
-def _reader_options(fmt: ManifestFormat) -> frozenset[str]:
-    if fmt is ManifestFormat.MICROCHIP:
-        from thingpress_core.manifests._microchip import OPTIONS
-    elif fmt is ManifestFormat.INFINEON:
-        from thingpress_core.manifests._infineon import OPTIONS
-    elif fmt is ManifestFormat.ESPRESSIF:
-        from thingpress_core.manifests._espressif import OPTIONS
-    elif fmt is ManifestFormat.GENERATED:
-        from thingpress_core.manifests._generated import OPTIONS
-    else:
-        from thingpress_core.manifests._pem import OPTIONS
-    return OPTIONS
+# options read_manifest itself handles, whatever the format
+_OWN_OPTIONS = ("format", "max_bytes", "name", "naming", "on_error")
 
 
 def _as_format(format: ManifestFormat | str | None) -> ManifestFormat | None:
@@ -92,47 +86,89 @@ def _as_format(format: ManifestFormat | str | None) -> ManifestFormat | None:
         ) from None
 
 
+@overload
 def read_manifest(
     source: ManifestSource,
     *,
     format: ManifestFormat | str | None = None,
-    on_error: OnError = "raise",
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    on_error: Literal["raise", "skip"] = "raise",
+    max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
     name: str | None = None,
-    thing_name: ThingNameSource | None = "default",
+    naming: ReaderNaming = "default",
     verifiers: VerifierInput | Iterable[VerifierInput] | None = None,
     check_verifier_validity: bool | None = None,
     cert_type: str | None = None,
     max_members: int | None = None,
     max_unpacked_bytes: int | None = None,
     max_dictionary_bytes: int | None = None,
-) -> ManifestReader:
+) -> ManifestReader[ManifestEntry]: ...
+
+
+@overload
+def read_manifest(
+    source: ManifestSource,
+    *,
+    format: ManifestFormat | str | None = None,
+    on_error: OnError,
+    max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
+    name: str | None = None,
+    naming: ReaderNaming = "default",
+    verifiers: VerifierInput | Iterable[VerifierInput] | None = None,
+    check_verifier_validity: bool | None = None,
+    cert_type: str | None = None,
+    max_members: int | None = None,
+    max_unpacked_bytes: int | None = None,
+    max_dictionary_bytes: int | None = None,
+) -> ManifestReader[ManifestEntry | ManifestError]: ...
+
+
+def read_manifest(
+    source: ManifestSource,
+    *,
+    format: ManifestFormat | str | None = None,
+    on_error: OnError = "raise",
+    max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES,
+    name: str | None = None,
+    naming: ReaderNaming = "default",
+    verifiers: VerifierInput | Iterable[VerifierInput] | None = None,
+    check_verifier_validity: bool | None = None,
+    cert_type: str | None = None,
+    max_members: int | None = None,
+    max_unpacked_bytes: int | None = None,
+    max_dictionary_bytes: int | None = None,
+) -> ManifestReader[ManifestEntry | ManifestError]:
     """Read a vendor manifest and iterate its device certificates as `ManifestEntry` values.
 
-    ``source`` is bytes, a path (``str`` or ``Path``) or a binary stream. ``format`` is detected
-    from the content (then the file name) when not given. ``name`` names the source in errors
-    (default: the path, the stream's ``name``, or ``<bytes>``).
+    ``source`` is bytes, a path (``str`` or ``Path``) or a binary stream, opened once.
+    ``format`` is detected from the content (then the file name) when not given. ``name``
+    names the source in errors (default: the path, the stream's ``name``, or ``<bytes>``).
 
     Options for every format: ``on_error`` (``"raise"``: the first bad entry raises a
     `ManifestError` naming it; for Microchip the whole manifest is checked before anything is
     yielded. ``"skip"``: bad entries are recorded in ``reader.report.skipped`` and reading goes
-    on), ``max_bytes`` (larger input is refused, never truncated) and ``thing_name`` (see
-    `ThingNameSource`). Per format (``None``, the default, means not given: the format's
+    on. ``"yield"``: as ``"skip"``, and the reader also yields each bad entry's `ManifestError`
+    (``source`` and ``index`` set) in its place, in input order), ``max_bytes`` (larger input
+    is refused, never truncated) and ``naming`` (see `ReaderNaming`; ``"default"`` is the
+    format's own choice). Per format (``None``, the default, means not given: the format's
     default applies):
 
     - microchip: ``verifiers`` (required: paths, directories, PEM/DER bytes or certificates),
-      ``check_verifier_validity`` (default True), ``thing_name="unique_id" | "cn" | None``;
+      ``check_verifier_validity`` (default True), ``naming="unique_id"`` (default);
     - infineon: ``cert_type`` (default ``"E0E0"``), ``max_members`` (default 200_000, per
       archive level), ``max_unpacked_bytes`` (default 64 MiB decompressed by the whole read),
       ``max_dictionary_bytes`` (default 64 MiB, the largest decoder dictionary an archive may
-      ask for), ``thing_name="cn" | None``;
-    - espressif: ``thing_name="mac" | "cn" | None``;
-    - generated, pem: ``thing_name="cn" | None``.
+      ask for);
+    - espressif: ``naming="mac"`` (default) or ``"common_name"`` (the ``cn`` column);
+    - every format: ``naming="common_name"`` (the default of infineon, generated and pem),
+      ``"certificate_id"`` or None.
 
     Returns a `ManifestReader`: an iterator of entries whose ``report`` lists every entry that
-    was not yielded (``report.skipped``: index, code, reason), e.g. a verified Microchip entry
-    that carries no certificate. Nothing is skipped silently. Reading is lazy: it streams where
-    the format allows (PEM, generated, Espressif, the files of an Infineon archive).
+    was not yielded as an entry (``report.skipped``: index, code, reason), e.g. a verified
+    Microchip entry that carries no certificate (never yielded as an error: it is not one).
+    Nothing is skipped silently. Reading is lazy: it streams where the format allows (PEM,
+    generated, Espressif, the files of an Infineon archive). A fault that leaves the rest of
+    the input unreadable (a PEM block without its END line, broken CSV quoting, a broken JSON
+    document or archive) raises whatever ``on_error`` says.
 
     Raises `ConfigurationError` for a bad option (an option of another format at once; a bad
     option value on the first ``next()``) and `ManifestError` / `ManifestSignatureError` for
@@ -141,7 +177,6 @@ def read_manifest(
     """
     # Only what the caller set goes to the reader (its own defaults fill the rest), and only
     # what the caller set can be refused as belonging to another format.
-    options: dict[str, Any] = {} if thing_name == "default" else {"thing_name": thing_name}
     per_format: dict[str, object] = {
         "verifiers": verifiers,
         "check_verifier_validity": check_verifier_validity,
@@ -150,71 +185,62 @@ def read_manifest(
         "max_unpacked_bytes": max_unpacked_bytes,
         "max_dictionary_bytes": max_dictionary_bytes,
     }
-    options.update((key, value) for key, value in per_format.items() if value is not None)
-    check_choice("on_error", on_error, ("raise", "skip"))
+    options: dict[str, Any] = {key: value for key, value in per_format.items() if value is not None}
+    check_choice("on_error", on_error, ON_ERROR)
     limit = check_max_bytes(max_bytes)
     display = source_name(source, name)
     fmt = _as_format(format)
-    detected = fmt is None
-    if fmt is None and not isinstance(source, bytes | bytearray | memoryview | str | os.PathLike):
-        seekable = getattr(source, "seekable", None)
-        if not (seekable is not None and seekable()) and not isinstance(source, io.BufferedReader):
-            # a pipe or socket: buffer it (within the bound) so the head can be peeked
-            source = io.BufferedReader(_BoundedStream(source, limit, display), buffer_size=HEAD_BYTES * 2)
+    opened: OpenedSource | None = None
     if fmt is None:
-        fmt = detect_format(
-            source, name=name or (display if display not in ("<bytes>", "<stream>") else None)
-        )
-    allowed = _COMMON_OPTIONS | _reader_options(fmt)
-    if detected:
+        # detected from the head of the one opened source, which the reader then goes on reading
+        opened = open_source(source, name=display, max_bytes=limit)
+        fmt = format_from_head(opened.head, suffix_name(display, name))
+        if fmt is None:
+            opened.close()
+            raise undetected(display, opened.head)
         # options meant for another format (a CLI passes --verifier and --cert-type whatever the
-        # file turns out to be) do not apply to this one; names no reader knows still fail
-        known = set().union(*(_reader_options(f) for f in ManifestFormat))
-        options = {k: v for k, v in options.items() if k in allowed or k not in known}
-    unknown = sorted(set(options) - allowed)
+        # file turns out to be) do not apply to this one
+        options = {k: v for k, v in options.items() if k in READERS[fmt].options}
+    spec = READERS[fmt]
+    unknown = sorted(set(options) - spec.options)
     if unknown:
         raise ConfigurationError(
             f"option {', '.join(unknown)} does not apply to {fmt.value} manifests; "
-            f"{fmt.value} takes: " + ", ".join(sorted(allowed | {"max_bytes", "name", "format"})),
+            f"{fmt.value} takes: " + ", ".join(sorted(spec.options | set(_OWN_OPTIONS))),
             variable=unknown[0],
             value=options[unknown[0]],
         )
     report = ManifestReport(source=display, format=fmt)
     policy = Policy(report, on_error)
-    return ManifestReader(_entries(source, fmt, display, limit, policy, options), report)
+    entries = _entries(source, opened, spec, fmt, naming, display, limit, policy, options)
+    return ManifestReader(entries, report, release=opened.close if opened is not None else None)
 
 
 def _entries(
     source: ManifestSource,
+    opened: OpenedSource | None,
+    spec: ReaderSpec,
     fmt: ManifestFormat,
+    naming: object,
     display: str,
     max_bytes: int,
     policy: Policy,
     options: dict[str, Any],
-) -> Iterator[ManifestEntry]:
-    if fmt is ManifestFormat.INFINEON:
-        from thingpress_core.manifests._infineon import read_infineon
-
-        with open_seekable(source, name=display, max_bytes=max_bytes) as fp:
-            yield from read_infineon(fp, source=display, policy=policy, max_bytes=max_bytes, **options)
-        return
-    with open_source(source, name=display, max_bytes=max_bytes) as stream:
-        if fmt is ManifestFormat.MICROCHIP:
-            from thingpress_core.manifests._microchip import read_microchip
-
-            yield from read_microchip(stream, source=display, policy=policy, **options)
-        elif fmt is ManifestFormat.ESPRESSIF:
-            from thingpress_core.manifests._espressif import read_espressif
-
-            yield from read_espressif(stream, source=display, policy=policy, **options)
-        elif fmt is ManifestFormat.GENERATED:
-            from thingpress_core.manifests._generated import read_generated
-
-            yield from read_generated(stream, source=display, policy=policy, **options)
+) -> Iterator[ManifestEntry | ManifestError]:
+    """The entries of ``spec``'s reader over the source, opened here unless it already is."""
+    try:
+        resolved = spec.naming(fmt, naming)
+        if opened is None:
+            opened = open_source(source, name=display, max_bytes=max_bytes)
+        if spec.seekable:
+            options = {**options, "max_bytes": max_bytes}
+            stream = opened.seekable()
         else:
-            from thingpress_core.manifests._pem import read_pem
-
-            yield from read_pem(stream, source=display, policy=policy, **options)
+            stream = opened.stream
+        yield from spec.read(stream, source=opened.name, policy=policy, naming=resolved, **options)
+    finally:
+        if opened is not None:
+            opened.close()
 
 
 # public objects show the package path in reprs and docs; the private modules can move

@@ -1,20 +1,40 @@
-"""What every reader shares: the error policy, certificate parsing, option checks."""
+"""What every reader shares: the error policy, the naming vocabulary, certificate parsing."""
 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.certificates._loading import parse_pem_bundle
 from thingpress_core.errors import CertificateError, ConfigurationError, ManifestError, ManifestSignatureError
 from thingpress_core.manifests._model import ManifestReport
 
-__all__ = ["OnError", "Policy", "check_choice", "entry_error", "parse_der", "parse_pem"]
+__all__ = [
+    "OnError",
+    "Policy",
+    "ReaderNaming",
+    "check_choice",
+    "entry_error",
+    "offered_name",
+    "parse_der",
+    "parse_pem",
+]
 
 logger = logging.getLogger("thingpress_core.manifests")
 
-OnError = Literal["raise", "skip"]
+OnError: TypeAlias = Literal["raise", "skip", "yield"]
+"""What a reader does with a bad entry: raise it, record it and go on, or also yield it in place."""
+
+ReaderNaming: TypeAlias = Literal["default", "common_name", "certificate_id", "mac", "unique_id"] | None
+"""The name a reader offers in `ManifestEntry.thing_name` (``read_manifest(naming=...)``).
+
+``"default"``: the format's own choice (Microchip ``"unique_id"``, Espressif ``"mac"``, the
+others ``"common_name"``); ``"common_name"``: the certificate's CN (Espressif: its ``cn``
+column, else the CN); ``"certificate_id"``: the certificate id (every format); ``"mac"``: the
+Espressif MAC; ``"unique_id"``: the signed Microchip uniqueId; None: no name (the importer
+names the thing). The importer's ``ImportOptions.naming`` uses the same spellings.
+"""
 
 
 def check_choice(option: str, value: object, choices: tuple[object, ...]) -> None:
@@ -41,19 +61,31 @@ def entry_error(
     return cls(f"{source}: {noun} {index + 1}{where}: {message}", source=source, index=index)
 
 
+ON_ERROR: tuple[OnError, ...] = ("raise", "skip", "yield")
+
+
 class Policy:
-    """Applies ``on_error``: raise the error, or record it in the report and go on."""
+    """Applies ``on_error``: raise the error, or record it in the report and go on (and, with
+    ``"yield"``, hand it back for the reader to yield in the bad entry's place)."""
 
     def __init__(self, report: ManifestReport, on_error: OnError) -> None:
-        check_choice("on_error", on_error, ("raise", "skip"))
+        check_choice("on_error", on_error, ON_ERROR)
         self.report = report
         self.on_error = on_error
 
-    def fail(self, error: ManifestError, *, code: str, vendor_id: str | None = None) -> None:
-        """Raise ``error`` (``on_error="raise"``) or record it as skipped."""
+    def fail(
+        self, error: ManifestError, *, code: str, vendor_id: str | None = None
+    ) -> tuple[ManifestError, ...]:
+        """Raise ``error`` (``on_error="raise"``), or record it as skipped and return what the
+        reader yields in the entry's place: ``(error,)`` for ``"yield"``, nothing for ``"skip"``.
+
+        Readers call it as ``yield from policy.fail(...)``; called without ``yield from`` it
+        still raises or records, so a bad entry is never lost.
+        """
         if self.on_error == "raise":
             raise error
         self.skip(error.index if error.index is not None else -1, code, str(error), vendor_id=vendor_id)
+        return (error,) if self.on_error == "yield" else ()
 
     def skip(self, index: int, code: str, reason: str, *, vendor_id: str | None = None) -> None:
         """Record an entry that is not yielded; never silent: it is logged and reported."""
@@ -65,6 +97,28 @@ class Policy:
             reason,
             extra={"manifest": self.report.source, "entry": index + 1, "skip_code": code},
         )
+
+
+def offered_name(
+    naming: ReaderNaming,
+    certificate: DeviceCertificate,
+    *,
+    vendor_id: str | None = None,
+    common_name: str | None = None,
+) -> str | None:
+    """The ``thing_name`` an entry offers under ``naming`` (already resolved, never "default").
+
+    ``vendor_id`` answers ``"mac"`` and ``"unique_id"`` (the reader table lets only the format
+    that has one ask); ``common_name`` is a CN the manifest states, preferred to the
+    certificate's own.
+    """
+    if naming == "common_name":
+        return common_name or certificate.common_name
+    if naming == "certificate_id":
+        return certificate.certificate_id
+    if naming in ("mac", "unique_id"):
+        return vendor_id
+    return None
 
 
 def _describe(exc: BaseException) -> str:

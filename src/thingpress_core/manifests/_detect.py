@@ -1,4 +1,8 @@
-"""Tell a manifest's format from its first bytes, then from its file name."""
+"""Tell a manifest's format from its first bytes, then from its file name.
+
+`read_manifest` detects from the head its one opened source holds (`format_from_head`);
+`detect_format` is the same test for a caller who only wants to know the format.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,9 @@ from pathlib import Path, PurePath
 
 from thingpress_core.errors import ConfigurationError, ManifestError
 from thingpress_core.manifests._model import ManifestFormat
-from thingpress_core.manifests._source import ManifestSource, source_name
+from thingpress_core.manifests._source import HEAD_BYTES, ManifestSource, source_name, suffix_name
 
-__all__ = ["HEAD_BYTES", "detect_format", "format_from_head"]
-
-#: How many leading bytes detection looks at.
-HEAD_BYTES = 4096
+__all__ = ["HEAD_BYTES", "detect_format", "format_from_head", "undetected"]
 
 _SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 _BASE64_LINE = re.compile(rb"^(?:b['\"])?[A-Za-z0-9+/]+={0,2}(?:['\"])?$")
@@ -93,14 +94,18 @@ def detect_format(source: ManifestSource, *, name: str | None = None) -> Manifes
     Raises `ManifestError` when neither content nor name tells.
     """
     display = source_name(source, name)
-    suffix_name = name or (display if display not in ("<bytes>", "<stream>") else None)
     head = _head(source)
-    found = format_from_head(head, suffix_name)
+    found = format_from_head(head, suffix_name(display, name))
     if found is None:
-        what = "the manifest is empty" if not head.strip() else "its content matches no known format"
-        raise ManifestError(
-            f"{display}: cannot tell the manifest format ({what}); pass format= one of "
-            + ", ".join(f.value for f in ManifestFormat),
-            source=display,
-        )
+        raise undetected(display, head)
     return found
+
+
+def undetected(display: str, head: bytes) -> ManifestError:
+    """The error for a manifest whose format neither its head nor its name tells."""
+    what = "the manifest is empty" if not head.strip() else "its content matches no known format"
+    return ManifestError(
+        f"{display}: cannot tell the manifest format ({what}); pass format= one of "
+        + ", ".join(f.value for f in ManifestFormat),
+        source=display,
+    )

@@ -5,18 +5,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from typing import IO, Literal
+from typing import IO
 
 from thingpress_core.errors import ManifestError
-from thingpress_core.manifests._common import Policy, check_choice, entry_error, parse_pem
+from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, offered_name, parse_pem
 from thingpress_core.manifests._model import ManifestEntry
 
-__all__ = ["OPTIONS", "read_espressif"]
+__all__ = ["read_espressif"]
 
-OPTIONS = frozenset({"on_error", "thing_name"})
 _COLUMNS = ("mac", "cn", "cert")
-
-EspressifThingName = Literal["mac", "cn"] | None
 
 
 def _header(reader: Iterator[list[str]], source: str) -> dict[str, int]:
@@ -43,7 +40,7 @@ def _row_entry(
     source: str,
     index: int,
     line: int,
-    thing_name: EspressifThingName,
+    naming: ReaderNaming,
 ) -> ManifestEntry:
     if len(row) <= max(columns.values()):
         raise entry_error(
@@ -57,27 +54,21 @@ def _row_entry(
     if not pem:
         raise entry_error(source, index, f"MAC {mac} has no certificate", noun="row", line=line)
     cert = parse_pem(pem, source=source, index=index, noun="row", line=line)
-    name: str | None
-    if thing_name == "mac":
-        name = mac
-    elif thing_name == "cn":
-        name = cn or cert.common_name
-    else:
-        name = None
+    name = offered_name(naming, cert, vendor_id=mac, common_name=cn)
     return ManifestEntry(thing_name=name, certificate=cert, vendor_id=mac, index=index, source=source)
 
 
 def read_espressif(
-    stream: IO[bytes], *, source: str, policy: Policy, thing_name: EspressifThingName = "mac"
-) -> Iterator[ManifestEntry]:
+    stream: IO[bytes], *, source: str, policy: Policy, naming: ReaderNaming
+) -> Iterator[ManifestEntry | ManifestError]:
     """Yield one entry per data row; ``index`` is the 0-based data row (the header is not a row).
 
-    Tolerates a UTF-8 byte order mark and CRLF line ends; the thing name is the MAC unless
-    ``thing_name="cn"`` (the ``cn`` column) or None (the importer decides). A row that breaks
+    Tolerates a UTF-8 byte order mark and CRLF line ends; the thing name is the MAC
+    (``naming="mac"``), the ``cn`` column (``"common_name"``, else the certificate's CN), the
+    certificate id, or None (the importer decides). A row that breaks
     the CSV structure (an unterminated quote) or text that is not UTF-8 raises whatever
     ``on_error`` says, because nothing after it can be read.
     """
-    check_choice("thing_name", thing_name, ("mac", "cn", None))
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
     index = 0
@@ -97,9 +88,9 @@ def read_espressif(
             if not any(cell.strip() for cell in row):
                 continue
             try:
-                entry = _row_entry(row, columns, source=source, index=index, line=line, thing_name=thing_name)
+                entry = _row_entry(row, columns, source=source, index=index, line=line, naming=naming)
             except ManifestError as exc:
-                policy.fail(
+                yield from policy.fail(
                     exc,
                     code="invalid",
                     vendor_id=row[columns["mac"]].strip() or None if len(row) > columns["mac"] else None,

@@ -5,17 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator
-from typing import IO, Literal
+from typing import IO
 
 from thingpress_core.certificates._loading import parse_pem_bundle
 from thingpress_core.certificates._pem import BEGIN
 from thingpress_core.errors import CertificateError, ManifestError
-from thingpress_core.manifests._common import Policy, check_choice, entry_error, parse_der
+from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, offered_name, parse_der
 from thingpress_core.manifests._model import ManifestEntry
 
-__all__ = ["OPTIONS", "read_generated"]
-
-OPTIONS = frozenset({"on_error", "thing_name"})
+__all__ = ["read_generated"]
 
 
 def _decode_line(raw: bytes) -> bytes:
@@ -26,7 +24,7 @@ def _decode_line(raw: bytes) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def _entry(raw: bytes, *, source: str, index: int, thing_name: Literal["cn"] | None) -> ManifestEntry:
+def _entry(raw: bytes, *, source: str, index: int, naming: ReaderNaming) -> ManifestEntry:
     try:
         decoded = _decode_line(raw)
     except (binascii.Error, ValueError) as exc:
@@ -42,7 +40,7 @@ def _entry(raw: bytes, *, source: str, index: int, thing_name: Literal["cn"] | N
         certs = [parse_der(decoded, source=source, index=index, noun="line")]
     cert = certs[0]
     return ManifestEntry(
-        thing_name=cert.common_name if thing_name == "cn" else None,
+        thing_name=offered_name(naming, cert),
         certificate=cert,
         chain=tuple(certs[1:]),
         index=index,
@@ -51,22 +49,21 @@ def _entry(raw: bytes, *, source: str, index: int, thing_name: Literal["cn"] | N
 
 
 def read_generated(
-    stream: IO[bytes], *, source: str, policy: Policy, thing_name: Literal["cn"] | None = "cn"
-) -> Iterator[ManifestEntry]:
+    stream: IO[bytes], *, source: str, policy: Policy, naming: ReaderNaming
+) -> Iterator[ManifestEntry | ManifestError]:
     """Yield one entry per non-blank line. ``index`` is the 0-based line number.
 
     A line that decodes to several PEM certificates gives the first as the device certificate
     and the rest as its chain.
     """
-    check_choice("thing_name", thing_name, ("cn", None))
     for index, raw in enumerate(stream):
         if index == 0 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if not raw.strip():
             continue
         try:
-            entry = _entry(raw, source=source, index=index, thing_name=thing_name)
+            entry = _entry(raw, source=source, index=index, naming=naming)
         except ManifestError as exc:
-            policy.fail(exc, code="invalid")
+            yield from policy.fail(exc, code="invalid")
             continue
         yield entry

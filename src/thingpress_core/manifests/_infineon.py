@@ -34,24 +34,19 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 from thingpress_core.certificates._loading import check_positive_int
 from thingpress_core.errors import ConfigurationError, ManifestError
-from thingpress_core.manifests._common import Policy, check_choice, entry_error, parse_pem
+from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, offered_name, parse_pem
 from thingpress_core.manifests._model import ManifestEntry
 
 __all__ = [
     "DEFAULT_MAX_DICTIONARY_BYTES",
     "DEFAULT_MAX_MEMBERS",
     "DEFAULT_MAX_UNPACKED_BYTES",
-    "OPTIONS",
     "read_infineon",
 ]
-
-OPTIONS = frozenset(
-    {"on_error", "thing_name", "cert_type", "max_members", "max_unpacked_bytes", "max_dictionary_bytes"}
-)
 
 #: The most members either archive level may hold unless ``max_members=`` says otherwise.
 DEFAULT_MAX_MEMBERS = 200_000
@@ -714,12 +709,12 @@ def read_infineon(
     source: str,
     policy: Policy,
     max_bytes: int,
+    naming: ReaderNaming,
     cert_type: str = "E0E0",
-    thing_name: Literal["cn"] | None = "cn",
     max_members: int = DEFAULT_MAX_MEMBERS,
     max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES,
     max_dictionary_bytes: int = DEFAULT_MAX_DICTIONARY_BYTES,
-) -> Iterator[ManifestEntry]:
+) -> Iterator[ManifestEntry | ManifestError]:
     """Yield one entry per PEM file of the selected ``*_<cert_type>_Certs.7z`` inner archive(s).
 
     ``index`` counts the inner archive's files in name order (across reels when the outer
@@ -727,7 +722,6 @@ def read_infineon(
     ``max_unpacked_bytes`` bounds the bytes decompressed by the whole read (both levels);
     ``max_dictionary_bytes`` the decoder dictionary any block may ask for.
     """
-    check_choice("thing_name", thing_name, ("cn", None))
     if not _CERT_TYPE.match(str(cert_type)):
         raise ConfigurationError(
             "cert_type must name an OPTIGA Trust M certificate slot such as E0E0, E0E1 or E0E2, "
@@ -788,7 +782,7 @@ def read_infineon(
                 start=index,
                 limits=limits,
                 budget=budget,
-                thing_name=thing_name,
+                naming=naming,
                 count=count,
             )
             index += count[0]
@@ -806,9 +800,9 @@ def _read_inner(
     start: int,
     limits: _Limits,
     budget: _Budget,
-    thing_name: Literal["cn"] | None,
+    naming: ReaderNaming,
     count: list[int],
-) -> Iterator[ManifestEntry]:
+) -> Iterator[ManifestEntry | ManifestError]:
     inner = _Archive(
         io.BytesIO(data), source=inner_name, what="certificate archive", limits=limits, budget=budget
     )
@@ -839,7 +833,7 @@ def _read_inner(
             chip = match.group("chip")
             member_type = match.group("type")
             if member_type is not None and member_type.upper() != cert_type:
-                policy.fail(
+                yield from policy.fail(
                     entry_error(
                         inner_name,
                         index,
@@ -852,7 +846,7 @@ def _read_inner(
                 )
                 continue
             if member.size > MAX_PEM_BYTES:
-                policy.fail(
+                yield from policy.fail(
                     entry_error(
                         inner_name,
                         index,
@@ -866,7 +860,7 @@ def _read_inner(
                 continue
             raw = contents.get(member.name)
             if raw is None:
-                policy.fail(
+                yield from policy.fail(
                     entry_error(inner_name, index, "could not be extracted", noun="member", label=base),
                     code="invalid",
                     vendor_id=chip,
@@ -875,10 +869,10 @@ def _read_inner(
             try:
                 cert = parse_pem(raw, source=inner_name, index=index, noun="member", label=base)
             except ManifestError as exc:
-                policy.fail(exc, code="invalid", vendor_id=chip)
+                yield from policy.fail(exc, code="invalid", vendor_id=chip)
                 continue
             yield ManifestEntry(
-                thing_name=cert.common_name if thing_name == "cn" else None,
+                thing_name=offered_name(naming, cert),
                 certificate=cert,
                 vendor_id=chip,
                 index=index,

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -41,14 +41,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from thingpress_core.certificates import DeviceCertificate, TrustStore, load_certificates
 from thingpress_core.certificates._trust import TRUST_FILE_SUFFIXES
 from thingpress_core.errors import CertificateError, ConfigurationError, ManifestError, ManifestSignatureError
-from thingpress_core.manifests._common import Policy, check_choice, entry_error, logger
+from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, logger, offered_name
 from thingpress_core.manifests._model import ManifestEntry
 
-__all__ = ["OPTIONS", "Verifier", "VerifierInput", "load_verifiers", "read_microchip"]
-
-OPTIONS = frozenset({"verifiers", "on_error", "thing_name", "check_verifier_validity"})
-
-MicrochipThingName = Literal["unique_id", "cn"] | None
+__all__ = ["Verifier", "VerifierInput", "load_verifiers", "read_microchip"]
 
 #: What ``verifiers=`` accepts: a path (file or directory of .crt/.pem/.cer/.der), PEM or DER
 #: bytes, a cryptography certificate, a DeviceCertificate, or an iterable of those.
@@ -519,16 +515,17 @@ def read_microchip(
     *,
     source: str,
     policy: Policy,
+    naming: ReaderNaming,
     verifiers: VerifierInput | Iterable[VerifierInput] | None = None,
-    thing_name: MicrochipThingName = "unique_id",
     check_verifier_validity: bool = True,
-) -> Iterator[ManifestEntry]:
+) -> Iterator[ManifestEntry | ManifestError]:
     """Check every entry; yield the verified ones that carry a certificate.
 
     With ``on_error="raise"`` nothing is yielded until every entry has verified: one bad entry
-    refuses the whole manifest with a `ManifestSignatureError` listing each bad entry.
+    refuses the whole manifest with a `ManifestSignatureError` listing each bad entry. With
+    ``"skip"`` and ``"yield"`` entries are verified one at a time and each comes out (or its
+    error, for ``"yield"``) as soon as it is checked.
     """
-    check_choice("thing_name", thing_name, ("unique_id", "cn", None))
     table = load_verifiers(verifiers)
     if not table:
         raise ConfigurationError(
@@ -550,24 +547,22 @@ def read_microchip(
         if problems:
             raise _refusal(source, len(entries), problems)
         for item in checked:
-            yield from _emit(item, source, policy, thing_name)
+            yield from _emit(item, source, policy, naming)
         return
     for index, raw in enumerate(entries):
         try:
             item = checker.check(raw, index)
         except _EntryProblem as problem:
             # no vendor_id: the only uniqueId such an entry offers is unverified
-            policy.fail(
+            yield from policy.fail(
                 entry_error(source, index, problem.reason, signature=problem.signature),
                 code="signature" if problem.signature else "invalid",
             )
             continue
-        yield from _emit(item, source, policy, thing_name)
+        yield from _emit(item, source, policy, naming)
 
 
-def _emit(
-    item: _Checked, source: str, policy: Policy, thing_name: MicrochipThingName
-) -> Iterator[ManifestEntry]:
+def _emit(item: _Checked, source: str, policy: Policy, naming: ReaderNaming) -> Iterator[ManifestEntry]:
     if item.certificate is None:
         policy.skip(
             item.index,
@@ -577,13 +572,6 @@ def _emit(
             vendor_id=item.unique_id,
         )
         return
-    name: str | None
-    if thing_name == "unique_id":
-        name = item.unique_id
-    elif thing_name == "cn":
-        name = item.certificate.common_name
-    else:
-        name = None
     logger.debug(
         "verified manifest entry",
         extra={
@@ -593,7 +581,7 @@ def _emit(
         },
     )
     yield ManifestEntry(
-        thing_name=name,
+        thing_name=offered_name(naming, item.certificate, vendor_id=item.unique_id),
         certificate=item.certificate,
         chain=item.chain,
         vendor_id=item.unique_id,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import enum
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeVar
 
 from thingpress_core.certificates import DeviceCertificate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 __all__ = ["ManifestEntry", "ManifestFormat", "ManifestReader", "ManifestReport", "SkippedEntry"]
 
@@ -124,15 +125,31 @@ class ManifestReport:
         return f"ManifestReport({self.summary()!r})"
 
 
-class ManifestReader:
+#: What a `ManifestReader` yields: `ManifestEntry`, or with ``on_error="yield"`` also the
+#: `~thingpress_core.errors.ManifestError` of each bad entry. A bare ``ManifestReader`` means
+#: ``ManifestReader[ManifestEntry]``.
+_Item_co = TypeVar("_Item_co", covariant=True, default=ManifestEntry)
+
+
+class ManifestReader(Generic[_Item_co]):
     """The iterator `read_manifest` returns: iterate it for entries, read `report` for the rest.
 
     It is a plain iterator (``for entry in read_manifest(...)`` works); the extra is
-    `report`, which lists every skipped entry with its number and reason.
+    `report`, which lists every skipped entry with its number and reason. It yields
+    `ManifestEntry` values, and with ``on_error="yield"`` the `ManifestError` of each bad entry
+    in its place (``ManifestReader[ManifestEntry | ManifestError]``); only entries count as
+    ``report.yielded``.
     """
 
-    def __init__(self, entries: Iterator[ManifestEntry], report: ManifestReport) -> None:
+    def __init__(
+        self,
+        entries: Iterator[_Item_co],
+        report: ManifestReport,
+        *,
+        release: Callable[[], None] | None = None,
+    ) -> None:
         self._entries = entries
+        self._release = release
         self.report = report
 
     @property
@@ -143,25 +160,30 @@ class ManifestReader:
     def source(self) -> str | None:
         return self.report.source
 
-    def __iter__(self) -> ManifestReader:
+    def __iter__(self) -> ManifestReader[_Item_co]:
         return self
 
-    def __next__(self) -> ManifestEntry:
+    def __next__(self) -> _Item_co:
         try:
-            entry = next(self._entries)
+            item = next(self._entries)
         except StopIteration:
             self.report.complete = True
             raise
-        self.report.count_yielded()
-        return entry
+        if isinstance(item, ManifestEntry):
+            self.report.count_yielded()
+        return item
 
     def close(self) -> None:
         """Stop reading and release the input (files opened by path are closed)."""
         close = getattr(self._entries, "close", None)
         if close is not None:
             close()
+        if self._release is not None:
+            # an input opened before the first entry was asked for (to detect its format)
+            self._release()
+            self._release = None
 
-    def __enter__(self) -> ManifestReader:
+    def __enter__(self) -> ManifestReader[_Item_co]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Iterator
-from typing import IO, Literal
+from typing import IO
 
 from thingpress_core.certificates._pem import BEGIN, CERTIFICATE_LABELS, PemSyntaxError, scan_pem
 from thingpress_core.errors import ManifestError
-from thingpress_core.manifests._common import Policy, check_choice, entry_error, parse_der
+from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, offered_name, parse_der
 from thingpress_core.manifests._model import ManifestEntry
 
-__all__ = ["OPTIONS", "read_pem"]
-
-OPTIONS = frozenset({"on_error", "thing_name"})
+__all__ = ["read_pem"]
 
 _CHUNK = 1024 * 1024
 #: An unfinished block longer than this is not a certificate still arriving: it is broken.
@@ -68,25 +66,24 @@ def read_pem(
     *,
     source: str,
     policy: Policy,
-    thing_name: Literal["cn"] | None = "cn",
-) -> Iterator[ManifestEntry]:
+    naming: ReaderNaming,
+) -> Iterator[ManifestEntry | ManifestError]:
     """Yield one entry per certificate of a PEM bundle (or of a single DER certificate).
 
     ``index`` counts every PEM block, so a key or CRL block between certificates is reported
     as skipped under its own number. A block without its END line raises whatever
     ``on_error`` says, because no block after it can be found.
     """
-    check_choice("thing_name", thing_name, ("cn", None))
     peek = getattr(stream, "peek", None)
     head: bytes = peek(64)[:64] if peek is not None else b""
     if head[:1] == b"\x30" and BEGIN not in head:
         try:
             cert = parse_der(stream.read(), source=source, index=0, noun="certificate")
         except ManifestError as exc:
-            policy.fail(exc, code="invalid")  # the one entry of a DER file, reported like any other
+            # the one entry of a DER file, reported like any other
+            yield from policy.fail(exc, code="invalid")
             return
-        name = cert.common_name if thing_name == "cn" else None
-        yield ManifestEntry(thing_name=name, certificate=cert, index=0, source=source)
+        yield ManifestEntry(thing_name=offered_name(naming, cert), certificate=cert, index=0, source=source)
         return
     index = 0
     blocks = _blocks(stream)
@@ -113,17 +110,19 @@ def read_pem(
             der = binascii.a2b_base64(body)
         except binascii.Error:
             message = "not a valid certificate: the PEM body is not base64"
-            policy.fail(entry_error(source, index, message, noun="certificate", line=line), code="invalid")
+            yield from policy.fail(
+                entry_error(source, index, message, noun="certificate", line=line), code="invalid"
+            )
             index += 1
             continue
         try:
             cert = parse_der(der, source=source, index=index, noun="certificate", line=line)
         except ManifestError as exc:
-            policy.fail(exc, code="invalid")
+            yield from policy.fail(exc, code="invalid")
             index += 1
             continue
         yield ManifestEntry(
-            thing_name=cert.common_name if thing_name == "cn" else None,
+            thing_name=offered_name(naming, cert),
             certificate=cert,
             index=index,
             source=source,

@@ -1,32 +1,42 @@
-"""Turn the many shapes of a manifest source into bounded bytes or a bounded stream."""
+"""Open a manifest source once: a bounded stream, the name messages use, and the first bytes.
+
+`open_source` turns bytes, a path or a binary stream into an `OpenedSource`: one buffered
+stream over the input that refuses to read past ``max_bytes``, the display name, and the
+first `HEAD_BYTES` bytes, peeked into the stream's buffer so that detecting the format does
+not read them a second time. The chosen reader then reads that same stream; an archive
+reader asks `OpenedSource.seekable` for a file it can seek in, which is the same stream
+whenever the input can seek (bytes, a regular file, a seekable stream).
+"""
 
 from __future__ import annotations
 
 import io
 import os
-from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO, Union
+from typing import IO, BinaryIO, Union, cast
 
 from thingpress_core.certificates._loading import check_positive_int
 from thingpress_core.errors import ConfigurationError, ManifestError
 
-if TYPE_CHECKING:
-    from collections.abc import Generator
-
 __all__ = [
-    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_MANIFEST_BYTES",
+    "HEAD_BYTES",
     "ManifestSource",
+    "OpenedSource",
     "check_max_bytes",
-    "open_seekable",
     "open_source",
     "source_name",
 ]
 
 #: The largest manifest read unless ``max_bytes=`` says otherwise (256 MiB).
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+
+#: How many leading bytes format detection looks at.
+HEAD_BYTES = 4096
 
 ManifestSource = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", BinaryIO, IO[bytes]]
+
+# room for the head and more in one raw read: the head is peeked, never read twice
+_BUFFER_SIZE = max(io.DEFAULT_BUFFER_SIZE, 2 * HEAD_BYTES)
 
 
 def source_name(source: object, name: str | None = None) -> str:
@@ -51,42 +61,13 @@ def source_name(source: object, name: str | None = None) -> str:
     return stream_name if isinstance(stream_name, str) else "<stream>"
 
 
+def suffix_name(display: str, name: str | None) -> str | None:
+    """The name whose suffix detection may use: the caller's, else a real path or stream name."""
+    return name or (display if display not in ("<bytes>", "<stream>") else None)
+
+
 def check_max_bytes(max_bytes: object) -> int:
     return check_positive_int("max_bytes", max_bytes)
-
-
-class _BoundedStream(io.RawIOBase):
-    """A read-only view of a binary stream that refuses to read past ``limit`` bytes."""
-
-    def __init__(self, raw: IO[bytes], limit: int, name: str) -> None:
-        super().__init__()
-        self._raw = raw
-        self._limit = limit
-        self._seen = 0
-        self._name = name
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]  # typeshed's Buffer needs 3.12
-        want = min(len(buffer), self._limit + 1 - self._seen)
-        if want <= 0:
-            want = 1
-        data = self._raw.read(want)
-        if not data:
-            return 0
-        if not isinstance(data, bytes | bytearray):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise ManifestError(f"{self._name}: the stream must be opened in binary mode", source=self._name)
-        self._seen += len(data)
-        if self._seen > self._limit:
-            raise ManifestError(
-                f"{self._name}: manifest is larger than max_bytes={self._limit}; refusing to read it "
-                "(raise max_bytes to read it whole)",
-                source=self._name,
-            )
-        n = len(data)
-        buffer[:n] = data
-        return n
 
 
 def _too_large(name: str, size: int, limit: int) -> ManifestError:
@@ -97,76 +78,180 @@ def _too_large(name: str, size: int, limit: int) -> ManifestError:
     )
 
 
-@contextmanager
-def _open_checked(source: ManifestSource, *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
-    """Bytes as a stream, a path as an open file, or the caller's stream, all size-checked where
-    the size is known up front (bytes and files) before a byte is parsed.
+class _BoundedStream(io.RawIOBase):
+    """A read-only view of a binary stream that refuses to read past ``limit`` bytes.
 
-    Paths are closed on exit; streams the caller passed are left open.
+    Positions count from where the stream was when the view was made. It reads up to the
+    limit, then one byte more: only input that really goes on past the limit is refused. It
+    seeks when the stream does (archives need it), and fills each read whole unless the
+    stream ends, so a pipe that answers in small pieces still shows its full head.
     """
+
+    def __init__(self, raw: IO[bytes], limit: int, name: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._limit = limit
+        self._name = name
+        seekable = getattr(raw, "seekable", None)
+        self._seekable = bool(seekable()) if callable(seekable) else False
+        self._start = raw.tell() if self._seekable else 0
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self._seekable:
+            raise io.UnsupportedOperation("the manifest stream cannot seek")
+        if whence == io.SEEK_SET:
+            target = self._start + offset
+        elif whence == io.SEEK_CUR:
+            target = self._start + self._pos + offset
+        elif whence == io.SEEK_END:
+            target = self._start + self.size() + offset
+        else:
+            raise ValueError(f"invalid whence ({whence})")
+        if target < self._start:  # the bytes before the manifest's start are not the manifest's
+            raise ValueError(f"negative seek position {target - self._start}")
+        self._pos = self._raw.seek(target) - self._start
+        return self._pos
+
+    def size(self) -> int:
+        """The bytes from the start to the end of a seekable stream, without reading them."""
+        here = self._raw.tell()
+        end = self._raw.seek(0, io.SEEK_END)
+        self._raw.seek(here)
+        return end - self._start
+
+    def _read(self, size: int) -> bytes:
+        data = self._raw.read(size)
+        if not data:  # the end, or (None) a non-blocking stream with nothing ready: treated alike
+            return b""
+        if not isinstance(data, bytes | bytearray):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise ConfigurationError(
+                f"{self._name}: a manifest stream must be opened in binary mode", variable="source"
+            )
+        return bytes(data)
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]  # typeshed's Buffer needs 3.12
+        room = self._limit - self._pos
+        if room <= 0:
+            if len(buffer) and self._read(1):
+                raise ManifestError(
+                    f"{self._name}: manifest is larger than max_bytes={self._limit}; refusing to read it "
+                    "(raise max_bytes to read it whole)",
+                    source=self._name,
+                )
+            return 0
+        want = min(len(buffer), room)
+        filled = 0
+        while filled < want:
+            data = self._read(want - filled)
+            if not data:
+                break
+            buffer[filled : filled + len(data)] = data
+            filled += len(data)
+        self._pos += filled
+        return filled
+
+
+class OpenedSource:
+    """A manifest source opened once: its bounded ``stream``, display ``name`` and ``head``.
+
+    ``stream`` is a buffered binary stream positioned at the start of the manifest; ``head``
+    is up to `HEAD_BYTES` of its first bytes, held in the stream's buffer (reading the stream
+    returns them again without another read of the input). Use it as a context manager: a
+    file opened from a path is closed on exit; a stream the caller passed is left open.
+    """
+
+    def __init__(
+        self, raw: _BoundedStream, *, name: str, max_bytes: int, size: int | None, owned: IO[bytes] | None
+    ) -> None:
+        self.name = name
+        self.max_bytes = max_bytes
+        self.stream = io.BufferedReader(raw, _BUFFER_SIZE)
+        self._raw = raw
+        self._size = size
+        self._owned = owned
+        self.head = bytes(self.stream.peek(HEAD_BYTES)[:HEAD_BYTES])
+
+    def seekable(self) -> IO[bytes]:
+        """A stream over the manifest that can seek, for readers of archives.
+
+        The same stream when the input can seek (its size checked against ``max_bytes``
+        first, without reading it); a stream that cannot seek is read, within the bound, into
+        memory.
+        """
+        if self.stream.seekable():
+            size = self._raw.size() if self._size is None else self._size
+            if size > self.max_bytes:
+                raise _too_large(self.name, size, self.max_bytes)
+            # unbuffered: an archive reader jumps between header and data, and each jump would
+            # refill (re-read) a whole buffer; the head it re-reads is a few bytes
+            self._raw.seek(0)
+            return cast(IO[bytes], self._raw)  # a RawIOBase reads and seeks as IO[bytes] says
+        return io.BytesIO(self.stream.read())
+
+    def close(self) -> None:
+        """Release the input: a file opened from a path is closed; the caller's stream is not."""
+        self.stream.close()  # closes only our view: _BoundedStream never closes what it wraps
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def __enter__(self) -> OpenedSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_source(source: ManifestSource, *, name: str, max_bytes: int) -> OpenedSource:
+    """Open ``source`` once (see `OpenedSource`); `ManifestError` when it cannot be read.
+
+    Bytes and files are checked against ``max_bytes`` before a byte is read (their size is
+    known); a stream is bounded as it is read. A str is a path (see `source_name`).
+    """
+    owned: IO[bytes] | None = None
+    size: int | None = None
+    raw_input: IO[bytes]
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
-        if len(data) > max_bytes:
-            raise _too_large(name, len(data), max_bytes)
-        yield io.BytesIO(data)
-        return
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
+        size = len(data)
+        if size > max_bytes:
+            raise _too_large(name, size, max_bytes)
+        raw_input = io.BytesIO(data)
+    elif isinstance(source, str | os.PathLike):
         try:
-            size = path.stat().st_size
-            handle = path.open("rb")
+            owned = raw_input = io.FileIO(os.fspath(source), "r")
+            size = os.fstat(raw_input.fileno()).st_size
         except OSError as exc:
+            if owned is not None:
+                owned.close()
             raise ManifestError(f"{name}: cannot open manifest: {exc.strerror or exc}", source=name) from exc
-        with handle:
-            if size > max_bytes:
-                raise _too_large(name, size, max_bytes)
-            yield handle
-        return
-    if getattr(source, "read", None) is None:
+        if not raw_input.seekable():  # a FIFO: its size says nothing, it is bounded as it is read
+            size = None
+        elif size > max_bytes:
+            owned.close()
+            raise _too_large(name, size, max_bytes)
+    elif getattr(source, "read", None) is None:
         raise ConfigurationError(
             f"a manifest source must be bytes, a path or a binary stream, not {type(source).__name__}",
             variable="source",
             value=type(source).__name__,
         )
-    yield source
-
-
-@contextmanager
-def open_source(source: ManifestSource, *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
-    """A binary stream over the source that raises `ManifestError` past ``max_bytes``.
-
-    Paths are checked against the limit before they are opened and closed on exit; streams
-    the caller passed are left open.
-    """
-    with _open_checked(source, name=name, max_bytes=max_bytes) as stream:
-        # A stream's size is unknown, so every read is bounded as well.
-        yield io.BufferedReader(_BoundedStream(stream, max_bytes, name))
-
-
-@contextmanager
-def open_seekable(source: ManifestSource, *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
-    """A seekable binary stream over the source (archives need one), refused past ``max_bytes``.
-
-    A path is opened as a file (not read into memory); a seekable stream is used in place; a
-    stream that cannot seek is read, within the bound, into memory.
-    """
-    with _open_checked(source, name=name, max_bytes=max_bytes) as opened:
-        if isinstance(source, bytes | bytearray | memoryview | str | os.PathLike):
-            yield opened  # already size-checked, and a BytesIO or a file can seek
-            return
-        yield from _seekable_stream(opened, name=name, max_bytes=max_bytes)
-
-
-def _seekable_stream(stream: IO[bytes], *, name: str, max_bytes: int) -> Generator[IO[bytes]]:
-    """The caller's stream in place when it can seek (size measured first), else read into memory."""
-    seekable = getattr(stream, "seekable", None)
-    if seekable is not None and seekable():
-        start = stream.tell()
-        size = stream.seek(0, io.SEEK_END) - start
-        stream.seek(start)
-        if size > max_bytes:
-            raise _too_large(name, size, max_bytes)
-        yield stream
-        return
-    with io.BufferedReader(_BoundedStream(stream, max_bytes, name)) as bounded:
-        yield io.BytesIO(bounded.read())
+    else:
+        raw_input = source
+    try:
+        raw = _BoundedStream(raw_input, max_bytes, name)
+        return OpenedSource(raw, name=name, max_bytes=max_bytes, size=size, owned=owned)
+    except BaseException:
+        if owned is not None:
+            owned.close()
+        raise
