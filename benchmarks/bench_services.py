@@ -156,7 +156,7 @@ def _call_path_overhead(quick: bool) -> Result:
     import logging
 
     from thingpress_core.resilience import CircuitBreakerRegistry, RateLimiter
-    from thingpress_core.services._call import CallCounter, CallPath
+    from thingpress_core.services._path import CallCounter, CallPath
 
     path = CallPath(
         "iot",

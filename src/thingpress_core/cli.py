@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "the thingpress-core command needs its extra: pip install 'thingpress-core[cli]'"
     ) from exc
 
-from thingpress_core.errors import ConfigurationError, ImportInterrupted, PreflightError, ThingpressError
+from thingpress_core.errors import ConfigurationError, PreflightError, ThingpressError
 
 if TYPE_CHECKING:
     from thingpress_core._vocabulary import ThingNamingChoice
@@ -344,7 +344,7 @@ def import_(
 ) -> None:
     """Import every certificate of FILE into AWS IoT Core: certificate, thing, policies, groups, type."""
     from thingpress_core.certificates import TrustStore
-    from thingpress_core.importer import CertificateImporter, ImportOptions
+    from thingpress_core.importer import CertificateImporter, ImportInterrupted, ImportOptions
     from thingpress_core.services import IoTService
 
     _configure_logging(verbose)

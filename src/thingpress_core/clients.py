@@ -197,7 +197,7 @@ class ClientFactory:
             import logging
 
             from thingpress_core.resilience import CircuitBreakerRegistry, RateLimiter
-            from thingpress_core.services._call import CallCounter, CallPath
+            from thingpress_core.services._path import CallCounter, CallPath
 
             resilience = self._settings.resilience
             path = CallPath(

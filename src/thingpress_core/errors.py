@@ -24,9 +24,8 @@ ThingpressError
     └── BatchSendError                             SQS messages that were not sent
 ```
 
-Outside the tree, because it is not an error but Ctrl-C: `ImportInterrupted`, a
-``KeyboardInterrupt`` whose ``report`` is the partial `ImportReport` of an interrupted
-``import_all`` (code that knows nothing of it still stops as on any Ctrl-C).
+Not in the tree, because it is no error but Ctrl-C: `thingpress_core.importer.ImportInterrupted`,
+a ``KeyboardInterrupt`` whose ``report`` is the partial report of an interrupted ``import_all``.
 
 The modules that raise `BatchSendError` (`thingpress_core.services`), `MessageParseError` and
 `EnqueueError` (`thingpress_core.integrations.aws_lambda`) re-export them under the same names.
@@ -48,10 +47,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from thingpress_core.importer import ImportReport
-    from thingpress_core.integrations.aws_lambda import EnqueueReport
-    from thingpress_core.resilience import CircuitSnapshot
-    from thingpress_core.services import FailedMessage
+    # modules that import nothing else of this package: errors.py stays at the bottom
+    from thingpress_core.integrations._reports import EnqueueReport
+    from thingpress_core.resilience._models import CircuitSnapshot
+    from thingpress_core.services._failed import FailedMessage
 
 __all__ = [
     "AccessDeniedError",
@@ -63,7 +62,6 @@ __all__ = [
     "CircuitOpenError",
     "ConfigurationError",
     "EnqueueError",
-    "ImportInterrupted",
     "InvalidRequestError",
     "LimitExceededError",
     "ManifestError",
@@ -334,20 +332,6 @@ class AwsServiceError(ThingpressError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
-
-
-class ImportInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or another ``KeyboardInterrupt``) during ``CertificateImporter.import_all``.
-
-    ``report`` is the partial `~thingpress_core.importer.ImportReport`: the certificates
-    that finished, and in ``report.unfinished`` the ids of those in flight or waiting for a
-    retry round. A ``KeyboardInterrupt`` on purpose: callers that do not handle it stop as
-    they would on any Ctrl-C.
-    """
-
-    def __init__(self, report: ImportReport) -> None:
-        super().__init__(report.summary())
-        self.report = report
 
 
 class ThrottledError(AwsServiceError):

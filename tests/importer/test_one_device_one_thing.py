@@ -347,7 +347,7 @@ def test_a_deadline_ends_an_outage_that_does_not_end(factory: ClientFactory, ca:
 
 
 def test_an_interrupt_returns_a_partial_report(pool: tuple[DeviceCertificate, ...]) -> None:
-    from thingpress_core.errors import ImportInterrupted
+    from thingpress_core.importer import ImportInterrupted
 
     fake = FakeIoT(policies=[POLICY], thing_groups=[GROUP], thing_types=[TYPE])
     seen = []

@@ -18,7 +18,7 @@ from thingpress_core.errors import (
 )
 from thingpress_core.resilience import CircuitBreakerRegistry, RateLimiter
 from thingpress_core.services import CallStats, IoTService, S3Service, SQSService
-from thingpress_core.services._call import CallCounter, CallPath
+from thingpress_core.services._path import CallCounter, CallPath
 
 
 class FakeClientError(Exception):

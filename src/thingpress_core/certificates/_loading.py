@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 
 from thingpress_core.certificates._der import DerError, read_tlv
-from thingpress_core.certificates._model import DeviceCertificate, _parse_der, _where
-from thingpress_core.certificates._pem import BEGIN, CERTIFICATE_LABELS, PemSyntaxError, scan_pem
+from thingpress_core.certificates._model import DeviceCertificate, _where, parse_pem_bundle
+from thingpress_core.certificates._pem import BEGIN
 from thingpress_core.errors import CertificateParseError, ConfigurationError
 
 __all__ = [
@@ -47,47 +46,6 @@ _WHITESPACE = re.compile(rb"\s+")
 _MAX_NESTING = 2
 _SEQUENCE = 0x30
 _LONG_FORM_LENGTHS = (b"\x81", b"\x82", b"\x83", b"\x84")
-
-
-def _pem_error(message: str, *, source: str | None, index: int) -> CertificateParseError:
-    return CertificateParseError(f"{_where(source, index)}{message}", source=source, index=index)
-
-
-def parse_pem_bundle(data: bytes, *, source: str | None = None) -> list[DeviceCertificate]:
-    """Every CERTIFICATE block of a PEM bundle; other block types (keys, CRLs) are skipped.
-
-    This is the hot path of a bulk import: each certificate costs one base64 decode, one DER
-    parse, one SHA-256 and the reading of the fields an import needs (`_parse_der`). Raises
-    `CertificateParseError` naming ``source`` and the 0-based index of the failing
-    certificate (messages show it 1-based), and its id once its DER is known.
-    """
-    certs: list[DeviceCertificate] = []
-    append = certs.append
-    a2b = binascii.a2b_base64
-    parse = _parse_der
-    sha256 = hashlib.sha256
-    build = DeviceCertificate._fast
-    labels = CERTIFICATE_LABELS
-    try:
-        for block in scan_pem(data):
-            if block.label not in labels:
-                continue
-            index = len(certs)
-            try:
-                der = a2b(data[block.body_start : block.body_end])
-            except binascii.Error as exc:
-                raise _pem_error(
-                    f"PEM block is not valid base64: {exc}", source=source, index=index
-                ) from None
-            certificate_id = sha256(der).hexdigest()
-            cert, common_name = parse(der, source=source, index=index, certificate_id=certificate_id)
-            append(build(der, cert, certificate_id, common_name))
-    except PemSyntaxError as exc:
-        raise _pem_error(str(exc), source=source, index=len(certs)) from None
-    if not certs:
-        where = f"{source}: " if source else ""
-        raise CertificateParseError(f"{where}no CERTIFICATE block in the PEM input", source=source)
-    return certs
 
 
 def _split_der(data: bytes, *, source: str | None) -> list[bytes]:

@@ -29,13 +29,14 @@ from cryptography.x509.oid import NameOID
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, computed_field, model_validator
 
 from thingpress_core.certificates._der import issuer_name, read_basic_constraints_ca
+from thingpress_core.certificates._pem import CERTIFICATE_LABELS, PemSyntaxError, scan_pem
 from thingpress_core.errors import CertificateError, CertificateParseError
 
 if TYPE_CHECKING:
     from pydantic.config import ExtraValues
     from typing_extensions import Self
 
-__all__ = ["DeviceCertificate"]
+__all__ = ["DeviceCertificate", "parse_pem_bundle"]
 
 _DER = serialization.Encoding.DER
 _CN = NameOID.COMMON_NAME
@@ -234,8 +235,6 @@ class DeviceCertificate(BaseModel):
     @classmethod
     def from_pem(cls, pem: str | bytes, *, source: str | None = None) -> DeviceCertificate:
         """Parse text holding exactly one PEM certificate block (text around it is ignored)."""
-        from thingpress_core.certificates._loading import parse_pem_bundle
-
         value = cast(object, pem)
         if isinstance(value, str):
             data = value.encode("utf-8", "replace")
@@ -514,3 +513,44 @@ def _key_type(cert: x509.Certificate) -> str:
     if isinstance(other, dsa.DSAPublicKey):
         return f"DSA {other.key_size}"
     return type(other).__name__.removesuffix("PublicKey")
+
+
+def _pem_error(message: str, *, source: str | None, index: int) -> CertificateParseError:
+    return CertificateParseError(f"{_where(source, index)}{message}", source=source, index=index)
+
+
+def parse_pem_bundle(data: bytes, *, source: str | None = None) -> list[DeviceCertificate]:
+    """Every CERTIFICATE block of a PEM bundle; other block types (keys, CRLs) are skipped.
+
+    This is the hot path of a bulk import: each certificate costs one base64 decode, one DER
+    parse, one SHA-256 and the reading of the fields an import needs (`_parse_der`). Raises
+    `CertificateParseError` naming ``source`` and the 0-based index of the failing
+    certificate (messages show it 1-based), and its id once its DER is known.
+    """
+    certs: list[DeviceCertificate] = []
+    append = certs.append
+    a2b = binascii.a2b_base64
+    parse = _parse_der
+    sha256 = hashlib.sha256
+    build = DeviceCertificate._fast
+    labels = CERTIFICATE_LABELS
+    try:
+        for block in scan_pem(data):
+            if block.label not in labels:
+                continue
+            index = len(certs)
+            try:
+                der = a2b(data[block.body_start : block.body_end])
+            except binascii.Error as exc:
+                raise _pem_error(
+                    f"PEM block is not valid base64: {exc}", source=source, index=index
+                ) from None
+            certificate_id = sha256(der).hexdigest()
+            cert, common_name = parse(der, source=source, index=index, certificate_id=certificate_id)
+            append(build(der, cert, certificate_id, common_name))
+    except PemSyntaxError as exc:
+        raise _pem_error(str(exc), source=source, index=len(certs)) from None
+    if not certs:
+        where = f"{source}: " if source else ""
+        raise CertificateParseError(f"{where}no CERTIFICATE block in the PEM input", source=source)
+    return certs

@@ -14,6 +14,7 @@ from thingpress_core.importer._importer import CertificateImporter, ImportItem, 
 from thingpress_core.importer._models import (
     OWNER_ATTRIBUTE,
     FailedStep,
+    ImportInterrupted,
     ImportOptions,
     ImportOutcome,
     ImportReport,
@@ -25,6 +26,7 @@ from thingpress_core.importer._protocol import CallCounts, IoTOperations, Regist
 for _public in (
     CallCounts,
     CertificateImporter,
+    ImportInterrupted,
     ImportOptions,
     ImportOutcome,
     ImportReport,
@@ -41,6 +43,7 @@ __all__ = [
     "CallCounts",
     "CertificateImporter",
     "FailedStep",
+    "ImportInterrupted",
     "ImportItem",
     "ImportOptions",
     "ImportOutcome",

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Union
 
-from thingpress_core.errors import ImportInterrupted, PreflightError, ResourceNotFoundError
-from thingpress_core.importer._models import ImportOptions, ImportOutcome, ImportReport
+from thingpress_core.errors import PreflightError, ResourceNotFoundError
+from thingpress_core.importer._models import ImportInterrupted, ImportOptions, ImportOutcome, ImportReport
 from thingpress_core.importer._schedule import Run
 from thingpress_core.importer._steps import Work, attempt, log_outcome
 

@@ -15,6 +15,7 @@ from thingpress_core.certificates import ThingNaming, TrustStore
 __all__ = [
     "OWNER_ATTRIBUTE",
     "FailedStep",
+    "ImportInterrupted",
     "ImportOptions",
     "ImportOutcome",
     "ImportReport",
@@ -250,3 +251,17 @@ class ImportReport(BaseModel):
         if self.interrupted:
             text += f"; interrupted with {len(self.unfinished)} unfinished"
         return text
+
+
+class ImportInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or another ``KeyboardInterrupt``) during ``CertificateImporter.import_all``.
+
+    ``report`` is the partial `ImportReport`: the certificates
+    that finished, and in ``report.unfinished`` the ids of those in flight or waiting for a
+    retry round. A ``KeyboardInterrupt`` on purpose: callers that do not handle it stop as
+    they would on any Ctrl-C.
+    """
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(report.summary())
+        self.report = report

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from thingpress_core.errors import ConfigurationError, EnqueueError, ThingpressError
 from thingpress_core.integrations._batch import LambdaContext
 from thingpress_core.integrations._messages import ImportSource
-from thingpress_core.integrations._producer import EnqueueReport, enqueue_manifest
+from thingpress_core.integrations._producer import enqueue_manifest
+from thingpress_core.integrations._reports import EnqueueReport
 from thingpress_core.integrations._settings import MAX_MANIFEST_BYTES
 
 if TYPE_CHECKING:

@@ -50,12 +50,7 @@ from thingpress_core.integrations._messages import (
     ImportSource,
     parse_message,
 )
-from thingpress_core.integrations._producer import (
-    EnqueueFailure,
-    EnqueueProgress,
-    EnqueueReport,
-    enqueue_manifest,
-)
+from thingpress_core.integrations._producer import enqueue_manifest
 from thingpress_core.integrations._records import (
     BatchResult,
     PreflightCache,
@@ -64,6 +59,7 @@ from thingpress_core.integrations._records import (
     RedeliverReason,
     process_record,
 )
+from thingpress_core.integrations._reports import EnqueueFailure, EnqueueProgress, EnqueueReport
 from thingpress_core.integrations._runtime import LambdaRuntime
 from thingpress_core.integrations._s3 import S3EventReport, S3ObjectReport, handle_s3_event
 from thingpress_core.integrations._settings import (

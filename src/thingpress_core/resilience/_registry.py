@@ -5,14 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from thingpress_core.resilience._breaker import CircuitBreaker, CircuitListener, Classifier
 from thingpress_core.resilience._models import CircuitSnapshot
 from thingpress_core.resilience._settings import ResilienceSettings
 
-if TYPE_CHECKING:
-    from thingpress_core.settings import ThingpressSettings
+
+class HoldsResilience(Protocol):
+    """Anything with a ``resilience`` field, such as `~thingpress_core.ThingpressSettings`."""
+
+    @property
+    def resilience(self) -> ResilienceSettings: ...
+
 
 __all__ = ["CircuitBreakerRegistry"]
 
@@ -31,7 +36,7 @@ class CircuitBreakerRegistry:
 
     def __init__(
         self,
-        settings: ResilienceSettings | ThingpressSettings | None = None,
+        settings: ResilienceSettings | HoldsResilience | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         classify: Classifier | None = None,
@@ -114,11 +119,11 @@ def _resilience_settings(settings: object) -> ResilienceSettings:
         return ResilienceSettings()
     if isinstance(settings, ResilienceSettings):
         return settings
-    # imported here: thingpress_core.settings imports this package
-    from thingpress_core.settings import ThingpressSettings
-
-    if isinstance(settings, ThingpressSettings):
-        return settings.resilience
+    # a ThingpressSettings (or anything holding one): looked up, not imported, because
+    # thingpress_core.settings builds on this package
+    inner = getattr(settings, "resilience", None)
+    if isinstance(inner, ResilienceSettings):
+        return inner
     raise TypeError(
         "CircuitBreakerRegistry takes ResilienceSettings or ThingpressSettings, "
         f"not {type(settings).__name__}"

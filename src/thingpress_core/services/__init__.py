@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from thingpress_core.errors import BatchSendError
 from thingpress_core.services._errors import map_aws_error
+from thingpress_core.services._iot import CertificateStatus, IoTService
 from thingpress_core.services._models import (
     BatchSendReport,
     CallStats,
@@ -28,7 +29,6 @@ from thingpress_core.services._models import (
     ThingGroupInfo,
     ThingTypeInfo,
 )
-from thingpress_core.services._iot import CertificateStatus, IoTService
 from thingpress_core.services._s3 import DEFAULT_MAX_OBJECT_BYTES, S3ObjectStream, S3Service
 from thingpress_core.services._sqs import SQSService
 

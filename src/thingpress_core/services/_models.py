@@ -11,6 +11,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict, Field
 
 from thingpress_core.errors import BatchSendError, InvalidRequestError
+from thingpress_core.services._failed import FailedMessage
 
 __all__ = [
     "BatchSendReport",
@@ -291,19 +292,6 @@ def _opt_str(value: object) -> str | None:
 
 
 # ------------------------------------------------------------------------------------ SQS
-
-
-class FailedMessage(_Frozen):
-    """One message `SQSService.send_messages` could not send.
-
-    ``index`` is its 0-based position in the input; ``sender_fault`` True means resending
-    the same message cannot succeed (too large, invalid characters).
-    """
-
-    index: int
-    code: str
-    message: str
-    sender_fault: bool
 
 
 class BatchSendReport(_Frozen):
