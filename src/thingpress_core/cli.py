@@ -26,12 +26,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "the thingpress-core command needs its extra: pip install 'thingpress-core[cli]'"
     ) from exc
 
-from thingpress_core.errors import ConfigurationError, PreflightError, ThingpressError
+from thingpress_core.errors import ConfigurationError, ManifestError, PreflightError, ThingpressError
 
 if TYPE_CHECKING:
     from thingpress_core._vocabulary import ThingNamingChoice
     from thingpress_core.clients import ClientFactory
-    from thingpress_core.errors import ManifestError
     from thingpress_core.importer import ImportOutcome, ImportReport
     from thingpress_core.manifests import ManifestEntry, ManifestReader
 
@@ -103,52 +102,28 @@ def _open_manifest(
     verifiers: list[Path] | None,
     cert_type: str | None,
     on_bad_entry: str = "refuse",
-) -> ManifestReader:
-    from thingpress_core.manifests import ManifestFormat, detect_format, read_manifest
+) -> ManifestReader[ManifestEntry | ManifestError]:
+    """The reader for FILE: bad entries come in place as `ManifestError` items (the importer
+    reports each as a failed certificate at step ``parse``, so the counts add up), or, to
+    refuse the file, the first one raises."""
+    from thingpress_core.manifests import ManifestFormat, read_manifest
 
-    options: dict[str, Any] = {}
+    chosen = None if fmt == "auto" else fmt
+    options: dict[str, Any] = {"format": chosen, "cert_type": cert_type}
     if verifiers:
         options["verifiers"] = list(verifiers)
-    if cert_type:
-        options["cert_type"] = cert_type
-    chosen = None if fmt == "auto" else fmt
-    if on_bad_entry == "auto":
+    if on_bad_entry == "refuse":
+        return read_manifest(path, on_error="raise", **options)
+    reader = read_manifest(path, on_error="yield", **options)
+    if on_bad_entry == "auto" and reader.format is ManifestFormat.MICROCHIP:
         # A signed manifest with one bad signature is refused whole: the file itself is suspect.
         # In an unsigned file a corrupt row is that row's problem; the others go ahead.
-        detected = ManifestFormat(chosen) if chosen else detect_format(path)
-        on_bad_entry = "refuse" if detected is ManifestFormat.MICROCHIP else "fail"
-    return read_manifest(
-        path, format=chosen, on_error="raise" if on_bad_entry == "refuse" else "skip", **options
-    )
+        reader.close()
+        return read_manifest(path, on_error="raise", **options)
+    return reader
 
 
-def _stream(reader: ManifestReader) -> Iterator[ManifestEntry | ManifestError]:
-    """Entries, with each unreadable entry turned into a `ManifestError` in its place.
-
-    The importer reports such an error as a failed certificate (step ``parse``), so the run's
-    counts add up to every certificate the file holds. Entries that carry no certificate at
-    all (``no_certificate``) are not certificates and are only listed by `_print_skipped`.
-    """
-    from thingpress_core.errors import ManifestError
-
-    reported = 0
-
-    def pending() -> Iterator[ManifestError]:
-        nonlocal reported
-        skipped = reader.report.skipped
-        while reported < len(skipped):
-            item = skipped[reported]
-            reported += 1
-            if item.code != "no_certificate":
-                yield ManifestError(item.reason, source=reader.report.source, index=item.index)
-
-    for entry in reader:
-        yield from pending()
-        yield entry
-    yield from pending()
-
-
-def _print_skipped(reader: ManifestReader) -> None:
+def _print_skipped(reader: ManifestReader[ManifestEntry | ManifestError]) -> None:
     empty = [s for s in reader.report.skipped if s.code == "no_certificate"]
     if empty:
         err_console.print(
@@ -207,6 +182,8 @@ def inspect(
     try:
         reader = _open_manifest(file, fmt, verifier, cert_type)
         for entry in reader:
+            if isinstance(entry, ManifestError):  # not in "refuse" mode: the first one raises
+                raise entry
             cert = entry.certificate
             name = thing_name_for(cert, naming=chosen, offered=entry.thing_name)
             validity = _validity(cert.not_before, cert.not_after, now)
@@ -371,7 +348,7 @@ def import_(
 
     # Count first so the progress bar can show an ETA; a bad file stops here with exit 2.
     try:
-        total = sum(1 for _ in _stream(_open_manifest(file, fmt, verifier, cert_type, on_bad_entry)))
+        total = sum(1 for _ in _open_manifest(file, fmt, verifier, cert_type, on_bad_entry))
     except ThingpressError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -398,7 +375,7 @@ def import_(
         interrupted = False
         reader = _open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
         try:
-            result = _run_import(importer, _stream(reader), total)
+            result = _run_import(importer, reader, total)
         except PreflightError as exc:
             raise _fail(f"pre-flight check failed: {exc}") from None
         except ThingpressError as exc:

@@ -123,10 +123,13 @@ def test_an_unreadable_manifest_is_reported(setup: dict[str, Any]) -> None:
     )
     (obj,) = report.objects
     assert not obj.ok
-    assert obj.skipped == 1
-    assert obj.skipped_reasons == ("entry 1: notes.txt: line 1: not base64 text",)
+    # the bad line is a failure of the enqueue (reported in place), not a skipped entry
+    assert obj.skipped == 0
     assert obj.enqueue is not None
     assert obj.enqueue.sent == 0
+    (failure,) = obj.enqueue.failed
+    assert (failure.index, failure.code) == (0, "ManifestError")
+    assert failure.reason == "notes.txt: line 1: not base64 text"
     # bytes no reader recognises at all
     setup["factory"].s3().put_object(Bucket="manifests", Key="blob.bin", Body=bytes(range(256)) * 4)
     report = handle_s3_event(

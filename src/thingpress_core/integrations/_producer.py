@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from thingpress_core.errors import ConfigurationError, EnqueueError, ThingpressError
+from thingpress_core.errors import ConfigurationError, EnqueueError, ManifestError, ThingpressError
 from thingpress_core.integrations._messages import MAX_MESSAGE_BYTES, ImportRequest, ImportSource, batch_body
 from thingpress_core.integrations._reports import EnqueueFailure, EnqueueProgress, EnqueueReport
 
@@ -158,7 +158,7 @@ class _Producer:
 
 
 def enqueue_manifest(
-    entries: Iterable[ManifestEntry | DeviceCertificate],
+    entries: Iterable[ManifestEntry | DeviceCertificate | ManifestError],
     queue_url: str,
     *,
     options: ImportOptions,
@@ -179,8 +179,9 @@ def enqueue_manifest(
     every chunk, e.g. to drive a progress bar. Without ``sqs`` an ``SQSService()`` is made for
     this call (settings from ``THINGPRESS_*``); pass one to reuse its client.
 
-    A certificate that cannot be named, or a message SQS refuses, is listed in
-    ``report.failed`` with its index and the reason; the rest carry on. If a send fails as a
+    A certificate that cannot be named, an entry the reader could not read (a `ManifestError`
+    in place of an entry: ``read_manifest(..., on_error="yield")``), or a message SQS refuses,
+    is listed in ``report.failed`` with its index and the reason; the rest carry on. If a send fails as a
     whole (queue missing, access denied, SQS unwell after retries) `EnqueueError` is raised
     with the report so far.
     """
@@ -208,6 +209,10 @@ def enqueue_manifest(
     try:
         for position, item in enumerate(entries):
             producer.total += 1
+            if isinstance(item, ManifestError):
+                where = item.index if item.index is not None else position
+                producer.fail(where, str(item), cert_id=None, thing=None, code=type(item).__name__)
+                continue
             cert = item if isinstance(item, DeviceCertificate) else item.certificate
             index = position if isinstance(item, DeviceCertificate) else item.index
             try:

@@ -71,6 +71,9 @@ class S3EventReport(BaseModel):
         return all(o.ok for o in self.objects)
 
 
+_NOTHING_TO_IMPORT = frozenset({"no_certificate", "not_a_certificate"})
+
+
 def handle_s3_event(
     event: Mapping[str, Any],
     context: LambdaContext | None = None,
@@ -89,8 +92,9 @@ def handle_s3_event(
 
     Each object (`S3ObjectRef.from_event`, keys URL-decoded) is read with at most
     ``max_bytes`` (default 256 MiB), its format detected from content, then key, unless
-    ``format`` is given; entries that cannot be read are skipped (and counted), and the rest
-    are sent with `enqueue_manifest` (``options``, ``per_message``), each request carrying the
+    ``format`` is given; entries that cannot be read are listed in the enqueue report's
+    failures, entries that hold nothing to import are counted as skipped, and the rest are
+    sent with `enqueue_manifest` (``options``, ``per_message``), each request carrying the
     vendor, bucket, key and entry index. ``verifiers`` (signer certificate paths) check
     Microchip manifests; ``manifest_options`` go to `read_manifest` and win. One object's
     failure is reported in its `S3ObjectReport` and does not stop the others.
@@ -99,7 +103,7 @@ def handle_s3_event(
     handler (`s3_handler`) resolves them from ``THINGPRESS_LAMBDA_*`` through its
     `LambdaRuntime`.
     """
-    from thingpress_core.manifests import ManifestFormat, detect_format, read_manifest
+    from thingpress_core.manifests import ManifestFormat, read_manifest
     from thingpress_core.resilience import is_transient
     from thingpress_core.services import S3ObjectRef
 
@@ -124,21 +128,30 @@ def handle_s3_event(
         try:
             obj = s3.get_object(ref.bucket, ref.key, max_bytes=max_bytes)
             size = obj.size
-            detected = fixed_format or detect_format(obj.body, name=ref.key)
-            reader_options: dict[str, Any] = {"on_error": "skip"}
-            if detected is ManifestFormat.MICROCHIP and verifiers:
-                reader_options["verifiers"] = list(verifiers)
+            reader_options: dict[str, Any] = {}
+            if verifiers and fixed_format in (None, ManifestFormat.MICROCHIP):
+                reader_options["verifiers"] = list(verifiers)  # ignored unless it is Microchip
             reader_options.update(manifest_options or {})
+            # bad entries come in place as ManifestError items: enqueue_manifest lists each
+            # in its report's failures, so the counts add up to the manifest's entries
             reader = read_manifest(
-                obj.body, format=detected, name=ref.key, max_bytes=max_bytes, **reader_options
+                obj.body,
+                format=fixed_format,
+                name=ref.key,
+                max_bytes=max_bytes,
+                on_error="yield",
+                **reader_options,
             )
             fmt = str(reader.format)
             source = ImportSource(vendor=fmt, bucket=ref.bucket, key=ref.key)
             report = enqueue_manifest(
                 reader, queue_url, options=options, sqs=sqs, source=source, per_message=per_message
             )
-            skipped = len(reader.report.skipped)
-            reasons = tuple(f"entry {item.number}: {item.reason}" for item in reader.report.skipped[:20])
+            # entries that hold nothing to import (a verified entry without a certificate, a
+            # key block in a PEM bundle); bad entries are in report.failed
+            nothing = [item for item in reader.report.skipped if item.code in _NOTHING_TO_IMPORT]
+            skipped = len(nothing)
+            reasons = tuple(f"entry {item.number}: {item.reason}" for item in nothing[:20])
         except EnqueueError as exc:
             logger.error(
                 "%s: %s", where, exc, extra={"operation": "s3.enqueue", "bucket": ref.bucket, "key": ref.key}
