@@ -12,6 +12,7 @@ Test certificates and CAs come from `thingpress_core.certificates.generate`.
 
 from __future__ import annotations
 
+from thingpress_core._public import publish
 from thingpress_core.certificates._loading import (
     DEFAULT_MAX_CERTIFICATE_BYTES,
     load_certificate,
@@ -48,6 +49,5 @@ __all__ = [
     "verify_certificate",
 ]
 
-for _name in ("DeviceCertificate", "TrustStore", "VerifiedChain"):
-    globals()[_name].__module__ = __name__
-del _name
+# Tracebacks, reprs and the API docs name this package, so the private modules can move.
+publish(__name__, globals())

@@ -10,6 +10,7 @@ report = importer.import_all(certificates)
 See `docs/importer.md` for options, outcomes, retry rounds, preflight and memory.
 """
 
+from thingpress_core._public import publish
 from thingpress_core.importer._importer import CertificateImporter, ImportItem, ProgressCallback
 from thingpress_core.importer._models import (
     OWNER_ATTRIBUTE,
@@ -21,22 +22,6 @@ from thingpress_core.importer._models import (
     OutcomeStatus,
 )
 from thingpress_core.importer._protocol import CallCounts, IoTOperations, RegistrationResult, ThingState
-
-# Tracebacks, reprs and the API docs name the package, so the private modules can move.
-for _public in (
-    CallCounts,
-    CertificateImporter,
-    ImportInterrupted,
-    ImportOptions,
-    ImportOutcome,
-    ImportReport,
-    IoTOperations,
-    OutcomeStatus,
-    RegistrationResult,
-    ThingState,
-):
-    _public.__module__ = __name__
-del _public
 
 __all__ = [
     "OWNER_ATTRIBUTE",
@@ -54,3 +39,6 @@ __all__ = [
     "RegistrationResult",
     "ThingState",
 ]
+
+# Tracebacks, reprs and the API docs name this package, so the private modules can move.
+publish(__name__, globals())

@@ -39,6 +39,7 @@ The code lives in private modules by what it holds (``_messages``, ``_producer``
 consumer handler's former name and works as before.
 """
 
+from thingpress_core._public import publish
 from thingpress_core.errors import EnqueueError, MessageParseError
 from thingpress_core.integrations._batch import BatchLoop, LambdaContext, RecordDurations
 from thingpress_core.integrations._consumer import SQSConsumer
@@ -105,34 +106,5 @@ __all__ = [
     "sqs_handler",
 ]
 
-# Tracebacks, reprs and the API docs name the public module, so the private ones can move.
-for _public in (
-    BatchLoop,
-    BatchResult,
-    EnqueueFailure,
-    EnqueueProgress,
-    EnqueueReport,
-    ImportBatch,
-    ImportRequest,
-    ImportSource,
-    LambdaContext,
-    LambdaRuntime,
-    LambdaSettings,
-    PreflightCache,
-    RecordDurations,
-    RecordResult,
-    S3EventReport,
-    S3ObjectReport,
-    SQSConsumer,
-    build_importer,
-    default_runtime,
-    enqueue_manifest,
-    handle_s3_event,
-    handle_sqs_event,
-    parse_message,
-    process_record,
-    s3_handler,
-    sqs_handler,
-):
-    _public.__module__ = __name__
-del _public
+# Tracebacks, reprs and the API docs name this package, so the private modules can move.
+publish(__name__, globals())

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal, overload
 
+from thingpress_core._public import publish
 from thingpress_core.errors import ConfigurationError, ManifestError
 from thingpress_core.manifests._common import ON_ERROR, OnError, Policy, ReaderNaming, check_choice
 from thingpress_core.manifests._detect import detect_format, format_from_head, undetected
@@ -243,9 +244,5 @@ def _entries(
             opened.close()
 
 
-# public objects show the package path in reprs and docs; the private modules can move
-for _obj in (ManifestEntry, ManifestFormat, ManifestReader, ManifestReport, SkippedEntry, Verifier):
-    _obj.__module__ = __name__
-for _fn in (read_manifest, detect_format, load_verifiers):
-    _fn.__module__ = __name__
-del _obj, _fn
+# Tracebacks, reprs and the API docs name this package, so the private modules can move.
+publish(__name__, globals())

@@ -4,6 +4,7 @@ The services call AWS through ``rate limiter -> circuit breaker -> boto3``, each
 ``service.Operation`` (``iot.RegisterCertificateWithoutCA``). See ``docs/resilience.md``.
 """
 
+from thingpress_core._public import publish
 from thingpress_core.resilience._breaker import CircuitBreaker, CircuitListener, Classifier
 from thingpress_core.resilience._classify import is_service_failure, is_throttle, is_transient
 from thingpress_core.resilience._models import CircuitEvent, CircuitPermit, CircuitSnapshot, CircuitState
@@ -32,3 +33,6 @@ __all__ = [
     "is_throttle",
     "is_transient",
 ]
+
+# Tracebacks, reprs and the API docs name this package, so the private modules can move.
+publish(__name__, globals())

@@ -10,6 +10,7 @@ from one `~thingpress_core.clients.ClientFactory` and let them share breakers an
 
 from __future__ import annotations
 
+from thingpress_core._public import publish
 from thingpress_core.errors import BatchSendError
 from thingpress_core.services._errors import map_aws_error
 from thingpress_core.services._iot import CertificateStatus, IoTService
@@ -58,25 +59,5 @@ __all__ = [
     "S3ObjectStream",
 ]
 
-for _cls in (
-    IoTService,
-    S3Service,
-    SQSService,
-    CallStats,
-    CertificateRegistration,
-    Thing,
-    ThingDescription,
-    CertificateDescription,
-    PolicyInfo,
-    ThingGroupInfo,
-    ThingTypeInfo,
-    S3Object,
-    S3ObjectRef,
-    BatchSendReport,
-    FailedMessage,
-    QueueDepth,
-    ReceivedMessage,
-    S3ObjectStream,
-):
-    _cls.__module__ = __name__
-del _cls
+# Tracebacks, reprs and the API docs name this package, so the private modules can move.
+publish(__name__, globals())

@@ -30,6 +30,7 @@ not imported by ``import thingpress_core``.
 
 from __future__ import annotations
 
+from thingpress_core._public import publish
 from thingpress_core.testing._injector import FaultInjector
 from thingpress_core.testing._rules import QUOTA_PRESETS, ConnectionErrorKind, FaultKind, Injection
 
@@ -41,6 +42,5 @@ __all__ = [
     "Injection",
 ]
 
-# Tracebacks, reprs and the reference docs name them where users import them from.
-FaultInjector.__module__ = __name__
-Injection.__module__ = __name__
+# Tracebacks, reprs and the API docs name this package, so the private modules can move.
+publish(__name__, globals())
