@@ -10,7 +10,7 @@ import pytest
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.certificates.generate import generated_manifest_lines
 from thingpress_core.errors import ManifestError
-from thingpress_core.manifests import ManifestFormat, read_manifest
+from thingpress_core.manifests import ManifestEntry, ManifestFormat, read_manifest
 
 
 @pytest.fixture
@@ -134,37 +134,60 @@ def test_path_and_stream_sources(tmp_path: object, certs: list[DeviceCertificate
         assert len(list(reader)) == 5
 
 
-@pytest.mark.parametrize("chunk", [5, 11, 64, 1000])
-def test_pem_blocks_cut_across_read_chunks(
-    certs: list[DeviceCertificate], chunk: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from thingpress_core.manifests import _pem
+class _CountedReads(io.BytesIO):
+    """A stream that remembers the size of every read asked of it."""
 
-    monkeypatch.setattr(_pem, "_CHUNK", chunk)
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.sizes: list[int | None] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.sizes.append(size)
+        return super().read(size)
+
+
+def read_pem_in_chunks(data: bytes, *, chunk_size: int, **limits: int) -> list[ManifestEntry]:
+    """The PEM reader over ``data``, ``chunk_size`` bytes at a time (``limits``: ``max_block``):
+    `read_manifest` reads 1 MiB at a time, so it never cuts a small bundle's blocks."""
+    from thingpress_core.manifests._common import Policy
+    from thingpress_core.manifests._model import ManifestReport
+    from thingpress_core.manifests._pem import read_pem
+
+    policy = Policy(ManifestReport(source="<bytes>", format=ManifestFormat.PEM), "raise")
+    stream = _CountedReads(data)
+    found: list[ManifestEntry] = []
+    try:
+        for entry in read_pem(
+            stream, source="<bytes>", policy=policy, naming="common_name", chunk_size=chunk_size, **limits
+        ):
+            assert isinstance(entry, ManifestEntry)  # on_error="raise": a bad entry raises instead
+            found.append(entry)
+    finally:
+        # the reads were cut as asked, whether the bundle read or raised
+        assert stream.sizes
+        assert set(stream.sizes) == {chunk_size}
+    return found
+
+
+@pytest.mark.parametrize("chunk", [5, 11, 64, 1000])
+def test_pem_blocks_cut_across_read_chunks(certs: list[DeviceCertificate], chunk: int) -> None:
     bundle = ("\ufeffheader text\r\n" + "\r\n".join(c.pem for c in certs)).encode("utf-8")
-    reader = read_manifest(bundle, format="pem")
-    assert [e.certificate for e in reader] == certs
+    assert [e.certificate for e in read_pem_in_chunks(bundle, chunk_size=chunk)] == certs
     broken = (certs[0].pem + "\n\n-----BEGIN CERTIFICATE-----\nAAAA\n").encode()
     line = certs[0].pem.count("\n") + 3
     with pytest.raises(
         ManifestError, match=rf"certificate 2 \(line {line}\): PEM block BEGIN CERTIFICATE has no END"
     ):
-        list(read_manifest(broken, format="pem"))
+        read_pem_in_chunks(broken, chunk_size=chunk)
 
 
-def test_pem_mismatched_end_and_runaway_block(
-    certs: list[DeviceCertificate], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from thingpress_core.manifests import _pem
-
+def test_pem_mismatched_end_and_runaway_block() -> None:
     mismatched = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END PRIVATE KEY-----\n"
     with pytest.raises(ManifestError, match="ends with END PRIVATE KEY"):
         list(read_manifest(mismatched, format="pem"))
-    monkeypatch.setattr(_pem, "_CHUNK", 100)
-    monkeypatch.setattr(_pem, "_MAX_BLOCK", 300)
     runaway = b"-----BEGIN CERTIFICATE-----\n" + b"A" * 1000
     with pytest.raises(ManifestError, match="no END line within 300 bytes"):
-        list(read_manifest(runaway, format="pem"))
+        read_pem_in_chunks(runaway, chunk_size=100, max_block=300)
 
 
 def test_broken_block_fails_even_in_skip_mode(certs: list[DeviceCertificate]) -> None:

@@ -20,6 +20,8 @@ from thingpress_core.manifests import (
     detect_format,
     read_manifest,
 )
+from thingpress_core.manifests._infineon import DEFAULT_MAX_DICTIONARY_BYTES, DEFAULT_MAX_MEMBERS
+from thingpress_core.manifests._sevenzip import Archive, Budget, Limits
 
 REEL = "R0001_3f2a9c1e-5b7d-4e21-9a0c-1d2e3f405162"
 
@@ -52,17 +54,32 @@ def test_select_by_cert_type(
 
 
 def test_only_the_selected_member_is_extracted(archive: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    extracted: list[str] = []
-    original = _infineon._Archive.extract
+    import py7zr
 
-    def spy(self: Any, names: list[str], *, limit: int) -> dict[str, bytes]:
-        extracted.extend(names)
-        return original(self, names, limit=limit)
+    opened: list[list[str]] = []  # the member names of every archive py7zr opened
+    asked: list[str] = []  # every member py7zr was asked to decode
+    init = py7zr.SevenZipFile.__init__
+    extract = py7zr.SevenZipFile.extract
 
-    monkeypatch.setattr(_infineon._Archive, "extract", spy)
+    def spy_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self.getnames())
+
+    def spy_extract(self: Any, *args: Any, **kwargs: Any) -> None:
+        asked.extend(kwargs["targets"])
+        extract(self, *args, **kwargs)
+
+    monkeypatch.setattr(py7zr.SevenZipFile, "__init__", spy_init)
+    monkeypatch.setattr(py7zr.SevenZipFile, "extract", spy_extract)
     assert len(list(read_manifest(archive, cert_type="E0E1"))) == 5
-    assert f"{REEL}_E0E1_Certs.7z" in extracted
-    assert not [n for n in extracted if "keys" in n or "E0E0" in n or "E0E2" in n or "README" in n]
+    # the outer archive and the E0E1 certificate archive: never the keys, E0E0 or E0E2 archives
+    assert len(opened) == 2
+    assert f"{REEL}_keys.7z" in opened[0]
+    assert sorted(opened[1]) == [f"{i:016X}_E0E1.pem" for i in range(5)]
+    assert f"{REEL}_E0E1_Certs.7z" in asked
+    # README and E0E0 precede it in the outer archive's one solid block, so they are decoded (and
+    # dropped); nothing after it is
+    assert not [n for n in asked if "keys" in n or "E0E2" in n]
 
 
 def test_missing_type_lists_what_is_there(archive: bytes) -> None:
@@ -242,15 +259,15 @@ SMALL_DICT = [{"id": 0x21, "dict_size": MiB}]  # LZMA2 with a 1 MiB dictionary
 
 @pytest.fixture
 def decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Counts the bytes py7zr's decoders produce (member data and py7zr's own header decoding),
-    what our writers are handed, and what py7zr sends to its uncounted null writer."""
+    """Counts the bytes py7zr's decoders produce (member data and py7zr's own header decoding)
+    and what py7zr sends to its uncounted null writer. What our writers are handed is counted
+    by the `Budget` an `Archive` is given (see `extract`)."""
     import py7zr.compressor
     import py7zr.io
 
-    seen = {"decoded": 0, "counted": 0, "null": 0}
+    seen = {"decoded": 0, "null": 0}
     decompress = py7zr.compressor.SevenZipDecompressor.decompress
     null_write: Any = py7zr.io.NullIO.write
-    count = _infineon._Budget.count
 
     def counting_decompress(self: Any, fp: Any, max_length: int = -1) -> bytes:
         out: bytes = decompress(self, fp, max_length)
@@ -261,14 +278,30 @@ def decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         seen["null"] += len(data)
         return int(null_write(self, data))
 
-    def counting_budget(self: Any, size: int) -> None:
-        seen["counted"] += size
-        count(self, size)
-
     monkeypatch.setattr(py7zr.compressor.SevenZipDecompressor, "decompress", counting_decompress)
     monkeypatch.setattr(py7zr.io.NullIO, "write", counting_null)
-    monkeypatch.setattr(_infineon._Budget, "count", counting_budget)
     return seen
+
+
+def extract(data: bytes, name: str, *, budget: Budget) -> bytes:
+    """One member of a 7z archive, read as the Infineon reader reads its outer archive, through
+    ``budget`` (whose ``written`` counts every byte py7zr hands our writers)."""
+    limits = Limits(max_members=DEFAULT_MAX_MEMBERS, max_dictionary_bytes=DEFAULT_MAX_DICTIONARY_BYTES)
+    archive = Archive(
+        io.BytesIO(data), source="reel.7z", what="the Infineon archive", limits=limits, budget=budget
+    )
+    try:
+        return archive.extract([name], limit=DEFAULT_MAX_MANIFEST_BYTES)[name]
+    finally:
+        archive.close()
+
+
+class Unplanned(Budget):
+    """A budget whose header check books nothing, as if the plan were wrong: only the writers'
+    count can stop a read."""
+
+    def plan(self, size: int, *, where: str, what: str) -> None:
+        return None
 
 
 @pytest.fixture(scope="module")
@@ -295,8 +328,10 @@ def test_solid_block_bytes_before_the_wanted_member_are_refused_from_the_headers
     assert decoded["decoded"] < 64 * 1024  # py7zr decoded the archive's header, no member data
     # the same archive within a larger budget reads, and every decoded byte went through our writer
     assert len(read(data, max_unpacked_bytes=40 * MiB)) == 2
+    budget = Budget(40 * MiB, "reel.7z")
+    assert extract(data, f"{REEL}_E0E0_Certs.7z", budget=budget) == inner_archive
     assert decoded["null"] == 0
-    assert decoded["counted"] >= 32 * MiB
+    assert budget.written >= 32 * MiB
 
 
 def test_the_default_budget_refuses_a_small_archive_that_unpacks_big(
@@ -362,20 +397,18 @@ def test_several_reels_cost_one_pass_over_the_solid_block(build: Any, inner_arch
 
 
 def test_the_writer_stops_extraction_past_the_budget_if_the_plan_is_wrong(
-    build: Any, inner_archive: bytes, decoded: dict[str, int], monkeypatch: pytest.MonkeyPatch
+    build: Any, inner_archive: bytes, decoded: dict[str, int]
 ) -> None:
     # the header check is the first line; this is the second: pretend it found nothing to pay
-    monkeypatch.setattr(
-        _infineon._Archive, "plan", lambda self, names: (set(names) | {"P0", "P1", "P2", "P3"}, 0)
-    )
+    budget = Unplanned(300 * 1024, "reel.7z")
     pads = [(f"P{n}", bytes(256 * 1024)) for n in range(4)]
     data = build.seven_zip([*pads, (f"{REEL}_E0E0_Certs.7z", inner_archive)], filters=SMALL_DICT)
     with pytest.raises(
         ManifestError, match=r"decompressing went past max_unpacked_bytes=307200 \(raise max_unpacked_bytes"
     ):
-        read(data, max_unpacked_bytes=300 * 1024)
+        extract(data, f"{REEL}_E0E0_Certs.7z", budget=budget)
     # stopped in the second padding member: the rest of the block was never decoded
-    assert decoded["counted"] <= 512 * 1024
+    assert 300 * 1024 < budget.written <= 512 * 1024
     assert decoded["decoded"] < 600 * 1024
 
 
@@ -516,7 +549,7 @@ def test_options_are_listed_for_read_manifest() -> None:
     infineon = READERS[ManifestFormat.INFINEON]
     assert {"max_unpacked_bytes", "max_dictionary_bytes", "max_members"} <= infineon.options
     with pytest.raises(ConfigurationError, match="max_unpacked_bytes"):
-        read(b"", max_unpacked_bytes="big")
+        read(b"not an archive", max_unpacked_bytes="big")
 
 
 # --- fuzzing: whatever the bytes, a ManifestError or entries, and never an unbounded read ---

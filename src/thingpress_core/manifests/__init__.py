@@ -34,7 +34,6 @@ from thingpress_core._public import publish
 from thingpress_core.errors import ConfigurationError, ManifestError
 from thingpress_core.manifests._common import ON_ERROR, OnError, Policy, ReaderNaming, check_choice
 from thingpress_core.manifests._detect import detect_format, format_from_head, undetected
-from thingpress_core.manifests._microchip import Verifier, VerifierInput, load_verifiers
 from thingpress_core.manifests._model import (
     ManifestEntry,
     ManifestFormat,
@@ -52,6 +51,7 @@ from thingpress_core.manifests._source import (
     source_name,
     suffix_name,
 )
+from thingpress_core.manifests._verifiers import Verifier, VerifierInput, load_verifiers
 
 __all__ = [
     "DEFAULT_MAX_MANIFEST_BYTES",

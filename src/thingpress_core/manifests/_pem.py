@@ -24,18 +24,18 @@ class _BrokenBlock(ValueError):
         self.line = line
 
 
-def _blocks(stream: IO[bytes]) -> Iterator[tuple[bytes, bytes, int]]:
-    """``(label, base64 body, line of BEGIN)`` per PEM block, reading the stream in chunks.
+def _blocks(stream: IO[bytes], *, chunk_size: int, max_block: int) -> Iterator[tuple[bytes, bytes, int]]:
+    """``(label, base64 body, line of BEGIN)`` per PEM block, reading ``chunk_size`` bytes at a time.
 
     Only an unfinished block (or the few bytes where a BEGIN marker may be cut in two) is
-    carried from one chunk to the next, so memory stays within a chunk plus `_MAX_BLOCK`.
+    carried from one chunk to the next, so memory stays within a chunk plus ``max_block``.
     """
     buffer = b""
     line = 1  # line number at ``counted`` in ``buffer``
     counted = 0
     first = True
     while True:
-        chunk = stream.read(_CHUNK)
+        chunk = stream.read(chunk_size)
         if first and chunk.startswith(b"\xef\xbb\xbf"):
             chunk = chunk[3:]
         first = False
@@ -57,8 +57,8 @@ def _blocks(stream: IO[bytes]) -> Iterator[tuple[bytes, bytes, int]]:
         line += buffer.count(b"\n", counted, keep_from)
         buffer = buffer[keep_from:]
         counted = 0
-        if len(buffer) > _MAX_BLOCK:
-            raise _BrokenBlock(f"PEM block has no END line within {_MAX_BLOCK} bytes", line)
+        if len(buffer) > max_block:
+            raise _BrokenBlock(f"PEM block has no END line within {max_block} bytes", line)
 
 
 def read_pem(
@@ -67,12 +67,17 @@ def read_pem(
     source: str,
     policy: Policy,
     naming: ReaderNaming,
+    chunk_size: int = _CHUNK,
+    max_block: int = _MAX_BLOCK,
 ) -> Iterator[ManifestEntry | ManifestError]:
     """Yield one entry per certificate of a PEM bundle (or of a single DER certificate).
 
     ``index`` counts every PEM block, so a key or CRL block between certificates is reported
     as skipped under its own number. A block without its END line raises whatever
-    ``on_error`` says, because no block after it can be found.
+    ``on_error`` says, because no block after it can be found. The stream is read
+    ``chunk_size`` bytes at a time, and an unfinished block longer than ``max_block`` is
+    broken; `read_manifest` offers neither (the defaults hold), tests pass small ones to cut
+    blocks across reads.
     """
     peek = getattr(stream, "peek", None)
     head: bytes = peek(64)[:64] if peek is not None else b""
@@ -86,7 +91,7 @@ def read_pem(
         yield ManifestEntry(thing_name=offered_name(naming, cert), certificate=cert, index=0, source=source)
         return
     index = 0
-    blocks = _blocks(stream)
+    blocks = _blocks(stream, chunk_size=chunk_size, max_block=max_block)
     while True:
         try:
             item = next(blocks, None)
