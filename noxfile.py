@@ -18,7 +18,7 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 DEFAULT_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["tests", "lint", "typecheck", "docs", "build"]
+nox.options.sessions = ["tests", "lowest", "lint", "typecheck", "docs", "build"]
 nox.options.reuse_venv = "yes"
 
 
@@ -45,6 +45,40 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=DEFAULT_PYTHON, tags=["check"])
+def lowest(session: nox.Session) -> None:
+    """The test suite at the lowest versions pyproject.toml allows for every direct dependency.
+
+    A version range is a promise: uv's ``--resolution lowest-direct`` installs the lowest
+    version each range admits (boto3, cryptography, pydantic, typer, moto, pytest, ...), and
+    the whole suite must pass against them.
+    """
+    session.install("uv>=0.6")
+    python = session.virtualenv.bin + "/python"
+    session.run(
+        "uv",
+        "pip",
+        "install",
+        "--python",
+        python,
+        "--resolution",
+        "lowest-direct",
+        "-e",
+        ".[cli,sandbox,manifests]",
+        "--group",
+        "test",
+    )
+    session.run("uv", "pip", "list", "--python", python)
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"PYTHONHASHSEED": "0", "THINGPRESS_TEST_SUBPROCESS_PYTHON": python},
+    )
+
+
+@nox.session(python=DEFAULT_PYTHON, tags=["check"])
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install(*_groups("lint"))
@@ -59,6 +93,8 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "src/thingpress_core")
     session.run("mypy", "--strict", "tests/typing")
     session.run("pyright", "--pythonpath", session.virtualenv.bin + "/python")
+    # every public name fully typed, as users' type checkers see it (the score must stay 100 %)
+    session.run("pyright", "--verifytypes", "thingpress_core", "--ignoreexternal")
 
 
 @nox.session(python=DEFAULT_PYTHON, tags=["check"])

@@ -1,8 +1,8 @@
 """thingpress-core: bulk-import X.509 device certificates into AWS IoT Core.
 
-The public API is listed in ``__all__``. Names are loaded on first access, so
-``import thingpress_core`` stays light: boto3 and the other heavy libraries load only when a
-client is first needed.
+The public API is listed in ``__all__``. Every name is loaded on first access, so
+``import thingpress_core`` costs almost nothing: pydantic loads with the first model you use,
+boto3 when a client is first needed.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import importlib
 import logging as _logging  # not `logging`: that name is our submodule thingpress_core.logging
 from typing import TYPE_CHECKING, Any
 
-from thingpress_core.clients import ClientFactory
-from thingpress_core.settings import ThingpressSettings
-
 if TYPE_CHECKING:
+    from thingpress_core.clients import ClientFactory
     from thingpress_core.importer import CertificateImporter, ImportOptions, ImportOutcome, ImportReport
     from thingpress_core.services import IoTService, S3Service, SQSService
+    from thingpress_core.settings import ThingpressSettings
 
     __version__: str
 
@@ -37,6 +36,8 @@ __all__ = [
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 _LAZY = {
+    "ClientFactory": "thingpress_core.clients",
+    "ThingpressSettings": "thingpress_core.settings",
     "IoTService": "thingpress_core.services",
     "S3Service": "thingpress_core.services",
     "SQSService": "thingpress_core.services",

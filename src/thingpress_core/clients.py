@@ -94,10 +94,19 @@ class ClientFactory:
     def _session_locked(self) -> boto3.Session:
         if self._session is None:
             import boto3
+            from botocore.exceptions import ProfileNotFound
 
-            self._session = boto3.Session(
-                profile_name=self._settings.profile, region_name=self._settings.region
-            )
+            profile = self._settings.profile
+            try:
+                self._session = boto3.Session(profile_name=profile, region_name=self._settings.region)
+            except ProfileNotFound as exc:
+                raise ConfigurationError(
+                    f"AWS profile {profile!r} is not in the AWS config files: pass another profile= "
+                    "(or set THINGPRESS_PROFILE or AWS_PROFILE), or add the profile with "
+                    "'aws configure --profile'",
+                    variable="profile",
+                    value=profile,
+                ) from exc
         return self._session
 
     @property
@@ -165,7 +174,7 @@ class ClientFactory:
                     kwargs["region_name"] = self._settings.region
                 if self._settings.endpoint_url:
                     kwargs["endpoint_url"] = self._settings.endpoint_url
-                cached = session.client(name, **kwargs)
+                cached = _make_client(session, name, kwargs)
                 _lift_retry_quota(cached)
                 self._clients[name] = cached
             return cached
@@ -210,6 +219,20 @@ class ClientFactory:
             identity = path.call("GetCallerIdentity", self.sts().get_caller_identity, {})
             self._account_id = str(identity["Account"])
         return self._account_id
+
+
+def _make_client(session: boto3.Session, name: str, kwargs: dict[str, Any]) -> Any:
+    """``session.client(name, **kwargs)``, with botocore's setup errors as `ConfigurationError`."""
+    from botocore.exceptions import NoRegionError
+
+    try:
+        return session.client(name, **kwargs)  # type: ignore[call-overload]  # name is one of the literals
+    except NoRegionError as exc:
+        raise ConfigurationError(
+            "no AWS region is configured: pass region= (or set THINGPRESS_REGION or AWS_REGION, "
+            "or a region in the AWS profile)",
+            variable="region",
+        ) from exc
 
 
 class _UnlimitedRetryQuota:

@@ -3,6 +3,7 @@
 ```
 ThingpressError
 ├── ConfigurationError          (also ValueError)  a setting or option is invalid
+├── MissingExtraError           (also ImportError) an optional dependency is not installed
 ├── CertificateError            (also ValueError)
 │   ├── CertificateParseError                      bytes that are not a certificate
 │   └── CertificateValidationError                 a certificate that is not acceptable
@@ -66,6 +67,7 @@ __all__ = [
     "LimitExceededError",
     "ManifestError",
     "ManifestSignatureError",
+    "MissingExtraError",
     "MessageParseError",
     "PreflightError",
     "RateLimitTimeoutError",
@@ -135,6 +137,18 @@ def _short_repr(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class MissingExtraError(ThingpressError, ImportError):
+    """A feature needs an optional dependency that is not installed.
+
+    ``extra`` names the package extra that brings it (``manifests``, ``sandbox``, ``cli``); the
+    message says what to run, e.g. ``pip install 'thingpress-core[manifests]'``.
+    """
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
 class CertificateError(ThingpressError, ValueError):
     """A certificate could not be used. ``certificate_id`` and ``source`` say which."""
 
@@ -193,7 +207,7 @@ class ManifestError(ThingpressError, ValueError):
         super().__init__(message)
         self.source = source
         self.index = index
-        self.errors = tuple(errors)
+        self.errors: tuple[ManifestError, ...] = tuple(errors)
 
 
 class ManifestSignatureError(ManifestError):
@@ -208,7 +222,7 @@ class PreflightError(ThingpressError):
 
     def __init__(self, message: str, *, missing: Sequence[str] = ()) -> None:
         super().__init__(message)
-        self.missing = tuple(missing)
+        self.missing: tuple[str, ...] = tuple(missing)
 
 
 class CircuitOpenError(ThingpressError, RuntimeError):

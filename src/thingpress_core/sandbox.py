@@ -19,12 +19,12 @@ import logging
 import threading
 from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from thingpress_core.clients import ClientFactory
-from thingpress_core.errors import ConfigurationError
+from thingpress_core.errors import MissingExtraError
 from thingpress_core.settings import ThingpressSettings
 
 if TYPE_CHECKING:
@@ -32,13 +32,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SANDBOX_ACCOUNT_ID", "SANDBOX_REGION", "Sandbox", "SandboxThing", "aws_fidelity"]
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 SANDBOX_REGION = "us-east-1"
 SANDBOX_ACCOUNT_ID = "123456789012"
 
 #: A policy document that lets a device connect as its thing name and use its own topics.
-DEVICE_POLICY_DOCUMENT = {
+DEVICE_POLICY_DOCUMENT: dict[str, Any] = {
     "Version": "2012-10-17",
     "Statement": [
         {
@@ -63,7 +63,7 @@ DEVICE_POLICY_DOCUMENT = {
 class SandboxThing(BaseModel):
     """One thing as the sandbox holds it, with everything attached to it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     name: str
     thing_type: str | None
@@ -119,41 +119,44 @@ def aws_fidelity() -> Generator[None]:
                 _patch_create_thing(install=False)
 
 
-_ORIGINAL_CREATE_THING: list[Any] = []
+_ORIGINAL_CREATE_THING: list[tuple[Any, Any]] = []  # (moto's IoTBackend, its own create_thing)
 
 
 def _patch_create_thing(*, install: bool) -> None:
+    if not install:
+        if _ORIGINAL_CREATE_THING:
+            backend, original_method = _ORIGINAL_CREATE_THING.pop()
+            backend.create_thing = original_method  # restored without importing anything
+        return
     try:
         from moto.iot.exceptions import ResourceAlreadyExistsException
         from moto.iot.models import IoTBackend
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigurationError(
-            "aws_fidelity needs moto: pip install 'thingpress-core[sandbox]'", variable="sandbox"
+        raise MissingExtraError(
+            "aws_fidelity needs moto: pip install 'thingpress-core[sandbox]'", extra="sandbox"
         ) from exc
-    if not install:
-        if _ORIGINAL_CREATE_THING:
-            IoTBackend.create_thing = _ORIGINAL_CREATE_THING.pop()  # type: ignore[method-assign]  # restoring moto's own method
-        return
     original = IoTBackend.create_thing
-    _ORIGINAL_CREATE_THING.append(original)
+    _ORIGINAL_CREATE_THING.append((IoTBackend, original))
 
     def create_thing(
         self: Any,
         thing_name: str,
         thing_type_name: str,
         attribute_payload: dict[str, Any] | None,
-        billing_group_name: str | None = None,
+        *more: Any,  # moto 5.2 added billing_group_name; 5.1 has none
+        **named: Any,
     ) -> Any:
         existing = next((t for t in self.things.values() if t.thing_name == thing_name), None)
         if existing is None:
-            return original(self, thing_name, thing_type_name, attribute_payload, billing_group_name)
+            return original(self, thing_name, thing_type_name, attribute_payload, *more, **named)
+        billing_group_name = named.get("billing_group_name", more[0] if more else None)
         wanted_type = thing_type_name or None
         had_type = existing.thing_type.thing_type_name if existing.thing_type is not None else None
         wanted_attributes = dict((attribute_payload or {}).get("attributes") or {})
         if (
             wanted_type == had_type
             and wanted_attributes == dict(existing.attributes)
-            and (billing_group_name or None) == (existing.billing_group_name or None)
+            and (billing_group_name or None) == (getattr(existing, "billing_group_name", None) or None)
         ):
             return existing
         raise ResourceAlreadyExistsException(
@@ -168,21 +171,16 @@ def _patch_create_thing(*, install: bool) -> None:
 def _make_server(port: int) -> BaseWSGIServer:
     try:
         from moto.core.config import default_user_config
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import WSGIRequestHandler, make_server
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigurationError(
-            "the sandbox needs moto's server: pip install 'thingpress-core[sandbox]'",
-            variable="sandbox",
+        raise MissingExtraError(
+            "the sandbox needs moto's server: pip install 'thingpress-core[sandbox]'", extra="sandbox"
         ) from exc
     # AWS computes a certificate id as the SHA-256 of the DER; moto does so only when told.
     default_user_config["iot"] = {"use_valid_cert": True}
 
-    class QuietHandler(MotoRequestHandler):
+    class QuietHandler(WSGIRequestHandler):
         """No access-log line per request: an import makes thousands."""
 
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -223,13 +221,20 @@ class Sandbox:
         """Start the server and build the factory (idempotent)."""
         if self._server is not None:
             return
-        server = _make_server(self._port)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # nothing half-started is left behind: server, thread, moto patch
+            raise
+
+    def _start(self) -> None:
         self._fidelity = contextlib.ExitStack()
         self._fidelity.enter_context(aws_fidelity())
+        server = _make_server(self._port)
+        self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="thingpress-sandbox", daemon=True)
         self._thread.start()
         port = int(server.server_address[1])
-        self._server = server
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self.reset()
         import boto3

@@ -94,9 +94,12 @@ def test_unknown_premade_client_is_refused() -> None:
 
 
 def test_account_id_from_settings_makes_no_call() -> None:
-    factory = ClientFactory(ThingpressSettings(account_id="210987654321"))
-    with mock.patch.object(ClientFactory, "sts", side_effect=AssertionError("no STS call expected")):
-        assert factory.account_id() == "210987654321"
+    class FailingSts:
+        def get_caller_identity(self) -> dict[str, str]:
+            raise AssertionError("no STS call expected")
+
+    factory = ClientFactory(ThingpressSettings(account_id="210987654321"), clients={"sts": FailingSts()})
+    assert factory.account_id() == "210987654321"
 
 
 def test_account_id_from_sts_is_cached(aws: None) -> None:

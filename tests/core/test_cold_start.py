@@ -21,6 +21,8 @@ def test_import_package_loads_no_heavy_module() -> None:
     loaded = _modules_after("import thingpress_core")
     assert "thingpress_core" in loaded
     assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+    # every public name is loaded on first access: not even pydantic or asyncio yet
+    assert not {m for m in loaded if m.split(".")[0] in {"pydantic", "pydantic_settings", "asyncio"}}
 
 
 def test_every_public_name_resolves_without_boto3() -> None:

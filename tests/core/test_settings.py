@@ -156,8 +156,16 @@ _PARTITIONS = [
 ]
 
 
+def _botocore_partitions() -> set[str]:
+    from botocore.loaders import create_loader
+
+    return {p["id"] for p in create_loader().load_data("partitions")["partitions"]}
+
+
 @pytest.mark.parametrize(("region", "partition"), _PARTITIONS)
 def test_partition_follows_region(region: str, partition: str) -> None:
+    if partition not in _botocore_partitions():  # the partitions come from botocore's own data
+        pytest.skip(f"this botocore does not know partition {partition} yet")
     assert ThingpressSettings(region=region).partition == partition
     assert partition_for(region) == partition
 

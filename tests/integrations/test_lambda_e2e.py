@@ -20,8 +20,12 @@ from thingpress_core.integrations.aws_lambda import (
     enqueue_manifest,
     handle_sqs_event,
 )
-from thingpress_core.resilience import CircuitBreakerRegistry, CircuitBreakerSettings, ResilienceSettings
-from thingpress_core.resilience import DEFAULT_RATE_LIMITS
+from thingpress_core.resilience import (
+    DEFAULT_RATE_LIMITS,
+    CircuitBreakerRegistry,
+    CircuitBreakerSettings,
+    ResilienceSettings,
+)
 from thingpress_core.services import IoTService, ReceivedMessage, SQSService
 from thingpress_core.settings import ThingpressSettings
 from thingpress_core.testing import FaultInjector

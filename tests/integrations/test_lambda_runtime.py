@@ -37,8 +37,7 @@ from thingpress_core.integrations.aws_lambda import (
     process_record,
     sqs_handler,
 )
-from thingpress_core.resilience import CircuitBreakerSettings, ResilienceSettings
-from thingpress_core.resilience import DEFAULT_RATE_LIMITS
+from thingpress_core.resilience import DEFAULT_RATE_LIMITS, CircuitBreakerSettings, ResilienceSettings
 from thingpress_core.services import IoTService
 from thingpress_core.settings import ThingpressSettings
 

@@ -8,6 +8,7 @@ corpus of them runs in tests/fuzz/test_fuzz_manifests.py.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 from pathlib import Path
@@ -21,7 +22,8 @@ from tests.fuzz._mutate import MUTATED_DER
 
 from thingpress_core.certificates import load_certificates
 from thingpress_core.errors import ManifestError
-from thingpress_core.manifests import ManifestEntry, ManifestFormat, read_manifest
+from thingpress_core.manifests import ManifestEntry, ManifestFormat, ManifestReport, read_manifest
+from thingpress_core.manifests._common import Policy
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "manifests"
 CERTS = Path(__file__).resolve().parent.parent / "data" / "certs"
@@ -169,14 +171,18 @@ def test_streamed_pem_reads_like_the_whole_text(data: st.DataObject) -> None:
         whole = list(load_certificates(bytes(text)))
     except CertificateParseError:
         whole = None
-    original = _pem._CHUNK
-    _pem._CHUNK = data.draw(st.sampled_from([1, 7, 64, 1000]))
+    chunk = data.draw(st.sampled_from([1, 7, 64, 1000]))
+    policy = Policy(ManifestReport(source="<bytes>", format=ManifestFormat.PEM), "raise")
     try:
-        streamed: list[object] | None = [e.certificate for e in read_manifest(bytes(text), format="pem")]
+        streamed: list[object] | None = [
+            item.certificate
+            for item in _pem.read_pem(
+                io.BytesIO(bytes(text)), source="<bytes>", policy=policy, naming=None, chunk_size=chunk
+            )
+            if isinstance(item, ManifestEntry)
+        ]
     except ManifestError:
         streamed = None
-    finally:
-        _pem._CHUNK = original
     if whole is not None and streamed is not None:
         assert streamed == whole
     if streamed:

@@ -204,8 +204,8 @@ def test_a_path_opened_to_detect_is_closed_by_the_reader(manifests: dict[str, An
     assert _open_descriptors() == before
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
-    with pytest.raises(ManifestError, match="cannot tell the manifest format"):
-        read_manifest(empty)  # detection fails: the file is closed before the error leaves
+    with pytest.raises(ManifestError, match="the manifest is empty"):
+        read_manifest(empty)  # refused at once: the file is closed before the error leaves
     assert _open_descriptors() == before
 
 

@@ -189,7 +189,9 @@ class DeviceCertificate(BaseModel):
     ids are; the repr shows the id and CN only, never the certificate body.
     """
 
-    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+    model_config: ClassVar[ConfigDict] = ConfigDict(
+        frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
 
     der: bytes
     """The certificate in DER encoding."""
@@ -198,7 +200,7 @@ class DeviceCertificate(BaseModel):
     common_name: str | None = None
     """The subject's first common name (CN), or None when the subject has none."""
 
-    _x509: x509.Certificate | None = PrivateAttr(default=None)
+    _x509: _Certificate | None = PrivateAttr(default=None)  # not x509.Certificate: see _Certificate
 
     _FIELDS_SET: ClassVar[frozenset[str]] = frozenset({"der", "certificate_id", "common_name"})
 

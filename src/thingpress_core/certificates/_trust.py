@@ -14,7 +14,7 @@ import datetime as _dt
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -58,7 +58,7 @@ class TrustStore(BaseModel):
     Every certificate given is an anchor, roots and intermediates alike.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     certificates: tuple[DeviceCertificate, ...]
 
@@ -147,7 +147,7 @@ def _os_reason(exc: OSError | ValueError) -> str:
 class VerifiedChain(BaseModel):
     """A verified certificate path: ``chain`` runs from ``leaf`` (first) to the trust anchor (last)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     leaf: DeviceCertificate
     chain: tuple[DeviceCertificate, ...]

@@ -52,14 +52,18 @@ class SQSConsumer:
     ) -> None:
         from thingpress_core.resilience import CircuitBreakerRegistry
 
-        self.loop = BatchLoop(safety_margin=safety_margin, give_up_after=give_up_after, clock=clock)
-        self.importer = importer
-        self.options = options if options is not None else importer.options
-        self.preflight = preflight
-        self.preflight_cache = PreflightCache(retry_after=preflight_retry_after, clock=clock)
+        self.loop: BatchLoop = BatchLoop(
+            safety_margin=safety_margin, give_up_after=give_up_after, clock=clock
+        )
+        self.importer: CertificateImporter = importer
+        self.options: ImportOptions = options if options is not None else importer.options
+        self.preflight: bool = preflight
+        self.preflight_cache: PreflightCache = PreflightCache(retry_after=preflight_retry_after, clock=clock)
         if registry is None:
             registry = getattr(importer.iot, "registry", None)
-        self.registry = registry if isinstance(registry, CircuitBreakerRegistry) else None
+        self.registry: CircuitBreakerRegistry | None = (
+            registry if isinstance(registry, CircuitBreakerRegistry) else None
+        )
 
     @property
     def safety_margin(self) -> float:

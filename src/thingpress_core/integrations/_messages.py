@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -32,7 +32,7 @@ _CURRENT_ONLY_KEYS = frozenset({"thing_name", "chain", "thing_type", "status", "
 class ImportSource(BaseModel):
     """Where a request came from: the manifest's vendor format, S3 object and entry index."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     vendor: str | None = Field(default=None, max_length=64)
     bucket: str | None = Field(default=None, max_length=255)
@@ -73,7 +73,7 @@ class ImportRequest(BaseModel):
     ``schema_version``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: Literal[1] = 1
     thing_name: str | None = Field(default=None, max_length=256)
@@ -211,7 +211,7 @@ class ImportBatch(BaseModel):
     delivered again and the others repeat as idempotent no-ops (``already_present``).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: Literal[1] = 1
     requests: tuple[ImportRequest, ...] = Field(min_length=1)

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,7 +61,7 @@ class RecordResult(BaseModel):
     permanent failure or what stopped the record. ``seconds`` is the time the record took.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     message_id: str
     imported: int = Field(default=0, ge=0)
@@ -108,7 +108,7 @@ class BatchResult(BaseModel):
     ``stopped`` says why the loop returned the remaining records untried, if it did.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     records: tuple[RecordResult, ...] = ()
     stopped: str | None = None

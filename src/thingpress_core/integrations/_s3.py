@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,7 +29,7 @@ logger = logging.getLogger("thingpress_core.integrations.aws_lambda")
 class S3ObjectReport(BaseModel):
     """One manifest object named by an S3 event: how it was read and what was enqueued."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     bucket: str
     key: str
@@ -51,7 +51,7 @@ class S3ObjectReport(BaseModel):
 class S3EventReport(BaseModel):
     """Every object of one S3 event."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     objects: tuple[S3ObjectReport, ...] = ()
 

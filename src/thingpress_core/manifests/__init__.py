@@ -33,7 +33,7 @@ from typing import Any, Literal, overload
 from thingpress_core._public import publish
 from thingpress_core.errors import ConfigurationError, ManifestError
 from thingpress_core.manifests._common import ON_ERROR, OnError, Policy, ReaderNaming, check_choice
-from thingpress_core.manifests._detect import detect_format, format_from_head, undetected
+from thingpress_core.manifests._detect import HEAD_BYTES, detect_format, format_from_head, undetected
 from thingpress_core.manifests._model import (
     ManifestEntry,
     ManifestFormat,
@@ -195,6 +195,7 @@ def read_manifest(
     if fmt is None:
         # detected from the head of the one opened source, which the reader then goes on reading
         opened = open_source(source, name=display, max_bytes=limit)
+        _refuse_empty(opened)
         fmt = format_from_head(opened.head, suffix_name(display, name))
         if fmt is None:
             opened.close()
@@ -217,6 +218,16 @@ def read_manifest(
     return ManifestReader(entries, report, release=opened.close if opened is not None else None)
 
 
+def _refuse_empty(opened: OpenedSource) -> None:
+    """An empty manifest is the same answer whatever its name or format: no entries.
+
+    (A head shorter than `HEAD_BYTES` is the whole manifest: only whitespace means empty.)
+    """
+    if not opened.head.strip() and len(opened.head) < HEAD_BYTES:
+        opened.close()
+        raise ManifestError(f"{opened.name}: the manifest is empty: it holds no entries", source=opened.name)
+
+
 def _entries(
     source: ManifestSource,
     opened: OpenedSource | None,
@@ -233,6 +244,7 @@ def _entries(
         resolved = spec.naming(fmt, naming)
         if opened is None:
             opened = open_source(source, name=display, max_bytes=max_bytes)
+            _refuse_empty(opened)
         if spec.seekable:
             options = {**options, "max_bytes": max_bytes}
             stream = opened.seekable()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from typing import TYPE_CHECKING, Generic
+from typing import TYPE_CHECKING, ClassVar, Generic
 
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeVar
@@ -39,7 +39,7 @@ class ManifestEntry(BaseModel):
     for the chip (Microchip uniqueId, Infineon chip id, Espressif MAC).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     thing_name: str | None
     certificate: DeviceCertificate
@@ -66,7 +66,7 @@ class SkippedEntry(BaseModel):
     verification, whose only uniqueId is unsigned.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     index: int = Field(description="0-based position of the entry in the manifest")
     code: str
@@ -90,9 +90,9 @@ class ManifestReport:
     def __init__(self, *, source: str | None, format: ManifestFormat) -> None:
         self.source = source
         self.format = format
-        self.yielded = 0
+        self.yielded: int = 0
         self.skipped: list[SkippedEntry] = []
-        self.complete = False
+        self.complete: bool = False
         self._lock = threading.Lock()
 
     @property

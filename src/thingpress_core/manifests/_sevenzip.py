@@ -21,7 +21,7 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import IO, Any
 
-from thingpress_core.errors import ManifestError
+from thingpress_core.errors import ManifestError, MissingExtraError
 from thingpress_core.manifests._sevenzip_headers import Limits, survey
 
 __all__ = ["Archive", "Budget", "Limits", "Member"]
@@ -33,7 +33,7 @@ def _py7zr() -> Any:
     try:
         import py7zr  # pyright: ignore[reportMissingImports]
     except ImportError as exc:
-        raise ImportError(_EXTRA_HINT) from exc
+        raise MissingExtraError(_EXTRA_HINT, extra="manifests") from exc
     return py7zr
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from collections.abc import Callable
 from types import TracebackType
-from typing import final
+from typing import ClassVar, final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,7 +79,7 @@ class CircuitSnapshot(BaseModel):
     monitor can export them as counters and take differences.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True)
 
     name: str = Field(description="The breaker's name, e.g. iot.RegisterCertificateWithoutCA.")
     state: CircuitState

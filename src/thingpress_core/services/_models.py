@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +32,7 @@ __all__ = [
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
 
 class CallStats(_Frozen):
@@ -167,7 +167,7 @@ class ThingTypeInfo(_Frozen):
 class S3Object(_Frozen):
     """An object read whole by `S3Service.get_object`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64")
+    model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64")
 
     bucket: str
     key: str

@@ -1,0 +1,23 @@
+"""The ``thingpress-core`` command: inspect a manifest, import it, or enqueue it for Lambda.
+
+Needs the ``cli`` extra (typer and rich); ``--sandbox`` also needs the ``sandbox`` extra.
+Exit codes: 0 every certificate imported or already present, 1 some failed, 2 a usage or
+setup error (a bad option or ``THINGPRESS_*`` value, no region, an unknown profile, an output
+path that cannot be written, a missing extra, a pre-flight failure: one ``error:`` line, and
+nothing sent to AWS), 130 interrupted (Ctrl-C; the ``--report`` then holds what finished and
+what did not).
+"""
+
+from __future__ import annotations
+
+from thingpress_core.cli import _commands
+from thingpress_core.cli._app import app
+
+del _commands  # imported for its effect: it registers the commands on the app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,335 @@
+"""The command's frame: the typer app, its consoles, exit codes, shared options, and setup.
+
+Everything a user can get wrong before the first AWS call is checked here, up front, and
+ends as one line ``error: ...`` and exit code 2: a bad option or ``THINGPRESS_*`` value, a
+region or profile that does not resolve, an output path that cannot be written, a missing
+extra. Messages name the command's flags, not the library's keywords.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Generator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
+
+try:
+    import typer
+    from rich.console import Console
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise SystemExit(
+        "the thingpress-core command needs its extra: pip install 'thingpress-core[cli]'"
+    ) from exc
+
+from thingpress_core.errors import ConfigurationError, ThingpressError
+
+if TYPE_CHECKING:
+    from thingpress_core._vocabulary import ThingNamingChoice
+    from thingpress_core.clients import ClientFactory
+    from thingpress_core.errors import ManifestError
+    from thingpress_core.manifests import ManifestEntry, ManifestReader
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "app", "console", "err_console"]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1  # some certificates failed
+EXIT_USAGE: Final = 2  # a usage or setup error: nothing was sent
+EXIT_INTERRUPTED: Final = 130  # Ctrl-C
+
+app: typer.Typer = typer.Typer(
+    name="thingpress-core",
+    help="Bulk-import X.509 device certificates into AWS IoT Core.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console: Console = Console()
+err_console: Console = Console(stderr=True)
+
+# -- shared options ---------------------------------------------------------------------------
+
+FileArg = Annotated[
+    Path,
+    typer.Argument(
+        exists=True, dir_okay=False, readable=True, metavar="FILE", help="The manifest or certificate file."
+    ),
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="auto (detect from the content, then the name), pem, generated, espressif, "
+        "microchip or infineon.",
+    ),
+]
+VerifierOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--verifier",
+        exists=True,
+        metavar="FILE|DIR",
+        help="Microchip manifest signer certificate, or a folder of them (repeatable).",
+    ),
+]
+CertTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cert-type", metavar="SLOT", help="Infineon certificate slot: E0E0 (default), E0E1 or E0E2."
+    ),
+]
+NamingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--naming",
+        "--thing-name",
+        metavar="common_name|certificate_id",
+        help="Name things so, whatever the manifest offers. Default: the manifest's own name "
+        "(MAC, uniqueId), else the common name.",
+    ),
+]
+PolicyOpt = Annotated[
+    list[str] | None, typer.Option("--policy", metavar="NAME", help="IoT policy to attach (repeatable).")
+]
+ThingGroupOpt = Annotated[
+    list[str] | None,
+    typer.Option("--thing-group", metavar="NAME", help="Thing group to add each thing to (repeatable)."),
+]
+ThingTypeOpt = Annotated[
+    str | None, typer.Option("--thing-type", metavar="NAME", help="Thing type of each thing.")
+]
+EndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint-url", metavar="URL", help="Send AWS calls here.")
+]
+RegionOpt = Annotated[str | None, typer.Option("--region", metavar="REGION", help="AWS region.")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", metavar="NAME", help="AWS profile.")]
+ReportOpt = Annotated[
+    Path | None, typer.Option("--report", metavar="PATH", help="Write the JSON report here.")
+]
+VerboseOpt = Annotated[
+    int,
+    typer.Option("--verbose", "-v", count=True, metavar="", help="More log output: -v INFO, -vv DEBUG."),
+]
+
+
+def flag(name: str, help: str) -> Any:
+    """A boolean flag shown without a value placeholder."""
+    return typer.Option(name, metavar="", help=help)
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+# The library's errors name its keywords; at the command line the flags are what to change.
+_FLAG_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), flag_text)
+    for pattern, flag_text in (
+        (r"on_error='skip'", "--on-bad-entry fail"),
+        (r"on_error='raise'", "--on-bad-entry refuse"),
+        (r"\bverifiers=(?!\S)", "--verifier FILE"),
+        (r"\bverifiers=", "--verifier "),
+        (r"\bpass format=", "pass --format"),
+        (r"\bformat=(?!\S)", "--format"),
+        (r"\bformat=", "--format "),
+        (r"\bcert_type=", "--cert-type "),
+        (r"\bnaming=", "--naming "),
+        (r"\bregion=", "--region "),
+        (r"\bprofile=", "--profile "),
+        (r"\ballow_expired\b", "--allow-expired"),
+        (r"\ballow_multiple_things\b", "--allow-multiple-things"),
+    )
+)
+_FLAGS: dict[str, str] = {
+    "verifiers": "--verifier",
+    "format": "--format",
+    "cert_type": "--cert-type",
+    "naming": "--naming",
+    "region": "--region",
+    "profile": "--profile",
+    "endpoint_url": "--endpoint-url",
+    "policies": "--policy",
+    "thing_groups": "--thing-group",
+    "thing_type": "--thing-type",
+    "concurrency": "--concurrency",
+}
+
+
+def for_cli(message: str) -> str:
+    """``message`` with the library's keyword spellings replaced by this command's flags."""
+    for pattern, replacement in _FLAG_WORDS:
+        message = pattern.sub(replacement, message)
+    return " ".join(message.split())
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``error: <message>`` (one line, flags named as the command knows them) and exit."""
+    from rich.markup import escape
+
+    # the message is data (file names, reasons, "pip install 'thingpress-core[manifests]'"),
+    # not markup
+    err_console.print(f"[bold red]error:[/] {escape(for_cli(message))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def explain(exc: BaseException) -> str:
+    """One sentence for an error a user can fix, naming the flag or variable to change."""
+    if isinstance(exc, ConfigurationError) and exc.variable in _FLAGS and not str(exc).startswith("invalid"):
+        return f"{exc} ({_FLAGS[exc.variable]})"
+    return str(exc)
+
+
+@contextmanager
+def usage_errors(prefix: str = "") -> Generator[None]:
+    """Turn an error a user can fix into one ``error:`` line and exit code 2."""
+    try:
+        yield
+    except ThingpressError as exc:  # MissingExtraError too: it says which extra to install
+        fail(prefix + explain(exc))
+
+
+# -- setup checks, before any AWS call ---------------------------------------------------------
+
+
+def check_writable(path: Path | None, flag_name: str) -> None:
+    """Fail now, not after a day-long import, when ``path`` cannot be written."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path()
+    if path.is_dir():
+        fail(f"{flag_name} {path} is a folder; give a file name")
+    if not parent.is_dir():
+        fail(f"{flag_name} {path}: the folder {parent} does not exist; create it or choose another path")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        fail(f"{flag_name} {path} cannot be written (permission denied); choose another path")
+
+
+def client_factory(
+    endpoint_url: str | None,
+    region: str | None,
+    profile: str | None,
+    *,
+    services: tuple[str, ...] = ("iot",),
+    **extra: Any,
+) -> ClientFactory:
+    """A factory from the environment's settings with the command line's choices on top, its
+    clients built (no AWS call) so a missing region or an unknown profile fails here."""
+    from thingpress_core.clients import ClientFactory
+    from thingpress_core.settings import ThingpressSettings
+
+    given: dict[str, Any] = {"endpoint_url": endpoint_url, "region": region, "profile": profile}
+    with usage_errors():
+        factory = ClientFactory(ThingpressSettings(**{k: v for k, v in given.items() if v}, **extra))
+        for name in services:
+            factory.client(name)  # type: ignore[call-overload]  # one of the literal service names
+    return factory
+
+
+def parse_naming(value: str | None) -> ThingNamingChoice | None:
+    """The --naming value, in the one spelling the library uses (0.1.0's dashed one still works)."""
+    namings: dict[str, ThingNamingChoice] = {"common_name": "common_name", "certificate_id": "certificate_id"}
+    if value is None:
+        return None
+    if value in namings:
+        return namings[value]
+    dashed = value.replace("-", "_")
+    if dashed in namings:
+        err_console.print(f"note: --naming {value} is spelt {dashed} now", highlight=False, style="yellow")
+        return namings[dashed]
+    fail(f"--naming must be common_name or certificate_id, not {value!r}")
+
+
+def configure_logging(verbose: int) -> None:
+    """Our loggers at -v (INFO) and -vv (DEBUG); botocore and urllib3 stay at WARNING.
+
+    Their DEBUG output is the wire: request bodies with certificate PEMs, signed headers with
+    the session token and access key id. No verbosity turns it on, and the handler carries
+    the redacting filter as a second guard for anything else.
+    """
+    from thingpress_core.logging import install_redaction
+
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("thingpress_core").setLevel(level)
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_redaction()
+
+
+# -- manifests --------------------------------------------------------------------------------
+
+_ON_BAD_ENTRY = ("auto", "fail", "refuse")
+
+
+def open_manifest(
+    path: Path,
+    fmt: str,
+    verifiers: list[Path] | None,
+    cert_type: str | None,
+    on_bad_entry: str = "refuse",
+) -> ManifestReader[ManifestEntry | ManifestError]:
+    """The reader for FILE: bad entries come in place as `ManifestError` items (the importer
+    reports each as a failed certificate at step ``parse``, so the counts add up), or, to
+    refuse the file, the first one raises."""
+    from thingpress_core.manifests import ManifestFormat, read_manifest
+
+    if on_bad_entry not in _ON_BAD_ENTRY:
+        fail(f"--on-bad-entry must be auto, fail or refuse, not {on_bad_entry!r}")
+    chosen = None if fmt == "auto" else fmt
+    options: dict[str, Any] = {"format": chosen, "cert_type": cert_type}
+    if verifiers:
+        options["verifiers"] = list(verifiers)
+    if on_bad_entry == "refuse":
+        return read_manifest(path, on_error="raise", **options)
+    reader = read_manifest(path, on_error="yield", **options)
+    if on_bad_entry == "auto" and reader.format is ManifestFormat.MICROCHIP:
+        # A signed manifest with one bad signature is refused whole: the file itself is suspect.
+        # In an unsigned file a corrupt row is that row's problem; the others go ahead.
+        reader.close()
+        return read_manifest(path, on_error="raise", **options)
+    return reader
+
+
+def warn_unused_options(
+    path: Path, fmt: str, found: str, verifiers: list[Path] | None, cert_type: str | None
+) -> None:
+    """Say so when an option does not apply to the file at hand, or the content disagrees
+    with an explicit --format."""
+    from thingpress_core.errors import ManifestError
+    from thingpress_core.manifests import detect_format
+
+    if cert_type and found != "infineon":
+        err_console.print(
+            f"warning: --cert-type applies to Infineon archives; {path} is {found}", style="yellow"
+        )
+    if verifiers and found != "microchip":
+        err_console.print(
+            f"warning: --verifier applies to Microchip manifests; {path} is {found}", style="yellow"
+        )
+    if fmt != "auto":
+        try:
+            looks = detect_format(path).value
+        except (ManifestError, ConfigurationError):
+            return
+        if looks != fmt:
+            err_console.print(
+                f"warning: --format {fmt} was given, but {path} looks like a {looks} manifest",
+                style="yellow",
+                highlight=False,
+                markup=False,
+            )
+
+
+def reader_options(cert_type: str | None, verifiers: list[Path] | None, on_bad_entry: str) -> dict[str, Any]:
+    """The reader's options as the summary and the JSON report show them."""
+    shown: dict[str, Any] = {"on_bad_entry": on_bad_entry}
+    if cert_type:
+        shown["cert_type"] = cert_type
+    if verifiers:
+        shown["verifiers"] = [str(v) for v in verifiers]
+    return shown

@@ -1,0 +1,380 @@
+"""The commands: ``inspect``, ``import``, ``enqueue`` and ``version``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from thingpress_core.cli._app import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CertTypeOpt,
+    EndpointOpt,
+    FileArg,
+    FormatOpt,
+    NamingOpt,
+    PolicyOpt,
+    ProfileOpt,
+    RegionOpt,
+    ReportOpt,
+    ThingGroupOpt,
+    ThingTypeOpt,
+    VerboseOpt,
+    VerifierOpt,
+    app,
+    check_writable,
+    client_factory,
+    configure_logging,
+    console,
+    err_console,
+    fail,
+    flag,
+    open_manifest,
+    parse_naming,
+    reader_options,
+    usage_errors,
+    warn_unused_options,
+)
+from thingpress_core.cli._render import (
+    manifest_section,
+    print_manifest_notes,
+    print_sandbox,
+    print_summary,
+    run_import,
+)
+from thingpress_core.errors import ManifestError, PreflightError
+
+if TYPE_CHECKING:
+    from thingpress_core.importer import ImportReport
+
+logger = logging.getLogger("thingpress_core.cli")
+
+OnBadEntryOpt = Annotated[
+    str,
+    typer.Option(
+        "--on-bad-entry",
+        metavar="auto|fail|refuse",
+        help="auto: refuse a signed manifest with any bad entry, report other bad entries as failed; "
+        "fail: report every bad entry as failed; refuse: refuse the whole file.",
+    ),
+]
+
+
+@app.command()
+def inspect(
+    file: FileArg,
+    fmt: FormatOpt = "auto",
+    verifier: VerifierOpt = None,
+    cert_type: CertTypeOpt = None,
+    naming: NamingOpt = None,
+    as_json: Annotated[bool, flag("--json", "One JSON object per certificate.")] = False,
+) -> None:
+    """Show the certificates of FILE: index, id, common name, thing name, issuer, expiry.
+
+    The thing name is the one `import` would use (the same mapping, the same --naming); a
+    certificate that is expired or not yet valid is marked, as `import` refuses it unless
+    --allow-expired. Indexes count from 0, as in the JSON and in `import --report`.
+    """
+    from thingpress_core.certificates import thing_name_for
+
+    chosen = parse_naming(naming)
+    now = datetime.now(timezone.utc)
+    table = Table(title=f"{file.name}", show_lines=False)
+    for column in ("index", "certificate id", "common name", "thing name", "expires"):
+        table.add_column(column, no_wrap=column != "common name", overflow="fold")
+    table.add_column("issuer", overflow="fold", ratio=1)
+    count = invalid = 0
+    with usage_errors():
+        reader = open_manifest(file, fmt, verifier, cert_type)
+        warn_unused_options(file, fmt, reader.format.value, verifier, cert_type)
+        for entry in reader:
+            if isinstance(entry, ManifestError):  # not in "refuse" mode: the first one raises
+                raise entry
+            cert = entry.certificate
+            name = thing_name_for(cert, naming=chosen, offered=entry.thing_name)
+            validity = _validity(cert.not_before, cert.not_after, now)
+            invalid += validity != "valid"
+            count += 1
+            row = {
+                "index": entry.index,
+                "certificate_id": cert.certificate_id,
+                "common_name": cert.common_name,
+                "thing_name": name,
+                "issuer": cert.issuer,
+                "not_before": cert.not_before.isoformat(),
+                "not_after": cert.not_after.isoformat(),
+                "validity": validity,
+                "vendor_id": entry.vendor_id,
+            }
+            if as_json:
+                console.print_json(json.dumps(row)) if console.is_terminal else print(json.dumps(row))
+            else:
+                expires = cert.not_after.date().isoformat()
+                table.add_row(
+                    str(entry.index),
+                    cert.certificate_id[:16] + "…",  # the full id is in --json
+                    Text(cert.common_name or "-"),  # certificate text is data, never markup
+                    Text(name),
+                    expires if validity == "valid" else f"{expires} [red]({validity})[/]",
+                    Text(cert.issuer),
+                )
+    if not as_json:
+        console.print(table)
+        console.print(f"{count} certificate(s) in {file.name} ({reader.format.value})")
+    if invalid:
+        err_console.print(
+            f"warning: {invalid} certificate(s) expired or not yet valid; import refuses them "
+            "unless --allow-expired",
+            highlight=False,
+        )
+    print_manifest_notes(reader)
+
+
+def _validity(not_before: datetime, not_after: datetime, now: datetime) -> str:
+    if now < not_before:
+        return "not yet valid"
+    if now > not_after:
+        return "expired"
+    return "valid"
+
+
+@app.command("import")
+def import_(
+    file: FileArg,
+    policy: PolicyOpt = None,
+    thing_group: ThingGroupOpt = None,
+    thing_type: ThingTypeOpt = None,
+    fmt: FormatOpt = "auto",
+    verifier: VerifierOpt = None,
+    cert_type: CertTypeOpt = None,
+    naming: NamingOpt = None,
+    trust_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-ca",
+            exists=True,
+            metavar="FILE|DIR",
+            help="CA certificate file or folder; certificates that do not chain to it fail.",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=128, metavar="N", help="Worker threads.")
+    ] = 8,
+    report: ReportOpt = None,
+    dry_run: Annotated[
+        bool,
+        flag("--dry-run", "Read, verify and name everything and run the pre-flight check; register nothing."),
+    ] = False,
+    sandbox: Annotated[
+        bool, flag("--sandbox", "Run against an embedded AWS stand-in (no account needed).")
+    ] = False,
+    sandbox_rate: Annotated[
+        str,
+        typer.Option(
+            "--sandbox-rate",
+            metavar="real|fast",
+            help="With --sandbox: real runs at AWS's default quotas, as an account would (default); "
+            "fast lifts the rate limits for a quick demo.",
+        ),
+    ] = "real",
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+    on_bad_entry: OnBadEntryOpt = "auto",
+    allow_expired: Annotated[
+        bool, flag("--allow-expired", "Import certificates outside their validity period too.")
+    ] = False,
+    allow_multiple_things: Annotated[
+        bool,
+        flag(
+            "--allow-multiple-things",
+            "Attach a certificate that is already on another thing to this one too.",
+        ),
+    ] = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Import every certificate of FILE into AWS IoT Core: certificate, thing, policies, groups, type.
+
+    Exit codes: 0 all imported or already present, 1 some failed, 2 a usage or setup error
+    (nothing sent), 130 interrupted (the --report holds what finished and what did not).
+    """
+    from thingpress_core.certificates import TrustStore
+    from thingpress_core.importer import CertificateImporter, ImportInterrupted, ImportOptions
+    from thingpress_core.resilience import RateLimiter
+    from thingpress_core.services import IoTService
+
+    configure_logging(verbose)
+    if sandbox and endpoint_url:
+        fail("--sandbox and --endpoint-url exclude each other; give one")
+    if sandbox_rate not in ("real", "fast"):
+        fail(f"--sandbox-rate must be real or fast, not {sandbox_rate!r}")
+    check_writable(report, "--report")
+    with usage_errors():
+        options = ImportOptions(
+            policies=tuple(policy or ()),
+            thing_groups=tuple(thing_group or ()),
+            thing_type=thing_type,
+            naming=parse_naming(naming),
+            concurrency=concurrency,
+            trust_store=TrustStore.from_path(trust_ca) if trust_ca else None,
+            dry_run=dry_run,
+            allow_expired=allow_expired,
+            allow_multiple_things=allow_multiple_things,
+        )
+    factory = (
+        None
+        if sandbox
+        else client_factory(endpoint_url, region, profile, max_pool_connections=max(32, concurrency * 2))
+    )
+    shown_options = reader_options(cert_type, verifier, on_bad_entry)
+
+    # Count first so the progress bar can show an ETA; a bad file stops here with exit 2.
+    try:
+        with usage_errors():
+            counting = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
+            found = counting.format.value
+            warn_unused_options(file, fmt, found, verifier, cert_type)
+            total = sum(1 for _ in counting)
+    except KeyboardInterrupt:
+        err_console.print("interrupted before the import began: nothing was sent", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    logger.info("reading %s as %s (%s)", file, found, shown_options, extra={"operation": "read"})
+
+    with ExitStack() as stack:
+        box: Any = None
+        limiter = None
+        if sandbox:
+            from thingpress_core.sandbox import Sandbox
+
+            with usage_errors():
+                box = stack.enter_context(Sandbox())
+                box.create_resources(
+                    policies=options.policies, thing_groups=options.thing_groups, thing_type=thing_type
+                )
+            factory = box.factory
+            if sandbox_rate == "fast":
+                limiter = RateLimiter({})
+            err_console.print(
+                f"sandbox: AWS stand-in running at {box.endpoint_url} (nothing leaves this machine; "
+                f"{'no rate limits' if limiter else 'AWS default quotas'})",
+                highlight=False,
+            )
+        assert factory is not None
+        importer = CertificateImporter(IoTService(factory, limiter=limiter), options=options)
+        with usage_errors():
+            reader = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
+        interrupted = False
+        try:
+            with usage_errors():
+                try:
+                    result = run_import(importer, reader, total)
+                except PreflightError as exc:
+                    fail(f"pre-flight check failed: {exc}")
+        except ImportInterrupted as stopped:
+            interrupted = True
+            result = stopped.report
+
+        print_summary(result, source=str(file), fmt=found, options=shown_options)
+        print_manifest_notes(reader)
+        if report:
+            _write_report(report, result, manifest_section(reader, shown_options))
+        if interrupted:
+            err_console.print(
+                f"interrupted: {result.total} finished, {len(result.unfinished)} unfinished "
+                "(run the same import again to finish it)",
+                highlight=False,
+            )
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if box is not None:
+            print_sandbox(box)
+    raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
+
+
+def _write_report(path: Path, result: ImportReport, manifest: dict[str, Any]) -> None:
+    """The report as JSON, with what the manifest held (format, options, notes) beside it."""
+    data = result.model_dump(mode="json")
+    data["manifest"] = manifest
+    path.write_text(json.dumps(data, indent=2))
+    err_console.print(f"report written to {path}", highlight=False)
+
+
+@app.command()
+def enqueue(
+    file: FileArg,
+    queue_url: Annotated[
+        str, typer.Option("--queue-url", metavar="URL", help="The SQS queue the import Lambda reads.")
+    ],
+    policy: PolicyOpt = None,
+    thing_group: ThingGroupOpt = None,
+    thing_type: ThingTypeOpt = None,
+    fmt: FormatOpt = "auto",
+    verifier: VerifierOpt = None,
+    cert_type: CertTypeOpt = None,
+    naming: NamingOpt = None,
+    per_message: Annotated[
+        int, typer.Option("--per-message", min=1, metavar="N", help="Certificates per SQS message.")
+    ] = 1,
+    on_bad_entry: OnBadEntryOpt = "auto",
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Send every certificate of FILE to an SQS queue for the import Lambda (see the deployment guide)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from thingpress_core.importer import ImportOptions
+    from thingpress_core.integrations.aws_lambda import enqueue_manifest
+    from thingpress_core.services import SQSService
+
+    with usage_errors():
+        options = ImportOptions(
+            policies=tuple(policy or ()),
+            thing_groups=tuple(thing_group or ()),
+            thing_type=thing_type,
+            naming=parse_naming(naming),
+        )
+    sqs = SQSService(client_factory(endpoint_url, region, profile, services=("sqs",)))
+    with usage_errors():
+        counting = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
+        warn_unused_options(file, fmt, counting.format.value, verifier, cert_type)
+        total = sum(1 for _ in counting)
+        reader = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
+    with Progress(
+        TextColumn("[bold]enqueueing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("enqueue", total=total)
+        with usage_errors():
+            result = enqueue_manifest(
+                reader,
+                queue_url,
+                options=options,
+                sqs=sqs,
+                per_message=per_message,
+                progress=lambda p: progress.update(task, completed=p.total),
+            )
+    console.print(f"sent {result.sent} of {result.total} certificate(s); {len(result.failed)} failed")
+    for failure in result.failed[:50]:
+        console.print(f"  index {failure.index}: {failure.reason}", highlight=False, markup=False)
+    print_manifest_notes(reader)
+    raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from thingpress_core._version import version as _version
+
+    console.print(f"thingpress-core {_version()}")
