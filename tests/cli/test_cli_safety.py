@@ -210,3 +210,80 @@ def test_ctrl_c_writes_a_partial_report_and_exits_130(tmp_path: Path) -> None:
     assert data["total"] == data["imported"] + data["already_present"] + data["failed"] + data["skipped"]
     assert data["total"] + len(data["unfinished"]) <= 120
     assert "Traceback" not in rest
+
+
+# -- issue 13: what the command says about the manifest ----------------------------------------
+
+MICROCHIP = Path(__file__).resolve().parents[1] / "data" / "manifests" / "microchip"
+
+
+def test_a_manifest_without_certificates_puts_its_note_in_the_report(fresh: Sandbox, tmp_path: Path) -> None:
+    # TMNGTLSS: ten verified entries, none carrying a certificate (payload version 2)
+    report = tmp_path / "r.json"
+    result = runner.invoke(
+        app,
+        [
+            "import",
+            str(MICROCHIP / "ECC608-TMNGTLSS-B.json"),
+            "--verifier",
+            str(MICROCHIP / "verifiers"),
+            "--policy",
+            "DevicePolicy",
+            *_endpoint(fresh),
+            "--report",
+            str(report),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["total"] == 0
+    manifest = data["manifest"]
+    assert (manifest["format"], manifest["entries"], manifest["certificates"]) == ("microchip", 10, 0)
+    assert len(manifest["skipped"]) == 10
+    assert {s["code"] for s in manifest["skipped"]} == {"no_certificate"}
+    assert manifest["notes"]
+    assert "no certificate" in manifest["notes"][0]
+    assert "verifiers" in manifest["reader_options"]
+
+
+def test_the_summary_names_the_detected_format_and_options_that_do_not_apply_are_flagged(
+    fresh: Sandbox, tmp_path: Path
+) -> None:
+    ca = generate_ca("formats")
+    (cert,) = generate_device_certificates(1, ca=ca, cn_prefix="fmt-")
+    pem = tmp_path / "one.pem"
+    pem.write_text(cert.pem)
+    result = runner.invoke(app, ["import", str(pem), *RESOURCES, *_endpoint(fresh), "--cert-type", "E0E1"])
+    assert result.exit_code == 0, result.output
+    assert "--cert-type applies to Infineon archives" in result.output
+    assert "(pem)" in result.output  # the summary's manifest row
+    csv = tmp_path / "macs.csv"
+    body = cert.pem.replace("\n", "\r\n")
+    csv.write_text(f'MAC,cn,cert\r\nA0B1C2D3E4F5,fmt-000000,"{body}"\r\n')
+    forced = runner.invoke(app, ["inspect", str(csv), "--format", "pem"])
+    assert "--format pem was given, but" in forced.output
+    assert "espressif" in forced.output
+
+
+def test_help_uses_conventional_placeholders() -> None:
+    result = runner.invoke(app, ["import", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output
+    assert "<int>" not in result.output
+    assert "FILE|DIR" in result.output  # --verifier and --trust-ca take a folder too
+    assert "-v INFO, -vv DEBUG" in result.output
+
+
+def test_sandbox_rate_fast_lifts_the_limits() -> None:
+    python = os.environ.get("THINGPRESS_TEST_SUBPROCESS_PYTHON", sys.executable)
+    example = Path(__file__).resolve().parents[2] / "examples" / "devices.txt"
+    completed = subprocess.run(
+        [python, "-m", "thingpress_core.cli", "import", str(example), "--sandbox", "--sandbox-rate", "fast", *RESOURCES],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "no rate limits" in completed.stderr
+    assert "sandbox now holds 25 things" in completed.stdout

@@ -46,6 +46,7 @@ app: typer.Typer = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 console: Console = Console()
 err_console: Console = Console(stderr=True)
@@ -113,7 +114,14 @@ ReportOpt = Annotated[
 ]
 VerboseOpt = Annotated[
     int,
-    typer.Option("--verbose", "-v", count=True, metavar="", help="More log output: -v INFO, -vv DEBUG."),
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        metavar="",
+        show_default=False,
+        help="More log output: -v INFO, -vv DEBUG.",
+    ),
 ]
 
 
