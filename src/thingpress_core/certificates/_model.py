@@ -59,7 +59,8 @@ warnings.filterwarnings(
 # the year 0), TypeError (a BIT STRING name value under another attribute type, a malformed
 # TLS feature), InvalidVersion, DuplicateExtension and UnsupportedGeneralNameType (these three
 # subclass Exception only), UnsupportedAlgorithm (unknown curves, key and signature
-# algorithms); OverflowError stands for dates beyond what ``datetime`` holds. UserWarning
+# algorithms); KeyError (cryptography 45 for a name value of an unknown string type: later
+# versions say ValueError); OverflowError stands for dates beyond what ``datetime`` holds. UserWarning
 # covers cryptography's warnings (a serial number that is not positive, a name attribute
 # outside RFC 5280's length bounds), which are exceptions where the warnings filter says
 # "error" (``python -W error``, the test suite). Nothing wider is caught: a bug of ours, or a
@@ -67,6 +68,7 @@ warnings.filterwarnings(
 _X509_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
     TypeError,
+    KeyError,
     OverflowError,
     x509.InvalidVersion,
     x509.DuplicateExtension,
