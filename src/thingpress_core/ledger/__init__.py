@@ -1,0 +1,43 @@
+"""The import ledger: every device's import recorded durably, per target.
+
+```python
+from thingpress_core.ledger import open_ledger
+
+with open_ledger("imports.ledger") as ledger:          # or "dynamodb://my-ledger-table"
+    importer = CertificateImporter(iot, options=options, ledger=ledger)
+    importer.import_all(read_manifest("reel.7z"))       # a re-run skips what is done
+```
+
+See docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+from thingpress_core._public import publish
+from thingpress_core.ledger._models import (
+    SCHEMA_VERSION,
+    DeviceRecord,
+    RunKind,
+    RunRecord,
+    RunStatus,
+    StepMark,
+    Target,
+    new_run_id,
+    step_key,
+)
+from thingpress_core.ledger._protocol import Ledger
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DeviceRecord",
+    "Ledger",
+    "RunKind",
+    "RunRecord",
+    "RunStatus",
+    "StepMark",
+    "Target",
+    "new_run_id",
+    "step_key",
+]
+
+publish(__name__, globals())
