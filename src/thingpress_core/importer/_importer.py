@@ -20,16 +20,20 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Union
 
-from thingpress_core.errors import PreflightError, ResourceNotFoundError
+from thingpress_core.errors import ConfigurationError, PreflightError, ResourceNotFoundError
+from thingpress_core.importer._journal import Journal
 from thingpress_core.importer._models import ImportInterrupted, ImportOptions, ImportOutcome, ImportReport
 from thingpress_core.importer._schedule import Run
-from thingpress_core.importer._steps import Work, attempt, log_outcome
+from thingpress_core.importer._steps import attempt, log_outcome
+from thingpress_core.importer._work import Work
+from thingpress_core.ledger import RunRecord, Target, new_run_id
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     from thingpress_core.certificates import DeviceCertificate
     from thingpress_core.importer._protocol import IoTOperations
+    from thingpress_core.ledger import Ledger, RunStatus
     from thingpress_core.manifests import ManifestEntry
 
 __all__ = ["CertificateImporter", "ImportItem", "ProgressCallback"]
@@ -51,6 +55,12 @@ class CertificateImporter:
             environment), made on first use, so a dry run without preflight needs no AWS.
             Anything with the same methods works (`IoTOperations`), e.g. a test double.
         options: what to attach and how (`ImportOptions`).
+        ledger: where each device's confirmed steps are recorded (`thingpress_core.ledger`):
+            a device whose record shows every wanted step is reported ``already_present``
+            with no AWS call, a partial one resumes at its first step not done, and each
+            `import_all` is one run in it. None (default): no ledger.
+        target: the account, region and endpoint the ledger keys records by. Default: read
+            from ``iot`` (its factory's account id, region and endpoint).
         sleep: how to pause before a retry round (tests pass a no-op).
         clock: monotonic seconds, for the report's duration.
 
@@ -66,10 +76,15 @@ class CertificateImporter:
         iot: IoTOperations | None = None,
         *,
         options: ImportOptions,
+        ledger: Ledger | None = None,
+        target: Target | None = None,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._iot = iot
+        self._ledger = ledger
+        self._target = target
+        self._session_run: str | None = None
         self._options = options
         self._sleep = sleep
         self._clock = clock
@@ -139,20 +154,81 @@ class CertificateImporter:
                 missing=missing,
             )
 
+    @property
+    def ledger(self) -> Ledger | None:
+        """The ledger steps are recorded in, if any."""
+        return self._ledger
+
+    def target(self) -> Target:
+        """The account, region and endpoint the ledger keys records by (read from the IoT
+        service's factory unless given; one STS call, cached, when no account id is set)."""
+        if self._target is None:
+            factory = getattr(self.iot, "factory", None)
+            if factory is None:
+                raise ConfigurationError(
+                    "with a ledger and an IoT service that has no factory, pass target= "
+                    "(the account, region and endpoint the records belong to)",
+                    variable="target",
+                )
+            self._target = Target(
+                account_id=factory.account_id(),
+                region=factory.region,
+                endpoint=factory.settings.endpoint_url,
+            )
+        return self._target
+
+    def _journal(self, run_id: str | None) -> Journal | None:
+        if self._ledger is None:
+            return None
+        if run_id is None:
+            run_id = self._session()
+        return Journal(self._ledger, target=self.target().key, run_id=run_id)
+
+    def _session(self) -> str:
+        """The run `import_certificate` records under when it is given none: one per
+        importer, begun on first use (a Lambda consumer passes the producer's run id)."""
+        with self._lock:
+            if self._session_run is None:
+                run_id = new_run_id()
+                assert self._ledger is not None
+                self._ledger.begin_run(self._run_record(run_id, self._options, None, None))
+                self._session_run = run_id
+            return self._session_run
+
+    def _run_record(
+        self, run_id: str, options: ImportOptions, input_name: str | None, input_digest: str | None
+    ) -> RunRecord:
+        from thingpress_core._version import version
+
+        return RunRecord(
+            run_id=run_id,
+            target=self.target().key,
+            started_at=datetime.now(timezone.utc),
+            options=options.summary(),
+            input_name=input_name,
+            input_digest=input_digest,
+            tool_version=version(),
+        )
+
     # -- one certificate -------------------------------------------------------------------
 
     def import_certificate(
-        self, item: DeviceCertificate | ManifestEntry, *, options: ImportOptions | None = None
+        self,
+        item: DeviceCertificate | ManifestEntry,
+        *,
+        options: ImportOptions | None = None,
+        run_id: str | None = None,
     ) -> ImportOutcome:
         """Import one certificate (or manifest entry): verify, name, then the floor calls.
 
         Never raises for a problem with this certificate: a failure comes back as an outcome
         with ``status="failed"``, the step, the error and whether it was transient. Only the
         calls of the floor are made; no preflight, no retry round (botocore has already
-        retried each call).
+        retried each call). With a ledger, the device's steps are recorded under ``run_id``
+        (default: one run per importer, begun on first use).
         """
         work = Work.of(item, None)
-        outcome = attempt(lambda: self.iot, work, options or self._options)
+        outcome = attempt(lambda: self.iot, work, options or self._options, self._journal(run_id))
         log_outcome(outcome, retrying=False)
         return outcome
 
@@ -163,6 +239,9 @@ class CertificateImporter:
         items: Iterable[ImportItem],
         *,
         progress: ProgressCallback | None = None,
+        input_name: str | None = None,
+        input_digest: str | None = None,
+        run_id: str | None = None,
     ) -> ImportReport:
         """Import every item of a (possibly huge, possibly lazy) iterable; report the run.
 
@@ -178,6 +257,10 @@ class CertificateImporter:
         failed outcome and the run ends after the items already read.
 
         ``progress`` is called with each final outcome, on the calling thread.
+
+        With a ledger, the run is recorded in it (``run_id``, default a new one, with the
+        options and ``input_name`` / ``input_digest`` of what it read) and ended with its
+        counts and status (``finished``, ``interrupted``, ``failed``).
         """
         options = self._options
         started_at = datetime.now(timezone.utc)
@@ -187,12 +270,23 @@ class CertificateImporter:
         before = _snapshot(iot)
         if options.preflight:
             self.preflight()
-        run = Run(lambda: self.iot, options, progress, self._sleep, self._clock)
+        journal = None
+        if self._ledger is not None:
+            run_id = run_id or new_run_id()
+            self._ledger.begin_run(self._run_record(run_id, options, input_name, input_digest))
+            journal = Journal(self._ledger, target=self.target().key, run_id=run_id)
+        run = Run(lambda: self.iot, options, progress, self._sleep, self._clock, journal)
         interrupted = False
         try:
             run.run(items)
         except KeyboardInterrupt:
             interrupted = True
+        except BaseException:
+            if journal is not None:
+                self._end(journal, run, "failed")
+            raise
+        if journal is not None:
+            self._end(journal, run, "interrupted" if interrupted else "finished")
         after = _snapshot(iot)
         duration = max(self._clock() - start, 0.0)
         report = ImportReport(
@@ -211,6 +305,8 @@ class CertificateImporter:
             dry_run=options.dry_run,
             interrupted=interrupted,
             unfinished=run.unfinished,
+            run_id=journal.run_id if journal is not None else None,
+            ledger=self._ledger.location if self._ledger is not None else None,
             started_at=started_at,
             duration_seconds=duration,
             rate_per_second=run.total / duration if duration > 0 else 0.0,
@@ -220,6 +316,18 @@ class CertificateImporter:
             raise ImportInterrupted(report)
         logger.info(report.summary(), extra={"operation": "import_all"})
         return report
+
+    def _end(self, journal: Journal, run: Run, status: RunStatus) -> None:
+        counts = {
+            "total": run.total,
+            "imported": run.imported,
+            "already_present": run.already_present,
+            "failed": run.failed,
+            "skipped": run.skipped,
+        }
+        journal.ledger.end_run(
+            journal.run_id, status=status, counts=counts, ended_at=datetime.now(timezone.utc)
+        )
 
 
 def _deprecated(info: object) -> bool:

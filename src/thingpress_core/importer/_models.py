@@ -105,6 +105,9 @@ class ImportOptions(ConfigModel):
         allow_expired: import certificates outside their validity period. Default False:
             they fail with reason ``expired`` or ``not_yet_valid`` (and the date) before any
             call.
+        recheck: with a ledger, ignore its done marks: make every call of the floor again
+            (repairing what AWS lacks) and record the steps. Default False: a device the
+            ledger shows done costs no call.
 
     Invalid values raise `ConfigurationError` naming the option (pydantic's error is its
     ``__cause__``); type checkers see the typed constructor, so a misspelt option is an error
@@ -128,6 +131,7 @@ class ImportOptions(ConfigModel):
     retry_deadline: float | None = Field(default=900.0, gt=0.0)
     allow_multiple_things: bool = False
     allow_expired: bool = False
+    recheck: bool = False
 
     @field_validator("policies", "thing_groups")
     @classmethod
@@ -138,6 +142,23 @@ class ImportOptions(ConfigModel):
         if len(set(value)) != len(value):
             raise ValueError("each name may appear only once")
         return value
+
+    def summary(self) -> dict[str, object]:
+        """The options a run record keeps: what was asked, as JSON values."""
+        naming = self.naming if isinstance(self.naming, str) or self.naming is None else "function"
+        return {
+            "policies": list(self.policies),
+            "thing_groups": list(self.thing_groups),
+            "thing_type": self.thing_type,
+            "status": self.status,
+            "naming": naming,
+            "thing_name_prefix": self.thing_name_prefix,
+            "trust_store": self.trust_store is not None,
+            "dry_run": self.dry_run,
+            "allow_expired": self.allow_expired,
+            "allow_multiple_things": self.allow_multiple_things,
+            "recheck": self.recheck,
+        }
 
     def calls_per_certificate(self) -> int:
         """The IoT calls one new certificate costs: 3 plus one per policy and per group."""
@@ -214,6 +235,8 @@ class ImportReport(BaseModel):
     dry_run: bool = False
     interrupted: bool = False
     unfinished: list[str] = Field(default_factory=list[str])
+    run_id: str | None = Field(default=None, description="the run's id in the ledger, if one was used")
+    ledger: str | None = Field(default=None, description="where the ledger lives, if one was used")
     started_at: datetime
     duration_seconds: float = Field(ge=0.0)
     rate_per_second: float = Field(ge=0.0)

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING
 
 from thingpress_core.errors import ThingpressError
 from thingpress_core.importer._models import ImportOptions, ImportOutcome, OutcomeStatus
-from thingpress_core.importer._steps import Work, attempt, failure, log_outcome
+from thingpress_core.importer._steps import attempt, failure, log_outcome
+from thingpress_core.importer._work import Work
 
 if TYPE_CHECKING:
+    from thingpress_core.importer._journal import Journal
     from thingpress_core.importer._protocol import IoTOperations
 
 __all__ = ["Run"]
@@ -43,8 +45,10 @@ class Run:
         progress: ProgressCallback | None,
         sleep: Callable[[float], object],
         clock: Callable[[], float] = time.monotonic,
+        journal: Journal | None = None,
     ) -> None:
         self._iot = iot
+        self._journal = journal
         self._options = options
         self._progress = progress
         self._sleep = sleep
@@ -202,7 +206,7 @@ class Run:
 
     def _submit(self, work: Work) -> None:
         assert self._pool is not None
-        future = self._pool.submit(attempt, self._iot, work, self._options)
+        future = self._pool.submit(attempt, self._iot, work, self._options, self._journal)
         self._pending[future] = work
 
     def _retry_later(self, work: Work, outcome: ImportOutcome) -> bool:

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, TypeVar
 from thingpress_core.certificates import (
     DeviceCertificate,
     check_validity,
-    thing_name_for,
     verify_certificate,
 )
 from thingpress_core.errors import (
@@ -41,7 +40,6 @@ from thingpress_core.errors import (
     ResourceConflictError,
     ResourceNotFoundError,
     ServiceUnavailableError,
-    ThingpressError,
     ThrottledError,
 )
 from thingpress_core.importer._models import (
@@ -51,10 +49,12 @@ from thingpress_core.importer._models import (
     ImportOutcome,
     OutcomeStatus,
 )
-from thingpress_core.manifests import ManifestEntry
+from thingpress_core.importer._refusal import Refusal, collision
+from thingpress_core.importer._work import Work, one_line, where
 from thingpress_core.resilience import is_transient
 
 if TYPE_CHECKING:
+    from thingpress_core.importer._journal import Journal
     from thingpress_core.importer._protocol import IoTOperations
 
 __all__ = ["Work", "attempt", "failure", "log_outcome", "where"]
@@ -70,7 +70,6 @@ _OPERATION: dict[FailedStep, str] = {
     "attach_policy": "iot.AttachPolicy",
     "add_to_group": "iot.AddThingToThingGroup",
 }
-_MAX_ERROR_CHARS = 600
 
 # Most specific first: an AWS error's class gives the outcome's machine-readable reason.
 _AWS_REASONS: tuple[tuple[type[BaseException], str], ...] = (
@@ -85,161 +84,6 @@ _AWS_REASONS: tuple[tuple[type[BaseException], str], ...] = (
     (CircuitOpenError, "circuit_open"),
     (RateLimitTimeoutError, "rate_limited"),
 )
-
-
-class _Refusal(ThingpressError):
-    """A refusal found by the importer itself; ``reason`` becomes the outcome's reason.
-
-    Raised and caught inside `attempt`: it never leaves the importer (it becomes a failed
-    outcome), so it is not part of the public error tree.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: str,
-        other_certificate_id: str | None = None,
-        other_things: tuple[str, ...] = (),
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.other_certificate_id = other_certificate_id
-        self.other_things = other_things
-
-
-class Work:
-    """One input item and how far its import got; resumed where it stopped on a retry."""
-
-    __slots__ = (
-        "attempts",
-        "calls",
-        "certificate",
-        "certificate_arn",
-        "certificate_id",
-        "chain",
-        "created",
-        "first_failure",
-        "given_name",
-        "groups_done",
-        "index",
-        "outcome",
-        "policies_done",
-        "principal_done",
-        "register_sent",
-        "retry_after",
-        "rounds",
-        "thing_done",
-        "thing_name",
-        "verified",
-    )
-
-    def __init__(
-        self,
-        *,
-        index: int | None,
-        certificate: DeviceCertificate | None = None,
-        given_name: str | None = None,
-        chain: tuple[DeviceCertificate, ...] = (),
-        outcome: ImportOutcome | None = None,
-    ) -> None:
-        self.index = index
-        self.certificate = certificate
-        self.certificate_id = certificate.certificate_id if certificate is not None else None
-        self.given_name = given_name
-        self.chain = chain
-        self.outcome = outcome  # set up front when the item is not importable at all
-        self.thing_name: str | None = None
-        self.verified = False
-        self.certificate_arn: str | None = None
-        self.created = False
-        self.thing_done = False
-        self.principal_done = False
-        self.policies_done = 0
-        self.groups_done = 0
-        self.calls = 0
-        self.attempts = 0
-        self.rounds = 0  # retry rounds it was queued for
-        self.retry_after: float | None = None
-        # when a registration request went out whose answer may have been lost (UTC)
-        self.register_sent: _dt.datetime | None = None
-        # (clock, seconds paused so far) when it first failed transiently: for the deadline
-        self.first_failure: tuple[float, float] | None = None
-
-    @classmethod
-    def of(cls, item: object, position: int | None) -> Work:
-        if isinstance(item, DeviceCertificate):
-            return cls(index=position, certificate=item)
-        if isinstance(item, ManifestEntry):
-            return cls(
-                index=item.index,
-                certificate=item.certificate,
-                given_name=item.thing_name,
-                chain=item.chain,
-            )
-        if isinstance(item, BaseException):
-            index = getattr(item, "index", None)
-            index = index if isinstance(index, int) else position
-            certificate_id = getattr(item, "certificate_id", None)
-            certificate_id = certificate_id if isinstance(certificate_id, str) else None
-            return cls(
-                index=index,
-                outcome=ImportOutcome(
-                    certificate_id=certificate_id,
-                    status=OutcomeStatus.FAILED,
-                    failed_step="parse",
-                    error=_one_line(f"{where(certificate_id, index)}: could not be read: {item}"),
-                    error_type=type(item).__name__,
-                    reason="parse",
-                    attempts=0,
-                    index=index,
-                ),
-            )
-        return cls(
-            index=position,
-            outcome=ImportOutcome(
-                certificate_id=None,
-                status=OutcomeStatus.FAILED,
-                failed_step="input",
-                error=f"{where(None, position)}: expected a DeviceCertificate or ManifestEntry, "
-                f"got {type(item).__name__}",
-                error_type="TypeError",
-                reason="input",
-                attempts=0,
-                index=position,
-            ),
-        )
-
-    def name(self, options: ImportOptions) -> str:
-        """The thing name, chosen once: always valid, whatever the manifest offered.
-
-        Raises a `ThingpressError` when no name can be made (e.g. a naming function that
-        returns something other than text).
-        """
-        if self.thing_name is None:
-            certificate = self.certificate
-            assert certificate is not None
-            self.thing_name = thing_name_for(
-                certificate,
-                naming=options.naming,
-                prefix=options.thing_name_prefix,
-                offered=self.given_name,
-            )
-        return self.thing_name
-
-
-def where(certificate_id: str | None, index: int | None) -> str:
-    """How messages name an item: its certificate id, else its 1-based position."""
-    if certificate_id:
-        return f"certificate {certificate_id}"
-    if index is not None:
-        return f"item {index + 1}"
-    return "item"
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
 
 
 def _describe(step: FailedStep, target: str | None) -> str:
@@ -261,7 +105,7 @@ def _describe(step: FailedStep, target: str | None) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, _Refusal):
+    if isinstance(exc, Refusal):
         return exc.reason
     if isinstance(exc, CertificateError):
         return exc.reason or "invalid"
@@ -284,13 +128,13 @@ def failure(work: Work, step: FailedStep, target: str | None, exc: Exception) ->
         work.retry_after = exc.retry_after
     if _refused(exc):
         work.attempts = max(work.attempts - 1, 0)  # nothing was sent: not a try
-    conflict = exc if isinstance(exc, _Refusal) else None
+    conflict = exc if isinstance(exc, Refusal) else None
     return ImportOutcome(
         certificate_id=work.certificate_id,
         thing_name=work.thing_name,
         status=OutcomeStatus.FAILED,
         failed_step=step,
-        error=_one_line(f"{where(work.certificate_id, work.index)}: {_describe(step, target)} failed: {exc}"),
+        error=one_line(f"{where(work.certificate_id, work.index)}: {_describe(step, target)} failed: {exc}"),
         error_type=type(exc).__name__,
         transient=is_transient(exc),
         reason=_reason(exc),
@@ -324,11 +168,28 @@ def _counted(work: Work, method: Callable[..., _T], *args: object, **kwargs: obj
     return result
 
 
-def attempt(iot: Callable[[], IoTOperations], work: Work, options: ImportOptions) -> ImportOutcome:
+def attempt(
+    iot: Callable[[], IoTOperations], work: Work, options: ImportOptions, journal: Journal | None = None
+) -> ImportOutcome:
     """Run the steps ``work`` has not finished yet; return its outcome for this attempt.
 
-    Never raises for a problem with the certificate: every failure is an outcome.
+    With a ``journal`` (a ledger), the device's record is read before its first call (a done
+    device costs no call) and every step AWS confirms is saved. Never raises for a problem
+    with the certificate: every failure is an outcome.
     """
+    outcome = _attempt(iot, work, options, journal)
+    if journal is not None and outcome.status is OutcomeStatus.FAILED and outcome.failed_step not in _LOCAL:
+        journal.failed(work, outcome.failed_step or "import", outcome.error or "")
+    return outcome
+
+
+# Steps that fail before any call: nothing to remember in a ledger.
+_LOCAL = frozenset({"input", "parse", "verify", "name"})
+
+
+def _attempt(
+    iot: Callable[[], IoTOperations], work: Work, options: ImportOptions, journal: Journal | None
+) -> ImportOutcome:
     if work.outcome is not None and work.certificate is None:
         return work.outcome
     certificate = work.certificate
@@ -344,40 +205,62 @@ def attempt(iot: Callable[[], IoTOperations], work: Work, options: ImportOptions
             work.verified = True
         step, target = "name", None
         name = work.name(options)
+        if journal is not None and work.attempts == 1:
+            step = "thing"
+            decided = journal.consult(work, name, options)
+            if decided is not None:
+                return decided
         if options.dry_run:
             return _finished(work, OutcomeStatus.SKIPPED)
         client = iot()
         step = "register"
         if work.certificate_arn is None:
             register_started = _dt.datetime.now(_dt.timezone.utc)
-            _register(client, work, certificate, options)
+            registered_arn = _register(client, work, certificate, options)
+            if journal is not None:
+                journal.register(work, arn=registered_arn, status=options.status, name=name)
         arn = work.certificate_arn
         assert arn is not None
         step, target = "thing", name
         if not work.thing_done:
-            _claim_thing(client, work, name, options)
+            adopted = _claim_thing(client, work, name, options)
             work.thing_done = True
+            if journal is not None:
+                journal.confirm(work, "thing", found=adopted, thing_name=name, thing_type=options.thing_type)
         step = "attach_principal"
         if not work.principal_done:
             _counted(work, client.attach_thing_principal, name, arn)
             work.principal_done = True
+            if journal is not None:
+                journal.confirm(work, "principal")
         step = "attach_policy"
-        for policy in options.policies[work.policies_done :]:
+        for policy in options.policies:
+            if policy in work.policies_done:
+                continue
             target = policy
             _counted(work, client.attach_policy, policy, arn)
-            work.policies_done += 1
+            work.policies_done.add(policy)
+            if journal is not None:
+                journal.policy(work, policy)
         step = "add_to_group"
-        for group in options.thing_groups[work.groups_done :]:
+        for group in options.thing_groups:
+            if group in work.groups_done:
+                continue
             target = group
             _counted(work, client.add_thing_to_group, name, group)
-            work.groups_done += 1
+            work.groups_done.add(group)
+            if journal is not None:
+                journal.group(work, group)
     except Exception as exc:
         if register_started is not None and _maybe_sent(exc) and work.register_sent is None:
             # the request may have reached AWS with its answer lost: a later "already
             # registered" is then checked against the time it was sent
             work.register_sent = register_started
         return failure(work, step, target, exc)
-    status = OutcomeStatus.IMPORTED if work.created else OutcomeStatus.ALREADY_PRESENT
+    # imported: this run registered the certificate, or finished a device an earlier run of the
+    # ledger had registered (an interrupted import that this run completed)
+    finished_ours = work.ours and work.calls > 0
+    status = OutcomeStatus.IMPORTED if work.created or finished_ours else OutcomeStatus.ALREADY_PRESENT
     return _finished(work, status)
 
 
@@ -401,7 +284,7 @@ def _maybe_sent(exc: BaseException) -> bool:
 
 def _register(
     client: IoTOperations, work: Work, certificate: DeviceCertificate, options: ImportOptions
-) -> None:
+) -> str:
     registration = _counted(
         work,
         client.register_certificate,
@@ -415,7 +298,7 @@ def _register(
         others = tuple(t for t in things if t != work.thing_name)
         if others and work.thing_name not in things:
             shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-            raise _Refusal(
+            raise Refusal(
                 f"it is registered already and attached to thing(s) {shown}; not attaching it to a "
                 f"second thing {work.thing_name!r} (allow_multiple_things, or "
                 "--allow-multiple-things, attaches it anyway)",
@@ -424,28 +307,32 @@ def _register(
             )
     work.certificate_arn = arn
     work.created = work.created or registration.created
+    work.registered = work.registered or registration.created
+    return arn
 
 
-def _claim_thing(client: IoTOperations, work: Work, name: str, options: ImportOptions) -> None:
-    """Create the thing for this certificate, or adopt it, or refuse a name collision."""
+def _claim_thing(client: IoTOperations, work: Work, name: str, options: ImportOptions) -> bool:
+    """Create the thing for this certificate, or adopt it, or refuse a name collision.
+
+    True when a thing made elsewhere was adopted (so the run did not make it)."""
     certificate_id = work.certificate_id
     assert certificate_id is not None
     owner = {OWNER_ATTRIBUTE: certificate_id}
     try:
         _counted(work, client.create_thing, name, thing_type=options.thing_type, attributes=owner)
-        return
+        return False
     except ResourceConflictError:
         pass  # the thing exists with another configuration: find out whose it is
     found = _counted(work, client.describe_thing, name)
     claimed = found.attributes.get(OWNER_ATTRIBUTE)
     if claimed is not None and claimed != certificate_id:
-        raise _collision(name, claimed)
+        raise collision(name, claimed)
     if claimed is None:
         # made outside thingpress-core (or by 0.1.0): whose certificates are on it?
         principals = _counted(work, client.list_thing_principals, name)
         others = sorted({p.rpartition("/")[2] for p in principals} - {certificate_id})
         if others:
-            raise _collision(name, others[0])
+            raise collision(name, others[0])
     retyped = options.thing_type is not None and found.thing_type != options.thing_type
     if retyped or claimed is None:
         _counted(
@@ -463,15 +350,7 @@ def _claim_thing(client: IoTOperations, work: Work, name: str, options: ImportOp
         )
     if retyped:
         work.created = True  # a changed thing type is news this run made
-
-
-def _collision(name: str, other: str) -> _Refusal:
-    return _Refusal(
-        f"thing {name!r} belongs to certificate {other}: two certificates map to one thing name "
-        "(choose another naming, e.g. certificate-id, or rename one device)",
-        reason="name_collision",
-        other_certificate_id=other,
-    )
+    return claimed is None  # a thing made elsewhere was adopted
 
 
 def log_outcome(outcome: ImportOutcome, *, retrying: bool) -> None:
