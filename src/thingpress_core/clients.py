@@ -28,6 +28,7 @@ from thingpress_core.settings import ThingpressSettings, partition_for
 if TYPE_CHECKING:
     import boto3
     from botocore.config import Config
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_iot import IoTClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientFactory", "ServiceName"]
 
-ServiceName = Literal["iot", "s3", "sqs", "sts"]
-_SERVICES: frozenset[str] = frozenset({"iot", "s3", "sqs", "sts"})
+ServiceName = Literal["iot", "s3", "sqs", "sts", "dynamodb"]
+_SERVICES: frozenset[str] = frozenset({"iot", "s3", "sqs", "sts", "dynamodb"})
 
 
 class ClientFactory:
@@ -154,6 +155,8 @@ class ClientFactory:
     def client(self, name: Literal["sqs"]) -> SQSClient: ...
     @overload
     def client(self, name: Literal["sts"]) -> STSClient: ...
+    @overload
+    def client(self, name: Literal["dynamodb"]) -> DynamoDBClient: ...
     def client(self, name: ServiceName) -> Any:
         """The cached client for ``name``, built on first request (once, even under threads)."""
         cached = self._clients.get(name)
@@ -194,6 +197,10 @@ class ClientFactory:
     def sts(self) -> STSClient:
         """The STS client (used once, for the account id)."""
         return self.client("sts")
+
+    def dynamodb(self) -> DynamoDBClient:
+        """The DynamoDB client (the ledger's DynamoDB backend)."""
+        return self.client("dynamodb")
 
     def account_id(self) -> str:
         """The AWS account id: from settings, else one ``GetCallerIdentity`` call, cached.

@@ -1,4 +1,4 @@
-"""Typed facades over the AWS IoT, S3 and SQS APIs, sharing one call path.
+"""Typed facades over the AWS IoT, S3, SQS and DynamoDB APIs, sharing one call path.
 
 Every call goes rate limiter → circuit breaker → boto3 (botocore's own retries) → error
 mapping to `thingpress_core.errors` → per-operation counters (`CallStats`). Build the facades
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from thingpress_core._public import publish
 from thingpress_core.errors import BatchSendError
+from thingpress_core.services._dynamodb import DynamoDBService, KeyAttribute, TableDescription
 from thingpress_core.services._errors import map_aws_error
 from thingpress_core.services._iot import CertificateStatus, IoTService
 from thingpress_core.services._models import (
@@ -55,6 +56,9 @@ __all__ = [
     "BatchSendError",
     "CertificateStatus",
     "DEFAULT_MAX_OBJECT_BYTES",
+    "DynamoDBService",
+    "KeyAttribute",
+    "TableDescription",
     "map_aws_error",
     "S3ObjectStream",
 ]

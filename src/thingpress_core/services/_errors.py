@@ -173,7 +173,15 @@ _CODE_MAP: dict[str, type[AwsServiceError]] = {
         ResourceNotFoundError,
     ),
     **dict.fromkeys(
-        ["ResourceAlreadyExistsException", "ConflictException", "VersionConflictException"],
+        [
+            "ResourceAlreadyExistsException",
+            "ConflictException",
+            "VersionConflictException",
+            # DynamoDB: a write's condition did not hold; a table exists or is changing
+            "ConditionalCheckFailedException",
+            "ResourceInUseException",
+            "TransactionConflictException",
+        ],
         ResourceConflictError,
     ),
     **dict.fromkeys(
