@@ -253,9 +253,11 @@ def test_device_reads_one_item(ledger: DynamoDBLedger) -> None:
     assert ledger.device(T, cert(1)) is not None
     assert ledger.device(T, cert(2)) is None
     assert ledger.device(T2, cert(1)) is None  # another target
-    assert spent(ledger, before) == {"dynamodb.GetItem": 3}
+    assert ledger.device(T, cert(0xAB).upper()) is None
+    assert ledger.device(T, cert(1).upper()) is not None  # any case
+    assert spent(ledger, before) == {"dynamodb.GetItem": 5}
     assert ledger.device(T, "not-a-certificate-id") is None  # no call for what cannot be there
-    assert spent(ledger, before) == {"dynamodb.GetItem": 3}
+    assert spent(ledger, before) == {"dynamodb.GetItem": 5}
 
 
 def test_saving_the_same_device_again_costs_one_update(ledger: DynamoDBLedger) -> None:

@@ -201,7 +201,8 @@ class DynamoDBLedger:
     # ------------------------------------------------------------------------- devices
 
     def device(self, target: str, certificate_id: str) -> DeviceRecord | None:
-        """One device's record: one strongly consistent ``GetItem``."""
+        """One device's record: one strongly consistent ``GetItem`` (an id in any case)."""
+        certificate_id = certificate_id.lower()
         if not _HEX_PREFIX.match(certificate_id) or len(certificate_id) != 64:
             return None
         item = self._db.get_item(self._table, device_key(target, certificate_id))

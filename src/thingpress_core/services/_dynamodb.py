@@ -31,6 +31,7 @@ from thingpress_core.errors import (
     InvalidRequestError,
     ResourceConflictError,
     ResourceNotFoundError,
+    ServiceUnavailableError,
     ThrottledError,
 )
 from thingpress_core.services._call import ServiceFacade
@@ -308,8 +309,6 @@ class DynamoDBService(ServiceFacade):
         `~thingpress_core.errors.ServiceUnavailableError` (code ``TableNotActive``) when it
         is not active after ``timeout`` seconds.
         """
-        from thingpress_core.errors import ServiceUnavailableError
-
         deadline = self._clock() + timeout
         while True:
             found = self.describe_table(table)
