@@ -14,6 +14,8 @@ See docs/ledger.md.
 from __future__ import annotations
 
 from thingpress_core._public import publish
+from thingpress_core.ledger._dynamodb import DynamoDBLedger
+from thingpress_core.ledger._export import export_devices
 from thingpress_core.ledger._models import (
     SCHEMA_VERSION,
     DeviceRecord,
@@ -25,18 +27,24 @@ from thingpress_core.ledger._models import (
     new_run_id,
     step_key,
 )
+from thingpress_core.ledger._open import open_ledger
 from thingpress_core.ledger._protocol import Ledger
+from thingpress_core.ledger._sqlite import SqliteLedger
 
 __all__ = [
     "SCHEMA_VERSION",
     "DeviceRecord",
+    "DynamoDBLedger",
     "Ledger",
     "RunKind",
     "RunRecord",
     "RunStatus",
+    "SqliteLedger",
     "StepMark",
     "Target",
+    "export_devices",
     "new_run_id",
+    "open_ledger",
     "step_key",
 ]
 
