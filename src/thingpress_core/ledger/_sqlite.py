@@ -212,7 +212,7 @@ class SqliteLedger:
             raise ConfigurationError(
                 f"ledger {self._location}: {exc}", variable="ledger", value=self._location
             ) from exc
-        except sqlite3.Error as exc:
+        except Exception as exc:  # a step's own failure, rolled back like SQLite's
             raise LedgerError(
                 f"ledger {self._location}: the migration from schema version {found} failed ({exc}); "
                 "the ledger is unchanged",
