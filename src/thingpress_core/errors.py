@@ -14,6 +14,8 @@ ThingpressError
 ├── RateLimitTimeoutError       (also TimeoutError) no token before the deadline
 ├── MessageParseError           (also ValueError)  an SQS body that is no import request
 ├── EnqueueError                                   sending a manifest to SQS failed
+├── LedgerError                                    a ledger's storage failed, or it is closed
+│   └── LedgerBusyError                            another process writes the ledger
 └── AwsServiceError                                an AWS call failed
     ├── ThrottledError                             throttled, after botocore's retries
     ├── ResourceNotFoundError   (also LookupError)
@@ -64,6 +66,8 @@ __all__ = [
     "ConfigurationError",
     "EnqueueError",
     "InvalidRequestError",
+    "LedgerBusyError",
+    "LedgerError",
     "LimitExceededError",
     "ManifestError",
     "ManifestSignatureError",
@@ -279,6 +283,33 @@ class EnqueueError(ThingpressError):
     def __init__(self, message: str, *, report: EnqueueReport) -> None:
         super().__init__(message)
         self.report = report
+
+
+class LedgerError(ThingpressError):
+    """A ledger could not do what was asked: its storage failed, or it is closed or read-only.
+    ``location`` names the ledger (a file path or ``dynamodb://TABLE``)."""
+
+    def __init__(self, message: str, *, location: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+class LedgerBusyError(LedgerError):
+    """Another process has the ledger open for writing (or this one has, through another
+    object). ``pid`` and ``since`` say which process and since when, when the lock file tells."""
+
+    def __init__(self, location: str, *, pid: int | None, since: str | None, mine: bool = False) -> None:
+        if mine:
+            message = f"ledger {location} is already open for writing in this process; close it first"
+        else:
+            holder = f"pid {pid}, since {since}" if pid is not None else "pid unknown"
+            message = (
+                f"ledger {location} is in use by another process ({holder}); "
+                "wait for it to finish or use another ledger"
+            )
+        super().__init__(message, location=location)
+        self.pid = pid
+        self.since = since
 
 
 class AwsServiceError(ThingpressError):

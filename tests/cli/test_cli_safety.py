@@ -278,7 +278,17 @@ def test_sandbox_rate_fast_lifts_the_limits() -> None:
     python = os.environ.get("THINGPRESS_TEST_SUBPROCESS_PYTHON", sys.executable)
     example = Path(__file__).resolve().parents[2] / "examples" / "devices.txt"
     completed = subprocess.run(
-        [python, "-m", "thingpress_core.cli", "import", str(example), "--sandbox", "--sandbox-rate", "fast", *RESOURCES],
+        [
+            python,
+            "-m",
+            "thingpress_core.cli",
+            "import",
+            str(example),
+            "--sandbox",
+            "--sandbox-rate",
+            "fast",
+            *RESOURCES,
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -89,8 +89,8 @@ def test_premade_clients_are_returned_as_given() -> None:
 
 
 def test_unknown_premade_client_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="dynamodb"):
-        ClientFactory(clients={"dynamodb": object()})
+    with pytest.raises(ConfigurationError, match="ec2"):
+        ClientFactory(clients={"ec2": object()})
 
 
 def test_account_id_from_settings_makes_no_call() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from thingpress_core.ledger import DeviceRecord, RunRecord, RunStatus
 
@@ -52,7 +52,7 @@ class MemoryLedger:
             ]
         return owners[0] if owners else None
 
-    def save(self, record: DeviceRecord) -> None:
+    def save(self, record: DeviceRecord, *, removed: Collection[str] = ()) -> None:
         with self._lock:
             self.records[(record.target, record.certificate_id)] = record
             self.saves[record.certificate_id] += 1
@@ -78,3 +78,9 @@ class MemoryLedger:
 
     def close(self) -> None:
         return None
+
+    def __enter__(self) -> MemoryLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -8,7 +8,7 @@ from memory_ledger import MemoryLedger
 
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.certificates.generate import GeneratedCA, issue_certificate
-from thingpress_core.errors import ConfigurationError
+from thingpress_core.errors import ConfigurationError, PreflightError
 from thingpress_core.importer import CertificateImporter, ImportInterrupted, ImportOptions, OutcomeStatus
 from thingpress_core.ledger import Target
 from thingpress_core.manifests import ManifestEntry
@@ -194,3 +194,59 @@ def test_a_ledger_with_a_service_that_has_no_factory_needs_a_target(
     importer = CertificateImporter(_fake(), options=OPTIONS, ledger=MemoryLedger())
     with pytest.raises(ConfigurationError, match="target="):
         importer.import_all(pool[:1])
+
+
+def test_a_device_the_ledger_puts_on_another_thing_is_refused_without_a_call(
+    pool: tuple[DeviceCertificate, ...],
+) -> None:
+    """Imported under its MAC, then offered under another name: the ledger knows it is on a
+    thing already, so no second thing, and not one AWS call; allowed, it gets the second."""
+    ledger, fake = MemoryLedger(), _fake()
+    by_mac = ManifestEntry(thing_name="A0B1C2D3E4F5", certificate=pool[2], index=0)
+    assert _importer(fake, ledger).import_all([by_mac]).imported == 1
+    before = dict(fake.stats().calls)
+    by_cn = ManifestEntry(thing_name="device-cn", certificate=pool[2], index=0)
+    refused = _importer(fake, ledger).import_all([by_cn])
+    assert refused.failed == 1
+    failure = refused.failures[0]
+    assert (failure.reason, failure.other_things) == ("certificate_on_other_thing", ("A0B1C2D3E4F5",))
+    assert fake.stats().calls == before
+    allowed = OPTIONS.model_copy(update={"allow_multiple_things": True})
+    again = _importer(fake, ledger, options=allowed).import_all([by_cn])
+    assert (again.failed, again.already_present + again.imported) == (0, 1)
+    holding = {t.name for t in fake.things.values() if any(pool[2].certificate_id in p for p in t.principals)}
+    assert holding == {"A0B1C2D3E4F5", "device-cn"}
+
+
+def test_with_a_ledger_the_preflight_waits_for_the_first_device_that_needs_aws(
+    pool: tuple[DeviceCertificate, ...],
+) -> None:
+    checked = OPTIONS.model_copy(update={"preflight": True})
+    ledger, fake = MemoryLedger(), _fake()
+    first = _importer(fake, ledger, options=checked).import_all(pool[:4])
+    assert first.calls.get("iot.GetPolicy") == 1
+    before = fake.stats().calls
+    again = _importer(fake, ledger, options=checked).import_all(pool[:4])
+    assert again.already_present == 4
+    assert fake.stats().calls == before  # not even the preflight's reads
+
+    # one new device: the preflight runs before it, once
+    more = _importer(fake, ledger, options=checked).import_all(pool[:6])
+    assert (more.already_present, more.imported) == (4, 2)
+    assert more.calls["iot.GetPolicy"] == 1
+
+
+def test_a_lazy_preflight_that_fails_still_ends_the_run_before_any_write(
+    pool: tuple[DeviceCertificate, ...],
+) -> None:
+    ledger, fake = MemoryLedger(), _fake()
+    _importer(fake, ledger).import_all(pool[:2])
+    missing = OPTIONS.model_copy(update={"preflight": True, "policies": ("Gone",), "concurrency": 4})
+    before = dict(fake.stats().calls)
+    with pytest.raises(PreflightError, match="Gone"):
+        _importer(fake, ledger, options=missing).import_all(pool[:10])
+    made = {op: n - before.get(op, 0) for op, n in fake.stats().calls.items() if n - before.get(op, 0)}
+    assert set(made) <= {"iot.GetPolicy", "iot.DescribeThingGroup", "iot.DescribeThingType"}
+    assert made["iot.GetPolicy"] == 1  # checked once, not once per device
+    (failed_run,) = [r for r in ledger.runs() if r.status == "failed"]
+    assert failed_run.options["policies"] == ["Gone"]

@@ -134,10 +134,10 @@ def test_an_unexpected_exception_is_an_item_failure_not_a_crash(
     # the importer turns exceptions into outcomes; make the consumer itself meet one
     original = importer.import_certificate
 
-    def exploding(item: Any, *, options: Any = None) -> Any:
+    def exploding(item: Any, *, options: Any = None, run_id: str | None = None) -> Any:
         if item.certificate == certs[1]:
             raise RuntimeError("not an outcome")
-        return original(item, options=options)
+        return original(item, options=options, run_id=run_id)
 
     importer.import_certificate = exploding  # type: ignore[method-assign]
     result = consumer.process(fakes.sqs_event([body_for(certs[0]), body_for(certs[1]), body_for(certs[2])]))

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from thingpress_core.errors import ConfigurationError, ThrottledError
+from thingpress_core.errors import ConfigurationError, LedgerError, ThrottledError
 from thingpress_core.ledger import SCHEMA_VERSION, DeviceRecord, RunRecord, StepMark
 from thingpress_core.ledger._dynamodb import DynamoDBLedger
-from thingpress_core.ledger._sqlite_files import LedgerError
 from thingpress_core.services import DynamoDBService
 
 if TYPE_CHECKING:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.ledger._sqlite_support import RUN, RUN2, T2, cert, imported
 
 from thingpress_core.errors import ConfigurationError
@@ -129,3 +131,57 @@ def test_export_memory_does_not_grow_with_the_number_of_devices(fmt: str) -> Non
 
     small, large = peak(500), peak(5_000)
     assert large < small * 1.5  # ten times the devices, about the same memory
+
+
+_FORMULA = ("=", "+", "@", "\t", "\r")
+# line breaks inside a field do not survive csv's reader from a string; the writer's side of
+# a leading carriage return is checked below on the raw text
+_TEXT = st.text(st.characters(blacklist_characters="\r\n", codec=None), min_size=1, max_size=40)
+
+
+@settings(max_examples=200)
+@given(source=_TEXT, vendor=_TEXT)
+def test_csv_never_hands_a_spreadsheet_a_formula(
+    tmp_path_factory: pytest.TempPathFactory, source: str, vendor: str
+) -> None:
+    """Manifest names, vendor ids and errors are untrusted: no CSV cell starts a formula, and
+    stripping the one added quote gives the text back."""
+    record = DeviceRecord.model_validate({**imported(1).model_dump(), "source": source, "vendor_id": vendor})
+    with SqliteLedger(tmp_path_factory.mktemp("csv") / "f.ledger") as ledger:
+        ledger.save(record)
+        out = io.StringIO()
+        export_devices(ledger, out, format="csv")
+    row = next(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    for column, text in (("source", record.source), ("vendor_id", record.vendor_id)):
+        assert text is not None
+        cell = row[column]
+        assert not cell.startswith(_FORMULA)
+        assert cell in (text, "'" + text)
+        if cell.startswith("-"):
+            assert all(c.isalnum() or c in ":_.-" for c in cell)
+
+
+def test_plain_names_are_exported_as_they_are(tmp_path: Path) -> None:
+    record = imported(1).model_copy(update={"thing_name": "-sensor-1", "source": '=HYPERLINK("x")'})
+    with SqliteLedger(tmp_path / "f.ledger") as ledger:
+        ledger.save(record)
+        out = io.StringIO()
+        export_devices(ledger, out, format="csv")
+    row = next(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert row["thing_name"] == "-sensor-1"
+    assert row["source"] == '\'=HYPERLINK("x")'
+
+
+def test_a_file_name_that_is_not_utf8_is_stored_escaped(tmp_path: Path) -> None:
+    """Linux hands a non-UTF-8 file name over with lone surrogates; a JSON manifest may carry
+    "\\ud800": the ledger stores and exports their escapes instead of failing the save."""
+    record = DeviceRecord.model_validate(
+        {**imported(1).model_dump(), "source": "reel-\udcff.json", "vendor_id": "\ud800x"}
+    )
+    assert (record.source, record.vendor_id) == ("reel-\\udcff.json", "\\ud800x")
+    failed = record.with_error("thing", "bad name \udcff", run_id=RUN2)
+    with SqliteLedger(tmp_path / "f.ledger") as ledger:
+        ledger.save(failed)
+        back = ledger.device(record.target, record.certificate_id)
+    assert back is not None
+    assert (back.source, back.last_error) == ("reel-\\udcff.json", "bad name \\udcff")

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from tests.ledger._sqlite_support import RUN, T, cert, imported
 
-from thingpress_core.errors import ConfigurationError
+from thingpress_core.errors import ConfigurationError, LedgerError
 from thingpress_core.ledger import SCHEMA_VERSION, SqliteLedger
-from thingpress_core.ledger._sqlite_files import LedgerError
 from thingpress_core.ledger._sqlite_schema import APPLICATION_ID, MIGRATIONS, MigrationMissing, migrate
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 200

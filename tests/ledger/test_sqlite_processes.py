@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from tests.ledger._sqlite_support import T, cert, child, imported
 
+from thingpress_core.errors import LedgerBusyError
 from thingpress_core.ledger import SqliteLedger
-from thingpress_core.ledger._sqlite_files import LedgerBusyError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and flock are POSIX")
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from tests.ledger._sqlite_support import FLOOR, RUN, RUN2, T2, T, at, cert, imported
 
-from thingpress_core.errors import ThingpressError
+from thingpress_core.errors import LedgerError, ThingpressError
 from thingpress_core.ledger import DeviceRecord, Ledger, RunRecord, SqliteLedger, step_key
-from thingpress_core.ledger._sqlite_files import LedgerError
 
 
 @pytest.fixture

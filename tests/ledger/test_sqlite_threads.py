@@ -179,7 +179,7 @@ def test_close_waits_for_the_running_commit_and_refuses_new_writes() -> None:
 
 
 def test_a_failed_commit_reaches_the_saver_as_a_ledger_error(tmp_path: Path) -> None:
-    from thingpress_core.ledger._sqlite_files import LedgerError
+    from thingpress_core.errors import LedgerError
 
     ledger = SqliteLedger(tmp_path / "x.ledger")
     ledger.save(imported(1))

@@ -44,6 +44,13 @@ from thingpress_core.cli._app import (
     usage_errors,
     warn_unused_options,
 )
+from thingpress_core.cli._ledger import (
+    LedgerOpt,
+    NoLedgerOpt,
+    RecheckOpt,
+    import_ledger,
+    input_digest,
+)
 from thingpress_core.cli._render import (
     manifest_section,
     print_manifest_notes,
@@ -200,9 +207,16 @@ def import_(
             "Attach a certificate that is already on another thing to this one too.",
         ),
     ] = False,
+    ledger: LedgerOpt = None,
+    no_ledger: NoLedgerOpt = False,
+    recheck: RecheckOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Import every certificate of FILE into AWS IoT Core: certificate, thing, policies, groups, type.
+
+    Every step AWS confirms is recorded in a ledger (--ledger; by default a file in the
+    working directory), so running the same import again finishes what is left and skips
+    what is done without an AWS call. --dry-run neither reads nor writes a ledger.
 
     Exit codes: 0 all imported or already present, 1 some failed, 2 a usage or setup error
     (nothing sent), 130 interrupted (the --report holds what finished and what did not).
@@ -229,6 +243,7 @@ def import_(
             dry_run=dry_run,
             allow_expired=allow_expired,
             allow_multiple_things=allow_multiple_things,
+            recheck=recheck,
         )
     factory = (
         None
@@ -269,14 +284,23 @@ def import_(
                 highlight=False,
             )
         assert factory is not None
-        importer = CertificateImporter(IoTService(factory, limiter=limiter), options=options)
+        kept = import_ledger(
+            stack, location=ledger, disabled=no_ledger, sandbox=sandbox, dry_run=dry_run, factory=factory
+        )
+        importer = CertificateImporter(IoTService(factory, limiter=limiter), options=options, ledger=kept)
         with usage_errors():
             reader = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
         interrupted = False
         try:
             with usage_errors():
                 try:
-                    result = run_import(importer, reader, total)
+                    result = run_import(
+                        importer,
+                        reader,
+                        total,
+                        input_name=str(file),
+                        input_digest=input_digest(file) if kept is not None else None,
+                    )
                 except PreflightError as exc:
                     fail(f"pre-flight check failed: {exc}")
         except ImportInterrupted as stopped:

@@ -23,7 +23,12 @@ _NOTHING_TO_IMPORT = ("no_certificate", "not_a_certificate")
 
 
 def run_import(
-    importer: CertificateImporter, entries: Iterable[ManifestEntry | ManifestError], total: int
+    importer: CertificateImporter,
+    entries: Iterable[ManifestEntry | ManifestError],
+    total: int,
+    *,
+    input_name: str | None = None,
+    input_digest: str | None = None,
 ) -> ImportReport:
     """``import_all`` with a live progress bar: count, rate, elapsed, ETA, failures."""
     from rich.progress import (
@@ -63,7 +68,9 @@ def run_import(
             done = progress.tasks[0].completed + 1
             progress.update(task, advance=1, failures=failures, rate=done / elapsed)
 
-        return importer.import_all(entries, progress=on_outcome)
+        return importer.import_all(
+            entries, progress=on_outcome, input_name=input_name, input_digest=input_digest
+        )
 
 
 def print_summary(result: ImportReport, *, source: str, fmt: str, options: dict[str, Any]) -> None:
@@ -74,6 +81,8 @@ def print_summary(result: ImportReport, *, source: str, fmt: str, options: dict[
     table.add_row("manifest", Text(f"{source} ({fmt})"))
     shown = ", ".join(f"{k}={v}" for k, v in options.items())
     table.add_row("reader options", Text(shown or "-"))
+    ledger = f"{result.ledger} (run {result.run_id})" if result.ledger else "none"
+    table.add_row("ledger", Text(ledger))
     table.add_row("total", str(result.total))
     table.add_row("imported", f"[green]{result.imported}")
     table.add_row("already present", str(result.already_present))

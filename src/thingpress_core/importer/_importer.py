@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Union
 
-from thingpress_core.errors import ConfigurationError, PreflightError, ResourceNotFoundError
+from thingpress_core.errors import ConfigurationError, PreflightError, ResourceNotFoundError, ThingpressError
 from thingpress_core.importer._journal import Journal
 from thingpress_core.importer._models import ImportInterrupted, ImportOptions, ImportOutcome, ImportReport
 from thingpress_core.importer._schedule import Run
@@ -198,16 +198,12 @@ class CertificateImporter:
     def _run_record(
         self, run_id: str, options: ImportOptions, input_name: str | None, input_digest: str | None
     ) -> RunRecord:
-        from thingpress_core._version import version
-
-        return RunRecord(
+        return RunRecord.start(
             run_id=run_id,
             target=self.target().key,
-            started_at=datetime.now(timezone.utc),
             options=options.summary(),
             input_name=input_name,
             input_digest=input_digest,
-            tool_version=version(),
         )
 
     # -- one certificate -------------------------------------------------------------------
@@ -246,7 +242,10 @@ class CertificateImporter:
         """Import every item of a (possibly huge, possibly lazy) iterable; report the run.
 
         Runs `preflight` first (unless ``options.preflight`` is False) and raises its
-        `PreflightError` before touching any certificate. Then reads ``items`` lazily, keeping
+        `PreflightError` before any certificate is sent. With a ledger (and not a dry run) the
+        preflight waits for the first device the ledger does not show done, so a re-run over
+        a finished ledger makes no AWS call; its failure still ends the run with that error
+        before anything is written. Then reads ``items`` lazily, keeping
         at most ``2 * concurrency`` of them in flight, and imports them on ``concurrency``
         threads. A certificate whose failure was transient waits until the others are done
         (or until ``max(256, 32 * concurrency)`` are waiting) and is sent again after a pause,
@@ -260,7 +259,9 @@ class CertificateImporter:
 
         With a ledger, the run is recorded in it (``run_id``, default a new one, with the
         options and ``input_name`` / ``input_digest`` of what it read) and ended with its
-        counts and status (``finished``, ``interrupted``, ``failed``).
+        counts and status (``finished``, ``interrupted``, ``failed``). Each device the ledger
+        shows done with these options is ``already_present`` without a call; a device partly
+        done resumes at its first step not done (`ImportOptions.recheck` asks AWS again).
         """
         options = self._options
         started_at = datetime.now(timezone.utc)
@@ -268,14 +269,26 @@ class CertificateImporter:
         needs_iot = options.preflight or not options.dry_run
         iot = self.iot if needs_iot else self._iot
         before = _snapshot(iot)
-        if options.preflight:
+        # With a ledger, the preflight waits for the first device that needs AWS: a re-run over
+        # a finished ledger makes no call at all. Without one (or in a dry run) it comes first.
+        lazy = self._ledger is not None and not options.dry_run
+        if options.preflight and not lazy:
             self.preflight()
         journal = None
         if self._ledger is not None:
             run_id = run_id or new_run_id()
             self._ledger.begin_run(self._run_record(run_id, options, input_name, input_digest))
             journal = Journal(self._ledger, target=self.target().key, run_id=run_id)
-        run = Run(lambda: self.iot, options, progress, self._sleep, self._clock, journal)
+        gate = PreflightGate(self.preflight, lambda: self.iot) if options.preflight and lazy else None
+        run = Run(
+            gate if gate is not None else (lambda: self.iot),
+            options,
+            progress,
+            self._sleep,
+            self._clock,
+            journal,
+            halt=gate.failure if gate is not None else None,
+        )
         interrupted = False
         try:
             run.run(items)
@@ -328,6 +341,40 @@ class CertificateImporter:
         journal.ledger.end_run(
             journal.run_id, status=status, counts=counts, ended_at=datetime.now(timezone.utc)
         )
+
+
+class PreflightGate:
+    """The IoT facade behind a preflight that runs on the first call for it, once, for every
+    thread; a preflight that failed fails every later call the same way (`failure`)."""
+
+    def __init__(self, check: Callable[[], None], iot: Callable[[], IoTOperations]) -> None:
+        self._check = check
+        self._iot = iot
+        self._lock = threading.Lock()
+        self._passed = False
+        self._error: BaseException | None = None
+
+    def __call__(self) -> IoTOperations:
+        if not self._passed:
+            with self._lock:
+                if self._error is not None:
+                    raise self._error
+                if not self._passed:
+                    try:
+                        self._check()
+                    except ThingpressError as exc:
+                        from thingpress_core.resilience import is_transient
+
+                        if not is_transient(exc):  # missing resources, access denied: the run ends
+                            self._error = exc
+                        raise
+                    self._passed = True
+        return self._iot()
+
+    def failure(self) -> BaseException | None:
+        """The preflight's error (`PreflightError`, `AccessDeniedError`, ...) once it failed
+        for a reason other than a transient one."""
+        return self._error
 
 
 def _deprecated(info: object) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from thingpress_core.importer._models import ImportOptions, ImportOutcome, OutcomeStatus
-from thingpress_core.importer._refusal import collision
+from thingpress_core.importer._refusal import Refusal, collision
 from thingpress_core.ledger import DeviceRecord, Ledger, step_key
 
 if TYPE_CHECKING:
@@ -50,6 +50,20 @@ class Journal:
             raise collision(name, owner, source="the ledger")
         if record is None:
             return None
+        elsewhere = record.thing_name
+        if (
+            elsewhere is not None
+            and elsewhere != name
+            and record.done("principal")
+            and not options.allow_multiple_things
+        ):
+            raise Refusal(
+                f"it is attached to thing {elsewhere!r} already (says the ledger); not attaching "
+                f"it to a second thing {name!r} (allow_multiple_things, or "
+                "--allow-multiple-things, attaches it anyway)",
+                reason="certificate_on_other_thing",
+                other_things=(elsewhere,),
+            )
         if record.complete_for(
             thing_name=name,
             policies=options.policies,

@@ -46,8 +46,10 @@ class Run:
         sleep: Callable[[float], object],
         clock: Callable[[], float] = time.monotonic,
         journal: Journal | None = None,
+        halt: Callable[[], BaseException | None] | None = None,
     ) -> None:
         self._iot = iot
+        self._halt = halt  # an error that ends the run (a preflight that failed), checked per outcome
         self._journal = journal
         self._options = options
         self._progress = progress
@@ -135,6 +137,9 @@ class Run:
                 for future in done:
                     work = self._pending.pop(future)
                     self._finish(work, future.result())
+                stop = self._halt() if self._halt is not None else None
+                if stop is not None:
+                    raise stop
                 continue
             # Nothing in flight. Either the input is done, or so many certificates wait for a
             # round (an outage, an open breaker) that reading on would only queue more: retry.

@@ -206,7 +206,7 @@ def _attempt(
         step, target = "name", None
         name = work.name(options)
         if journal is not None and work.attempts == 1:
-            step = "thing"
+            step, target = "thing", name
             decided = journal.consult(work, name, options)
             if decided is not None:
                 return decided

@@ -26,7 +26,9 @@ MAX_MESSAGE_BYTES: Final = 1_048_576
 _MAX_NAMES = 10  # AWS IoT: at most 10 policies per certificate, 10 static groups per thing
 _SCHEMA_VERSION: Final = 1
 # Keys of ImportRequest / ImportBatch that no legacy Thingpress message has.
-_CURRENT_ONLY_KEYS = frozenset({"thing_name", "chain", "thing_type", "status", "source", "requests"})
+_CURRENT_ONLY_KEYS = frozenset(
+    {"thing_name", "chain", "thing_type", "status", "source", "requests", "run_id"}
+)
 
 
 class ImportSource(BaseModel):
@@ -69,7 +71,8 @@ class ImportRequest(BaseModel):
     `~thingpress_core.certificates.encode_for_transport` (base64 of PEM text). ``thing_name``
     None lets the consumer's naming strategy decide. ``policies``, ``thing_groups``,
     ``thing_type`` and (when set) ``status`` replace the consumer's own options for this
-    certificate. Unknown fields are rejected: an incompatible change means a new
+    certificate. ``run_id`` (set by a producer with a ledger) is the ledger run the consumer
+    records the device under. Unknown fields are rejected: an incompatible change means a new
     ``schema_version``.
     """
 
@@ -84,6 +87,7 @@ class ImportRequest(BaseModel):
     thing_type: str | None = Field(default=None, min_length=1, max_length=128)
     status: RegistrationStatus | None = None
     source: ImportSource | None = None
+    run_id: str | None = Field(default=None, pattern=r"^[0-9A-Za-z._:-]{1,64}$")
 
     @field_validator("policies")
     @classmethod
@@ -123,6 +127,7 @@ class ImportRequest(BaseModel):
         options: ImportOptions | None = None,
         source: ImportSource | None = None,
         index: int | None = None,
+        run_id: str | None = None,
     ) -> ImportRequest:
         """Build the request for a manifest entry or certificate, with ``options`` attached.
 
@@ -131,6 +136,7 @@ class ImportRequest(BaseModel):
         ``options.thing_name_prefix`` on every name; an invalid name mapped), so every
         consumer names the thing the same way; a naming failure raises its
         `ThingpressError`. ``source`` gets ``index`` (default: a manifest entry's own index).
+        ``run_id`` names the ledger run the consumer records the device under.
         """
         from thingpress_core.certificates import DeviceCertificate, encode_for_transport, thing_name_for
 
@@ -158,6 +164,7 @@ class ImportRequest(BaseModel):
             thing_type=options.thing_type if options is not None else None,
             status=options.status if options is not None else None,
             source=source,
+            run_id=run_id,
         )
 
     def to_entry(self) -> ManifestEntry:

@@ -167,6 +167,7 @@ def enqueue_manifest(
     source: ImportSource | None = None,
     progress: Callable[[EnqueueProgress], None] | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    run_id: str | None = None,
 ) -> EnqueueReport:
     """Send one `ImportRequest` per certificate to ``queue_url`` and report what was sent.
 
@@ -176,7 +177,9 @@ def enqueue_manifest(
     ``per_message`` > 1 packs up to that many requests into one message (an `ImportBatch`)
     while it stays within ``max_message_bytes``. ``source`` (vendor, bucket, key) is copied
     into every request with the entry's index. ``progress`` receives running totals after
-    every chunk, e.g. to drive a progress bar. Without ``sqs`` an ``SQSService()`` is made for
+    every chunk, e.g. to drive a progress bar. ``run_id`` (a ledger run, see
+    `~thingpress_core.ledger`) goes into every request, so consumers with a ledger record
+    each device under it. Without ``sqs`` an ``SQSService()`` is made for
     this call (settings from ``THINGPRESS_*``); pass one to reuse its client.
 
     A certificate that cannot be named, an entry the reader could not read (a `ManifestError`
@@ -216,7 +219,9 @@ def enqueue_manifest(
             cert = item if isinstance(item, DeviceCertificate) else item.certificate
             index = position if isinstance(item, DeviceCertificate) else item.index
             try:
-                request = ImportRequest.from_certificate(item, options=options, source=source, index=index)
+                request = ImportRequest.from_certificate(
+                    item, options=options, source=source, index=index, run_id=run_id
+                )
             except (ThingpressError, ValueError) as exc:
                 thing = None if isinstance(item, DeviceCertificate) else item.thing_name
                 producer.fail(

@@ -39,8 +39,11 @@ logger = logging.getLogger("thingpress_core.integrations.aws_lambda")
 #: ``malformed``: the body does not parse (the dead-letter queue collects it);
 #: ``out_of_time``: not started, the Lambda ran short of time;
 #: ``gave_up``: not started after too many transient failures in a row;
-#: ``unexpected``: an exception no one expected (a bug), so nothing is lost.
-RedeliverReason = Literal["transient", "deployment", "malformed", "out_of_time", "gave_up", "unexpected"]
+#: ``unexpected``: an exception no one expected (a bug), so nothing is lost;
+#: ``busy``: another worker holds the device's ledger lease (a message delivered twice).
+RedeliverReason = Literal[
+    "transient", "deployment", "malformed", "out_of_time", "gave_up", "unexpected", "busy"
+]
 
 #: The consumer's former one-word verdict, kept as `RecordResult.disposition` for existing
 #: callers: ``succeeded``, ``failed`` (a permanent failure, not redelivered), ``retry``
@@ -237,6 +240,8 @@ def process_record(
     options: ImportOptions | None = None,
     preflight: PreflightCache | None = None,
     message_id: str | None = None,
+    lease_owner: str | None = None,
+    lease_seconds: float = 300.0,
 ) -> RecordResult:
     """Import the certificates of one SQS record and say what became of it.
 
@@ -250,6 +255,12 @@ def process_record(
     corrupt, expired or rejected certificate, a thing name taken by another certificate) is
     counted, logged with the certificate id and reason, and the record goes on. Raises only
     on a bug; `BatchLoop` turns that into an ``unexpected`` item failure.
+
+    With a ledger on the importer, each device is recorded under the request's ``run_id``,
+    and a device the ledger shows done costs no IoT call. With ``lease_owner`` (unique per
+    worker), the device is leased in the ledger for ``lease_seconds`` while it is imported;
+    a device another worker holds makes the record ``busy`` (delivered again later), so a
+    message SQS delivers twice at once is imported once.
     """
     message_id = message_id if message_id is not None else record_id(record)
     base = options if options is not None else importer.options
@@ -305,8 +316,28 @@ def process_record(
                 },
             )
             continue
-        outcome = importer.import_certificate(entry, options=request_options)
-        ids.append(entry.certificate.certificate_id)
+        cert_id = entry.certificate.certificate_id
+        lease = _Lease(importer, cert_id, lease_owner, lease_seconds) if lease_owner else None
+        try:
+            if lease is not None and not lease.take():
+                return result("busy", f"certificate {cert_id} is being imported by another worker")
+        except ThingpressError as exc:  # the ledger could not answer
+            from thingpress_core.resilience import is_transient
+
+            logger.warning(
+                "record %s: the ledger lease on certificate %s could not be taken (%s); delivered again",
+                message_id,
+                cert_id,
+                exc,
+                extra={"operation": "ledger.claim", "message_id": message_id, "certificate_id": cert_id},
+            )
+            return result("transient" if is_transient(exc) else "deployment", f"ledger: {exc}")
+        try:
+            outcome = importer.import_certificate(entry, options=request_options, run_id=request.run_id)
+        finally:
+            if lease is not None:
+                lease.give_back()
+        ids.append(cert_id)
         redeliver = _redeliver_for(outcome)
         if redeliver is not None:
             logger.warning(
@@ -332,6 +363,36 @@ def process_record(
                 extra=_outcome_extra(outcome, message_id),
             )
     return result()
+
+
+class _Lease:
+    """A device's lease in the importer's ledger, taken before its import and given back after."""
+
+    def __init__(self, importer: CertificateImporter, cert_id: str, owner: str, seconds: float) -> None:
+        self.importer, self.cert_id, self.owner, self.seconds = importer, cert_id, owner, seconds
+        self.held = False
+
+    def take(self) -> bool:
+        ledger = self.importer.ledger
+        if ledger is None:
+            return True
+        target = self.importer.target().key
+        self.held = ledger.claim(target, self.cert_id, owner=self.owner, seconds=self.seconds)
+        return self.held
+
+    def give_back(self) -> None:
+        ledger = self.importer.ledger
+        if ledger is None or not self.held:
+            return
+        try:
+            ledger.release(self.importer.target().key, self.cert_id, owner=self.owner)
+        except ThingpressError as exc:  # it expires on its own
+            logger.warning(
+                "the ledger lease on certificate %s was not given back (%s); it expires by itself",
+                self.cert_id,
+                exc,
+                extra={"operation": "ledger.release", "certificate_id": self.cert_id},
+            )
 
 
 def _redeliver_for(outcome: ImportOutcome) -> RedeliverReason | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from thingpress_core.integrations._settings import LambdaSettings, build_importe
 if TYPE_CHECKING:
     from thingpress_core.clients import ClientFactory
     from thingpress_core.importer import CertificateImporter, IoTOperations
+    from thingpress_core.ledger import Ledger
     from thingpress_core.resilience import CircuitBreakerRegistry
     from thingpress_core.services import S3Service, SQSService
 
@@ -40,6 +42,7 @@ class LambdaRuntime:
         factory: the `ClientFactory` the services share, when it is one.
         s3, sqs: the services the S3 trigger reads manifests and sends messages with; only a
             runtime that handles S3 events needs them.
+        worker: this process's name in ledger leases (random, unique per cold start).
         preflight: which option sets this process has checked (`PreflightCache`).
         durations: recent record durations, for the time budget (`RecordDurations`).
         clock: monotonic seconds for the batch loop, for tests.
@@ -50,6 +53,7 @@ class LambdaRuntime:
     factory: ClientFactory | None = None
     s3: S3Service | None = None
     sqs: SQSService | None = None
+    worker: str = field(default_factory=lambda: f"lambda-{secrets.token_hex(6)}")
     preflight: PreflightCache = field(default_factory=PreflightCache, compare=False)
     durations: RecordDurations = field(default_factory=RecordDurations, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
@@ -61,13 +65,20 @@ class LambdaRuntime:
         """A runtime whose services all come from ``factory`` (and so its settings).
 
         The importer's `IoTService` gets its own breakers and a rate limiter at the quota
-        share (`build_importer`), and ``settings.import_options()``.
+        share (`build_importer`), ``settings.import_options()``, and with
+        ``settings.ledger_table`` the DynamoDB ledger in that table (which must exist:
+        ``thingpress-core ledger init dynamodb://TABLE``).
         """
         from thingpress_core.services import S3Service, SQSService
 
+        ledger: Ledger | None = None
+        if settings.ledger_table:
+            from thingpress_core.ledger import open_ledger
+
+            ledger = open_ledger(f"dynamodb://{settings.ledger_table}", factory=factory)
         return cls(
             settings=settings,
-            importer=build_importer(options=settings.import_options(), factory=factory),
+            importer=build_importer(options=settings.import_options(), factory=factory, ledger=ledger),
             factory=factory,
             s3=S3Service(factory),
             sqs=SQSService(factory),
@@ -96,6 +107,11 @@ class LambdaRuntime:
         return self.importer.iot
 
     @property
+    def ledger(self) -> Ledger | None:
+        """The importer's ledger (``THINGPRESS_LAMBDA_LEDGER_TABLE``), if any."""
+        return self.importer.ledger
+
+    @property
     def registry(self) -> CircuitBreakerRegistry | None:
         """The IoT facade's circuit breakers, when it has them (an `IoTService` does)."""
         from thingpress_core.resilience import CircuitBreakerRegistry
@@ -115,8 +131,16 @@ class LambdaRuntime:
     # -- SQS -----------------------------------------------------------------------------
 
     def process_record(self, record: object, message_id: str | None = None) -> RecordResult:
-        """`process_record` with this runtime's importer and preflight cache."""
-        return process_record(self.importer, record, preflight=self.preflight, message_id=message_id)
+        """`process_record` with this runtime's importer and preflight cache; with a ledger,
+        each device is leased to this worker while it is imported."""
+        return process_record(
+            self.importer,
+            record,
+            preflight=self.preflight,
+            message_id=message_id,
+            lease_owner=self.worker if self.ledger is not None else None,
+            lease_seconds=self.settings.lease_seconds,
+        )
 
     def process_sqs_event(
         self, event: Mapping[str, Any], context: LambdaContext | None = None
@@ -165,6 +189,8 @@ class LambdaRuntime:
             format=settings.manifest_format,
             per_message=settings.per_message,
             verifiers=settings.verifiers,
+            ledger=self.ledger,
+            target=self.importer.target() if self.ledger is not None else None,
         )
 
     def handle_s3_event(

@@ -6,8 +6,10 @@ from the settings, and `s3_response` turns the report into the handler's answer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +23,7 @@ from thingpress_core.integrations._settings import MAX_MANIFEST_BYTES
 
 if TYPE_CHECKING:
     from thingpress_core.importer import ImportOptions
+    from thingpress_core.ledger import Ledger, RunStatus, Target
     from thingpress_core.services import S3Service, SQSService
 
 logger = logging.getLogger("thingpress_core.integrations.aws_lambda")
@@ -41,6 +44,7 @@ class S3ObjectReport(BaseModel):
     error: str | None = None
     error_type: str | None = None
     transient: bool = False
+    run_id: str | None = Field(default=None, description="the ledger run the requests carry")
 
     @property
     def ok(self) -> bool:
@@ -87,6 +91,8 @@ def handle_s3_event(
     per_message: int = 1,
     verifiers: Sequence[str] = (),
     manifest_options: Mapping[str, Any] | None = None,
+    ledger: Ledger | None = None,
+    target: Target | None = None,
 ) -> S3EventReport:
     """Read each manifest an S3 event names and enqueue its certificates to ``queue_url``.
 
@@ -99,6 +105,11 @@ def handle_s3_event(
     Microchip manifests; ``manifest_options`` go to `read_manifest` and win. One object's
     failure is reported in its `S3ObjectReport` and does not stop the others.
 
+    With a ``ledger`` (and the ``target`` its records belong to), each object read is a run in
+    it: begun with the options, the object's name and the SHA-256 of its bytes, ended
+    ``enqueued`` with the counts sent and failed; every request carries the run id, so the
+    consumers record each device under it (`S3ObjectReport.run_id`).
+
     Every argument is used as given: nothing is read from the environment. The Lambda
     handler (`s3_handler`) resolves them from ``THINGPRESS_LAMBDA_*`` through its
     `LambdaRuntime`.
@@ -109,6 +120,10 @@ def handle_s3_event(
 
     if not queue_url:
         raise ConfigurationError("queue_url must name the import queue", variable="queue_url")
+    if ledger is not None and target is None:
+        raise ConfigurationError(
+            "with a ledger, pass target= (the account and region its records belong to)", variable="target"
+        )
     fixed_format: ManifestFormat | None = None
     if format is not None:
         try:
@@ -125,6 +140,7 @@ def handle_s3_event(
         size: int | None = None
         fmt: str | None = None
         skipped = 0
+        run_id: str | None = None
         try:
             obj = s3.get_object(ref.bucket, ref.key, max_bytes=max_bytes)
             size = obj.size
@@ -144,9 +160,19 @@ def handle_s3_event(
             )
             fmt = str(reader.format)
             source = ImportSource(vendor=fmt, bucket=ref.bucket, key=ref.key)
+            if ledger is not None and target is not None:
+                run_id = _begin_run(ledger, target, options, where, obj.body)
             report = enqueue_manifest(
-                reader, queue_url, options=options, sqs=sqs, source=source, per_message=per_message
+                reader,
+                queue_url,
+                options=options,
+                sqs=sqs,
+                source=source,
+                per_message=per_message,
+                run_id=run_id,
             )
+            if ledger is not None and run_id is not None:
+                _end_run(ledger, run_id, report)
             # entries that hold nothing to import (a verified entry without a certificate, a
             # key block in a PEM bundle); bad entries are in report.failed
             nothing = [item for item in reader.report.skipped if item.code in _NOTHING_TO_IMPORT]
@@ -166,8 +192,12 @@ def handle_s3_event(
                     error=str(exc),
                     error_type=type(exc.__cause__ or exc).__name__,
                     transient=is_transient(exc.__cause__) if exc.__cause__ is not None else False,
+                    run_id=run_id,
                 )
             )
+            if ledger is not None and run_id is not None:
+                with contextlib.suppress(ThingpressError):  # the ledger may be what failed
+                    _end_run(ledger, run_id, exc.report, status="failed")
             continue
         except ThingpressError as exc:
             logger.error(
@@ -185,8 +215,12 @@ def handle_s3_event(
                     error=str(exc),
                     error_type=type(exc).__name__,
                     transient=is_transient(exc),
+                    run_id=run_id,
                 )
             )
+            if ledger is not None and run_id is not None:
+                with contextlib.suppress(ThingpressError):  # the ledger may be what failed
+                    ledger.end_run(run_id, status="failed", counts={}, ended_at=_utcnow())
             continue
         logger.info(
             "%s (%s): %s; %d entries skipped",
@@ -205,9 +239,38 @@ def handle_s3_event(
                 skipped=skipped,
                 skipped_reasons=reasons,
                 enqueue=report,
+                run_id=run_id,
             )
         )
     return S3EventReport(objects=tuple(reports))
+
+
+def _begin_run(ledger: Ledger, target: Target, options: ImportOptions, where: str, body: bytes) -> str:
+    import hashlib
+
+    from thingpress_core.ledger import RunRecord
+
+    run = RunRecord.start(
+        target=target.key,
+        options=options.summary(),
+        input_name=where,
+        input_digest="sha256:" + hashlib.sha256(body).hexdigest(),
+    )
+    ledger.begin_run(run)
+    return run.run_id
+
+
+def _end_run(ledger: Ledger, run_id: str, report: EnqueueReport, *, status: RunStatus = "enqueued") -> None:
+    ledger.end_run(
+        run_id,
+        status=status,
+        counts={"total": report.total, "enqueued": report.sent, "failed": len(report.failed)},
+        ended_at=_utcnow(),
+    )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def s3_response(report: S3EventReport, queue_url: str) -> dict[str, Any]:

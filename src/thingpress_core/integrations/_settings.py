@@ -18,6 +18,7 @@ from thingpress_core._vocabulary import RegistrationStatus, ThingNamingChoice
 if TYPE_CHECKING:
     from thingpress_core.clients import ClientFactory
     from thingpress_core.importer import CertificateImporter, ImportOptions
+    from thingpress_core.ledger import Ledger
     from thingpress_core.settings import ThingpressSettings
 
 #: Default bound on a manifest object `handle_s3_event` reads from S3 (256 MiB).
@@ -64,6 +65,14 @@ class LambdaSettings(ConfigSettings):
         default=DEFAULT_SAFETY_MARGIN, ge=0.0, le=900.0, description="Seconds (consumer)."
     )
     give_up_after: int = Field(default=3, ge=1, description="Consecutive transient failures (consumer).")
+    ledger_table: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{3,255}$",
+        description="DynamoDB table of the import ledger; None: no ledger.",
+    )
+    lease_seconds: float = Field(
+        default=300.0, gt=0.0, le=3600.0, description="How long a worker holds a device (ledger)."
+    )
 
     @field_validator("policies", "thing_groups", mode="before")
     @classmethod
@@ -95,6 +104,7 @@ def build_importer(
     *,
     options: ImportOptions | None = None,
     factory: ClientFactory | None = None,
+    ledger: Ledger | None = None,
 ) -> CertificateImporter:
     """The importer a Lambda consumer uses, with its own breakers and rate limiter.
 
@@ -120,4 +130,4 @@ def build_importer(
         limiter=RateLimiter(settings.resilience),
     )
     options = options if options is not None else LambdaSettings().import_options()
-    return CertificateImporter(iot, options=options)
+    return CertificateImporter(iot, options=options, ledger=ledger)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from thingpress_core.errors import ConfigurationError
+from thingpress_core.errors import ConfigurationError, LedgerError
 from thingpress_core.ledger._dynamodb_items import (
     FORMAT,
     SHARDS,
@@ -41,7 +41,6 @@ from thingpress_core.ledger._dynamodb_items import (
     utc,
 )
 from thingpress_core.ledger._models import SCHEMA_VERSION, DeviceRecord, RunRecord, RunStatus
-from thingpress_core.ledger._sqlite_files import LedgerError
 from thingpress_core.services._dynamodb import DynamoDBService, ReturnValues, TableDescription
 
 if TYPE_CHECKING:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, Final, Literal, TextIO
 
@@ -68,7 +69,10 @@ def export_devices(
 
     ``format="csv"``: a header line, then one row per device; ``steps`` is the step keys joined
     by commas (``register,thing,principal,policy:P,group:G``); an absent value is an empty
-    field. ``format="jsonl"``: one JSON object per line with the same keys; ``steps`` is a list
+    field; a text field that a spreadsheet would run as a formula (it begins with ``=``, ``+``,
+    ``@``, a tab or a carriage return, or with ``-`` and is not a plain name) gets a leading
+    ``'``, since a manifest's file names, vendor ids and errors are untrusted text.
+    ``format="jsonl"``: one JSON object per line with the same keys; ``steps`` is a list
     of the step keys and an absent value is ``null``. Lines end with ``\\n``; open a file for it
     with ``newline=""``.
     """
@@ -92,9 +96,22 @@ def _write_csv(records: Iterator[DeviceRecord], out: TextIO) -> int:
     for record in records:
         row = _row(record)
         row["steps"] = ",".join(row["steps"])
-        writer.writerow(["" if row[key] is None else row[key] for key in EXPORT_COLUMNS])
+        writer.writerow(["" if row[key] is None else _cell(row[key]) for key in EXPORT_COLUMNS])
         count += 1
     return count
+
+
+_FORMULA_START: Final = ("=", "+", "@", "\t", "\r")
+_PLAIN_NAME: Final = re.compile(r"-[A-Za-z0-9:_.-]*")
+
+
+def _cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: formula-like text is prefixed with ``'``."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value.startswith(_FORMULA_START) or (value[0] == "-" and not _PLAIN_NAME.fullmatch(value)):
+        return "'" + value
+    return value
 
 
 def _write_jsonl(records: Iterator[DeviceRecord], out: TextIO) -> int:

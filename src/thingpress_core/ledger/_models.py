@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Any, ClassVar, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -32,12 +32,27 @@ __all__ = [
 #: is opened; one written by a newer version is refused with a message saying so.
 SCHEMA_VERSION: Final = 1
 
-RunStatus = Literal["running", "finished", "interrupted", "failed"]
+#: How a run stands: ``running`` (or ended without a word: killed), ``finished``,
+#: ``interrupted`` (Ctrl-C), ``failed`` (an error stopped it), ``enqueued`` (the S3 trigger
+#: handed its devices to the queue; the consumers record each device under its id).
+RunStatus = Literal["running", "finished", "interrupted", "failed", "enqueued"]
 RunKind = Literal["import", "rollback", "activate", "deactivate", "verify"]
 
 
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _storable_text(value: str | None) -> str | None:
+    """Text every backend can store and every export can write: a lone surrogate (a file name
+    that is not UTF-8, a JSON manifest's ``"\\ud800"``) becomes its ``\\udXXX`` escape."""
+    if value is None or value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def new_run_id(now: _dt.datetime | None = None) -> str:
@@ -118,6 +133,11 @@ class DeviceRecord(BaseModel):
     last_error: str | None = None
     last_error_step: str | None = None
 
+    @field_validator("source", "vendor_id", "last_error", "thing_name", mode="after")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        return _storable_text(value)
+
     def done(self, key: str) -> bool:
         """Whether the step ``key`` was confirmed."""
         return key in self.steps
@@ -183,7 +203,7 @@ class DeviceRecord(BaseModel):
         """A copy that remembers the last error (one line, no certificate body)."""
         return self.model_copy(
             update={
-                "last_error": error[:600],
+                "last_error": _storable_text(error[:600]),
                 "last_error_step": step,
                 "run_id": run_id,
                 "updated_at": at or _now(),
@@ -241,3 +261,38 @@ class RunRecord(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict[str, int])
     tool_version: str | None = None
     of_run: str | None = None  # the run a rollback undoes
+
+    @field_validator("input_name", mode="after")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        return _storable_text(value)
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        target: str,
+        run_id: str | None = None,
+        kind: RunKind = "import",
+        options: dict[str, Any] | None = None,
+        input_name: str | None = None,
+        input_digest: str | None = None,
+        of_run: str | None = None,
+        at: _dt.datetime | None = None,
+    ) -> RunRecord:
+        """The record of a run that starts now (a new run id unless given), stamped with
+        this version of thingpress-core."""
+        from thingpress_core._version import version
+
+        moment = at or _now()
+        return cls(
+            run_id=run_id or new_run_id(moment),
+            target=target,
+            kind=kind,
+            started_at=moment,
+            options=options or {},
+            input_name=input_name,
+            input_digest=input_digest,
+            tool_version=version(),
+            of_run=of_run,
+        )

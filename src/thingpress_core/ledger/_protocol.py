@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from types import TracebackType
 from typing import Protocol
+
+from typing_extensions import Self
 
 from thingpress_core.ledger._models import DeviceRecord, RunRecord, RunStatus
 
@@ -51,8 +54,13 @@ class Ledger(Protocol):
         """The certificate id whose record names this thing in this target, or None."""
         ...
 
-    def save(self, record: DeviceRecord) -> None:
-        """Insert or replace a device's record; durable when it returns."""
+    def save(self, record: DeviceRecord, *, removed: Collection[str] = ()) -> None:
+        """Store a device's record; durable when it returns.
+
+        The steps of ``record`` are added to what is stored (a backend shared by several
+        workers merges them, the first mark of a step staying); the step keys in ``removed``
+        are taken away (a rollback). Other fields replace the stored ones.
+        """
         ...
 
     def devices(self, *, target: str | None = None, run_id: str | None = None) -> Iterator[DeviceRecord]:
@@ -61,7 +69,8 @@ class Ledger(Protocol):
         ...
 
     def find(self, key: str) -> list[DeviceRecord]:
-        """The records of a certificate id (or an unambiguous prefix of one) or a thing name."""
+        """The records of a certificate id (or a prefix of one, in any case) or a thing name;
+        a prefix two certificates share finds nothing."""
         ...
 
     def claim(self, target: str, certificate_id: str, *, owner: str, seconds: float) -> bool:
@@ -77,3 +86,11 @@ class Ledger(Protocol):
     def close(self) -> None:
         """Flush and release the ledger (the lock of a SQLite file)."""
         ...
+
+    def __enter__(self) -> Self:
+        """The ledger itself: ``with open_ledger(...) as ledger:`` closes it at the end."""
+        ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...

@@ -27,20 +27,18 @@ import datetime as _dt
 import os
 import queue
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from typing_extensions import Self
 
-from thingpress_core.errors import ConfigurationError
+from thingpress_core.errors import ConfigurationError, LedgerError
 from thingpress_core.ledger._group_commit import GroupCommit, GroupCommitClosed
 from thingpress_core.ledger._models import SCHEMA_VERSION, DeviceRecord, RunRecord, RunStatus
 from thingpress_core.ledger._sqlite_codec import decode_record, encode_record, step_run_ids
 from thingpress_core.ledger._sqlite_files import (
     OPEN_FILES,
-    LedgerBusyError,
-    LedgerError,
     WriterLock,
     create_file,
     inspect,
@@ -50,7 +48,7 @@ from thingpress_core.ledger._sqlite_files import (
 )
 from thingpress_core.ledger._sqlite_schema import MIGRATIONS, Migration, MigrationMissing, migrate, read_meta
 
-__all__ = ["LedgerBusyError", "LedgerError", "SqliteLedger"]
+__all__ = ["SqliteLedger"]
 
 _BUSY_SECONDS = 10.0  # SQLite's own wait for a lock held by a reader's recovery or checkpoint
 _REMEMBERED = 8192  # (run, device) pairs known to be in device_runs: a device's later saves add none
@@ -443,9 +441,11 @@ class SqliteLedger:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def save(self, record: DeviceRecord) -> None:
+    def save(self, record: DeviceRecord, *, removed: Collection[str] = ()) -> None:
         """Insert or replace a device's record; committed (with whatever other threads queued
-        meanwhile) when it returns."""
+        meanwhile) when it returns. The record replaces the stored one whole, so the steps in
+        ``removed`` (already absent from it) need no more."""
+        del removed  # one writer process: replacing the record is exact
         self._submit(self._save_write(record))
 
     def _save_write(self, record: DeviceRecord) -> _Write:

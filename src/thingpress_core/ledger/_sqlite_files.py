@@ -30,13 +30,11 @@ import sys
 import threading
 from pathlib import Path
 
-from thingpress_core.errors import ConfigurationError, ThingpressError
+from thingpress_core.errors import ConfigurationError, LedgerBusyError, LedgerError
 from thingpress_core.ledger._models import SCHEMA_VERSION
 from thingpress_core.ledger._sqlite_schema import APPLICATION_ID, FORMAT, create_tables, read_meta
 
 __all__ = [
-    "LedgerBusyError",
-    "LedgerError",
     "OPEN_FILES",
     "OpenFiles",
     "WriterLock",
@@ -80,33 +78,6 @@ class OpenFiles:
 
 
 OPEN_FILES = OpenFiles()
-
-
-class LedgerError(ThingpressError):
-    """A ledger could not do what was asked: its storage failed, or it is closed or read-only.
-    ``location`` names the ledger."""
-
-    def __init__(self, message: str, *, location: str) -> None:
-        super().__init__(message)
-        self.location = location
-
-
-class LedgerBusyError(LedgerError):
-    """Another process has the ledger open for writing. ``pid`` and ``since`` say which and
-    since when, when the lock file tells."""
-
-    def __init__(self, location: str, *, pid: int | None, since: str | None, mine: bool = False) -> None:
-        if mine:
-            message = f"ledger {location} is already open for writing in this process; close it first"
-        else:
-            holder = f"pid {pid}, since {since}" if pid is not None else "pid unknown"
-            message = (
-                f"ledger {location} is in use by another process ({holder}); "
-                "wait for it to finish or use another ledger"
-            )
-        super().__init__(message, location=location)
-        self.pid = pid
-        self.since = since
 
 
 def not_a_ledger(path: Path | str, why: str) -> ConfigurationError:
