@@ -51,6 +51,19 @@ def iot_api(cert: DeviceCertificate, factory: ClientFactory) -> None:
     policy: PolicyInfo = iot.get_policy("p")
     group: ThingGroupInfo = iot.describe_thing_group("g")
     thing_type: ThingTypeInfo = iot.describe_thing_type("sensor")
+    policies: tuple[str, ...] = iot.list_attached_policies(reg.certificate_arn)
+    lazy_policies: Iterator[str] = iot.iter_attached_policies(reg.certificate_arn)
+    groups: tuple[str, ...] = iot.list_thing_groups_for_thing("t")
+    lazy_groups: Iterator[str] = iot.iter_thing_groups_for_thing("t")
+    principals: tuple[str, ...] = iot.list_thing_principals("t")
+    things: tuple[str, ...] = iot.list_principal_things(reg.certificate_arn)
+    iot.detach_policy("p", reg.certificate_arn)
+    iot.detach_thing_principal("t", reg.certificate_arn)
+    iot.remove_thing_from_group("t", "g")
+    iot.delete_thing("t")
+    iot.delete_thing("t", expected_version=3)
+    iot.delete_certificate(reg.certificate_id)
+    iot.delete_certificate(reg.certificate_id, force_delete=True)
     arn: str = iot.certificate_arn(reg.certificate_id)
     thing_arn: str = iot.thing_arn("t")
     stats: CallStats = iot.stats()
@@ -62,6 +75,7 @@ def iot_api(cert: DeviceCertificate, factory: ClientFactory) -> None:
     same_factory: ClientFactory = iot3.factory
     settings: ThingpressSettings = iot.settings
     del created, updated, policy, group, thing_type, arn, thing_arn, total, calls
+    del policies, lazy_policies, groups, lazy_groups, principals, things
     del registry, limiter, same_factory, settings
 
 

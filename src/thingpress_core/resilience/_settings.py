@@ -40,18 +40,48 @@ __all__ = ["DEFAULT_RATE_LIMITS", "ENV_PREFIX", "CircuitBreakerSettings", "Resil
 
 ENV_PREFIX = "THINGPRESS_RESILIENCE__"
 
-#: AWS IoT Core's default per-account quotas, in requests per second (all adjustable).
+#: AWS IoT Core's default per-account quotas, in requests per second (all adjustable), for
+#: every IoT operation `~thingpress_core.services.IoTService` calls.
+#:
+#: Where each figure comes from (docs/services/iot.md has the table and how to check yours):
+#:
+#: - [SQ] the Service Quotas API, service code ``iotcore`` (the thing registry: things, thing
+#:   groups and types, thing principals), as listed in a public dump of that API; the quota
+#:   code is given, so ``aws service-quotas get-aws-default-service-quota --service-code
+#:   iotcore --quota-code L-...`` shows the figure for your region.
+#: - [GR] the "AWS IoT Core throttling limits" table of the AWS General Reference
+#:   (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#throttling-limits), read from
+#:   its earlier home in the AWS IoT Developer Guide (github.com/awsdocs/aws-iot-docs,
+#:   doc_source/limits-iot.md) for the certificate and policy operations, whose figures have
+#:   not changed since; the thing-registry rows of that old table were lower and were raised
+#:   (see [SQ]).
+#: - [DESIGN] the figures the design note gives (RegisterCertificateWithoutCA is newer than
+#:   the old table).
 DEFAULT_RATE_LIMITS: Mapping[str, float] = MappingProxyType(
     {
-        "iot.RegisterCertificateWithoutCA": 10.0,
-        "iot.DescribeCertificate": 10.0,
-        "iot.AttachPolicy": 15.0,
-        "iot.ListThingPrincipals": 10.0,
-        "iot.CreateThing": 100.0,
-        "iot.AttachThingPrincipal": 100.0,
-        "iot.AddThingToThingGroup": 100.0,
-        "iot.UpdateThing": 100.0,
-        "iot.DescribeThing": 350.0,
+        # certificates and policies
+        "iot.RegisterCertificateWithoutCA": 10.0,  # [DESIGN]
+        "iot.DescribeCertificate": 10.0,  # [GR]
+        "iot.UpdateCertificate": 10.0,  # [GR]
+        "iot.DeleteCertificate": 10.0,  # [GR]
+        "iot.AttachPolicy": 15.0,  # [GR]
+        "iot.DetachPolicy": 15.0,  # [GR]
+        "iot.ListAttachedPolicies": 15.0,  # [GR]
+        "iot.GetPolicy": 10.0,  # [GR]
+        # things, thing groups and thing types
+        "iot.CreateThing": 100.0,  # [SQ] L-64CBACAC
+        "iot.UpdateThing": 100.0,  # [SQ] L-211F680E
+        "iot.DescribeThing": 350.0,  # [SQ] L-0EF0F5EE
+        "iot.DeleteThing": 100.0,  # [SQ] L-889800F7
+        "iot.AttachThingPrincipal": 100.0,  # [SQ] L-F64D1AA6
+        "iot.DetachThingPrincipal": 100.0,  # [SQ] L-B5EE4A16
+        "iot.ListThingPrincipals": 10.0,  # [SQ] L-FC3EF4D9
+        "iot.ListPrincipalThings": 10.0,  # [SQ] L-C481616A
+        "iot.AddThingToThingGroup": 100.0,  # [SQ] L-2904683A
+        "iot.RemoveThingFromThingGroup": 100.0,  # [SQ] L-2A81A394
+        "iot.ListThingGroupsForThing": 100.0,  # [SQ] L-75F129AD
+        "iot.DescribeThingGroup": 100.0,  # [SQ] L-52E1E197
+        "iot.DescribeThingType": 100.0,  # [SQ] L-DDCF8E97
     }
 )
 

@@ -177,6 +177,11 @@ _CODE_MAP: dict[str, type[AwsServiceError]] = {
             "ResourceAlreadyExistsException",
             "ConflictException",
             "VersionConflictException",
+            # IoT: the resource's state forbids the request (DeleteCertificate on an ACTIVE
+            # certificate, HTTP 406; on one still attached to a thing or policy, HTTP 409).
+            # Retrying cannot help; changing the resource first (deactivate, detach) does.
+            "CertificateStateException",
+            "DeleteConflictException",
             # DynamoDB: a write's condition did not hold; a table exists or is changing
             "ConditionalCheckFailedException",
             "ResourceInUseException",

@@ -1,21 +1,29 @@
-"""`IoTService`: the AWS IoT Core calls a certificate import needs, one call each.
+"""`IoTService`: the AWS IoT Core calls a certificate import and fleet work need, one call each.
 
 The happy path for one certificate with a policy, a group and a thing type is five calls:
 `register_certificate`, `ensure_thing`, `attach_thing_principal`, `attach_policy`,
-`add_thing_to_group`. Everything goes through the one call path (rate limit, circuit
-breaker, error mapping, counters) and raises from the `~thingpress_core.errors` tree.
+`add_thing_to_group`. The fleet operations read a device back (`list_attached_policies`,
+`list_thing_groups_for_thing`, ...) and take it apart again (`detach_policy`,
+`detach_thing_principal`, `remove_thing_from_group`, `delete_thing`, `delete_certificate`).
+Everything goes through the one call path (rate limit, circuit breaker, error mapping,
+counters) and raises from the `~thingpress_core.errors` tree; listings read every page.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, get_args
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from thingpress_core._vocabulary import THING_NAME_PATTERN, CertificateStatus
-from thingpress_core.errors import InvalidRequestError, ResourceConflictError
+from thingpress_core._vocabulary import CertificateStatus
+from thingpress_core.errors import ResourceConflictError
 from thingpress_core.services._call import ServiceFacade
+from thingpress_core.services._iot_checks import (
+    certificate_id_of,
+    check_certificate_id,
+    check_status,
+    check_thing_name,
+)
 from thingpress_core.services._models import (
     CertificateDescription,
     CertificateRegistration,
@@ -25,6 +33,7 @@ from thingpress_core.services._models import (
     ThingGroupInfo,
     ThingTypeInfo,
 )
+from thingpress_core.services._paging import pages
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
@@ -34,8 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["CertificateStatus", "IoTService"]
 
 
-_CERTIFICATE_ID = re.compile(r"\A[0-9a-f]{64}\Z")
-_STATUSES: frozenset[str] = frozenset(get_args(CertificateStatus))
 # How far this machine's clock may run ahead of AWS's when a creation time is compared with
 # the time a request was sent (an NTP-synchronised host is well within it).
 _CLOCK_SKEW = _dt.timedelta(seconds=2)
@@ -69,12 +76,12 @@ class IoTService(ServiceFacade):
 
     def certificate_arn(self, certificate_id: str) -> str:
         """The ARN of ``certificate_id``, built locally (no call beyond a cached account id)."""
-        _check_certificate_id(certificate_id, "certificate_arn")
+        check_certificate_id(certificate_id, "certificate_arn")
         return self._arn(f"cert/{certificate_id}")
 
     def thing_arn(self, thing_name: str) -> str:
         """The ARN of thing ``thing_name``, built locally."""
-        _check_thing_name(thing_name, "thing_arn")
+        check_thing_name(thing_name, "thing_arn")
         return self._arn(f"thing/{thing_name}")
 
     def _arn(self, resource: str) -> str:
@@ -93,7 +100,9 @@ class IoTService(ServiceFacade):
         """Register ``cert`` without a CA: one ``RegisterCertificateWithoutCA`` call.
 
         A certificate that is registered already (HTTP 409) is not an error: the result has
-        ``created=False`` and the id and ARN from the error (or computed from the DER).
+        ``created=False`` and the id and ARN from the error (or computed from the DER). Only
+        ResourceAlreadyExistsException means that: another conflict (CertificateStateException,
+        the certificate's state forbids it) is raised as `ResourceConflictError`.
 
         A lost answer is told apart from an earlier registration: when an earlier attempt of
         this call may have been carried out by AWS with its answer lost (a dropped connection
@@ -105,7 +114,7 @@ class IoTService(ServiceFacade):
         reports such a certificate ``created=False``, never the other way round.
         """
         cert_id = cert.certificate_id
-        _check_status(status, "RegisterCertificateWithoutCA", cert_id)
+        check_status(status, "RegisterCertificateWithoutCA", cert_id)
         sent_at = _dt.datetime.now(_dt.timezone.utc)
         try:
             response = self._call_path().call(
@@ -116,6 +125,8 @@ class IoTService(ServiceFacade):
                 expected=(ResourceConflictError,),
             )
         except ResourceConflictError as exc:
+            if exc.code != "ResourceAlreadyExistsException":
+                raise  # e.g. CertificateStateException: the certificate's state forbids it
             found_id = exc.resource_id or cert_id
             arn = exc.resource_arn or self.certificate_arn(found_id)
             since = (
@@ -161,8 +172,8 @@ class IoTService(ServiceFacade):
 
     def update_certificate_status(self, certificate_id: str, status: CertificateStatus) -> None:
         """Set a certificate's status (``UpdateCertificate``)."""
-        _check_certificate_id(certificate_id, "UpdateCertificate")
-        _check_status(status, "UpdateCertificate", certificate_id)
+        check_certificate_id(certificate_id, "UpdateCertificate")
+        check_status(status, "UpdateCertificate", certificate_id)
         self._call_path().call(
             "UpdateCertificate",
             self._iot().update_certificate,
@@ -175,7 +186,7 @@ class IoTService(ServiceFacade):
 
         A throttle or outage is raised as such, never read as "missing".
         """
-        _check_certificate_id(certificate_id, "DescribeCertificate")
+        check_certificate_id(certificate_id, "DescribeCertificate")
         response = self._call_path().call(
             "DescribeCertificate",
             self._iot().describe_certificate,
@@ -214,7 +225,7 @@ class IoTService(ServiceFacade):
         neither ``thing_type`` nor ``attributes`` there is nothing to bring in line: a 409
         then gives ``created=False, updated=False`` and no UpdateThing call.
         """
-        _check_thing_name(name, "CreateThing")
+        check_thing_name(name, "CreateThing")
         params: dict[str, Any] = {"thingName": name}
         if thing_type is not None:
             params["thingTypeName"] = thing_type
@@ -263,7 +274,7 @@ class IoTService(ServiceFacade):
         `~thingpress_core.errors.ResourceConflictError` (expected: logged at DEBUG, not
         counted as a failure). `ensure_thing` is the variant that updates instead.
         """
-        _check_thing_name(name, "CreateThing")
+        check_thing_name(name, "CreateThing")
         params: dict[str, Any] = {"thingName": name}
         if thing_type is not None:
             params["thingTypeName"] = thing_type
@@ -287,7 +298,7 @@ class IoTService(ServiceFacade):
         attributes: Mapping[str, str] | None = None,
     ) -> None:
         """One ``UpdateThing`` call: set the thing type and merge ``attributes`` in."""
-        _check_thing_name(name, "UpdateThing")
+        check_thing_name(name, "UpdateThing")
         update: dict[str, Any] = {"thingName": name}
         if thing_type is not None:
             update["thingTypeName"] = thing_type
@@ -297,7 +308,7 @@ class IoTService(ServiceFacade):
 
     def describe_thing(self, name: str) -> ThingDescription:
         """Thing ``name`` (``DescribeThing``); `ResourceNotFoundError` when it does not exist."""
-        _check_thing_name(name, "DescribeThing")
+        check_thing_name(name, "DescribeThing")
         response = self._call_path().call(
             "DescribeThing", self._iot().describe_thing, {"thingName": name}, thing_name=name
         )
@@ -315,43 +326,27 @@ class IoTService(ServiceFacade):
     def list_thing_principals(self, thing_name: str) -> tuple[str, ...]:
         """The principal ARNs (certificates) attached to a thing, every page
         (``ListThingPrincipals``, one call per page of 250)."""
-        _check_thing_name(thing_name, "ListThingPrincipals")
-        principals: list[str] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"thingName": thing_name, "maxResults": _PAGE_SIZE}
-            if token:
-                params["nextToken"] = token
-            response = self._call_path().call(
-                "ListThingPrincipals",
-                self._iot().list_thing_principals,
-                params,
-                thing_name=thing_name,
-            )
-            principals.extend(str(p) for p in response.get("principals") or ())
-            token = response.get("nextToken") or None
-            if not token:
-                return tuple(principals)
+        check_thing_name(thing_name, "ListThingPrincipals")
+        listing = pages(
+            self._call_path(),
+            "ListThingPrincipals",
+            self._iot().list_thing_principals,
+            {"thingName": thing_name, "maxResults": _PAGE_SIZE},
+            thing_name=thing_name,
+        )
+        return tuple(str(p) for page in listing for p in page.get("principals") or ())
 
     def list_principal_things(self, certificate_arn: str) -> tuple[str, ...]:
         """The names of the things a certificate is attached to, every page
         (``ListPrincipalThings``, one call per page of 250)."""
-        things: list[str] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"principal": certificate_arn, "maxResults": _PAGE_SIZE}
-            if token:
-                params["nextToken"] = token
-            response = self._call_path().call(
-                "ListPrincipalThings",
-                self._iot().list_principal_things,
-                params,
-                certificate_id=certificate_id_of(certificate_arn),
-            )
-            things.extend(str(t) for t in response.get("things") or ())
-            token = response.get("nextToken") or None
-            if not token:
-                return tuple(things)
+        listing = pages(
+            self._call_path(),
+            "ListPrincipalThings",
+            self._iot().list_principal_things,
+            {"principal": certificate_arn, "maxResults": _PAGE_SIZE},
+            certificate_id=certificate_id_of(certificate_arn),
+        )
+        return tuple(str(t) for page in listing for t in page.get("things") or ())
 
     def attach_thing_principal(
         self, thing_name: str, certificate_arn: str, *, exclusive: bool = False
@@ -361,7 +356,7 @@ class IoTService(ServiceFacade):
         ``exclusive=True`` asks AWS to make it the thing's only principal
         (``thingPrincipalType=EXCLUSIVE_THING``).
         """
-        _check_thing_name(thing_name, "AttachThingPrincipal")
+        check_thing_name(thing_name, "AttachThingPrincipal")
         params: dict[str, Any] = {"thingName": thing_name, "principal": certificate_arn}
         if exclusive:
             params["thingPrincipalType"] = "EXCLUSIVE_THING"
@@ -384,12 +379,124 @@ class IoTService(ServiceFacade):
 
     def add_thing_to_group(self, thing_name: str, group_name: str) -> None:
         """Add a thing to a thing group, both by name (no ARN lookup)."""
-        _check_thing_name(thing_name, "AddThingToThingGroup")
+        check_thing_name(thing_name, "AddThingToThingGroup")
         self._call_path().call(
             "AddThingToThingGroup",
             self._iot().add_thing_to_thing_group,
             {"thingGroupName": group_name, "thingName": thing_name},
             thing_name=thing_name,
+        )
+
+    # ------------------------------------------------------------ reading a device back
+
+    def list_attached_policies(self, target_arn: str) -> tuple[str, ...]:
+        """The names of the IoT policies attached to a certificate (or other target) ARN,
+        every page (``ListAttachedPolicies`` with ``recursive=False``, one call per page of 250).
+
+        Only the policies attached to the target itself: a thing group's policies that reach a
+        device through its groups are not listed.
+        """
+        return tuple(self.iter_attached_policies(target_arn))
+
+    def iter_attached_policies(self, target_arn: str) -> Iterator[str]:
+        """`list_attached_policies`, lazily: a page is fetched when the iteration reaches it."""
+        listing = pages(
+            self._call_path(),
+            "ListAttachedPolicies",
+            self._iot().list_attached_policies,
+            {"target": target_arn, "recursive": False, "pageSize": _PAGE_SIZE},
+            token=("marker", "nextMarker"),
+            certificate_id=certificate_id_of(target_arn),
+        )
+        names = (p.get("policyName") for page in listing for p in page.get("policies") or ())
+        return (str(name) for name in names if name)
+
+    def list_thing_groups_for_thing(self, thing_name: str) -> tuple[str, ...]:
+        """The names of the thing groups, static and dynamic, that a thing is in, every page
+        (``ListThingGroupsForThing``, one call per page of 250)."""
+        return tuple(self.iter_thing_groups_for_thing(thing_name))
+
+    def iter_thing_groups_for_thing(self, thing_name: str) -> Iterator[str]:
+        """`list_thing_groups_for_thing`, lazily: a page is fetched when the iteration reaches it."""
+        check_thing_name(thing_name, "ListThingGroupsForThing")
+        listing = pages(
+            self._call_path(),
+            "ListThingGroupsForThing",
+            self._iot().list_thing_groups_for_thing,
+            {"thingName": thing_name, "maxResults": _PAGE_SIZE},
+            thing_name=thing_name,
+        )
+        names = (g.get("groupName") for page in listing for g in page.get("thingGroups") or ())
+        return (str(name) for name in names if name)
+
+    # ------------------------------------------------------------------------ teardown
+
+    def detach_policy(self, policy_name: str, target_arn: str) -> None:
+        """Detach IoT policy ``policy_name`` from a certificate (or other target) ARN
+        (``DetachPolicy``). On moto, a policy that is not attached is `ResourceNotFoundError`."""
+        self._call_path().call(
+            "DetachPolicy",
+            self._iot().detach_policy,
+            {"policyName": policy_name, "target": target_arn},
+            certificate_id=certificate_id_of(target_arn),
+        )
+
+    def detach_thing_principal(self, thing_name: str, principal_arn: str) -> None:
+        """Detach a certificate from a thing (``DetachThingPrincipal``).
+
+        AWS completes the detachment asynchronously: a listing right after it may still show
+        the certificate for a few seconds.
+        """
+        check_thing_name(thing_name, "DetachThingPrincipal")
+        self._call_path().call(
+            "DetachThingPrincipal",
+            self._iot().detach_thing_principal,
+            {"thingName": thing_name, "principal": principal_arn},
+            thing_name=thing_name,
+            certificate_id=certificate_id_of(principal_arn),
+        )
+
+    def remove_thing_from_group(self, thing_name: str, group_name: str) -> None:
+        """Take a thing out of a static thing group, both by name (``RemoveThingFromThingGroup``).
+
+        AWS answers success when the thing is not in the group.
+        """
+        check_thing_name(thing_name, "RemoveThingFromThingGroup")
+        self._call_path().call(
+            "RemoveThingFromThingGroup",
+            self._iot().remove_thing_from_thing_group,
+            {"thingGroupName": group_name, "thingName": thing_name},
+            thing_name=thing_name,
+        )
+
+    def delete_thing(self, thing_name: str, *, expected_version: int | None = None) -> None:
+        """Delete a thing (``DeleteThing``).
+
+        ``expected_version`` makes AWS refuse (`ResourceConflictError`, VersionConflictException)
+        when the thing changed since it was read. A thing that still has a certificate attached
+        is `InvalidRequestError`: detach it first. AWS answers success for a thing that does not
+        exist (moto answers `ResourceNotFoundError`; both mean it is gone).
+        """
+        check_thing_name(thing_name, "DeleteThing")
+        params: dict[str, Any] = {"thingName": thing_name}
+        if expected_version is not None:
+            params["expectedVersion"] = expected_version
+        self._call_path().call("DeleteThing", self._iot().delete_thing, params, thing_name=thing_name)
+
+    def delete_certificate(self, certificate_id: str, *, force_delete: bool = False) -> None:
+        """Delete a certificate from AWS IoT (``DeleteCertificate``).
+
+        AWS deletes only an INACTIVE (or REVOKED) certificate that no thing and, unless
+        ``force_delete``, no policy is attached to; otherwise it raises
+        `ResourceConflictError` (code CertificateStateException for an ACTIVE one,
+        DeleteConflictException for an attached one). An unknown id is `ResourceNotFoundError`.
+        """
+        check_certificate_id(certificate_id, "DeleteCertificate")
+        params: dict[str, Any] = {"certificateId": certificate_id}
+        if force_delete:
+            params["forceDelete"] = True
+        self._call_path().call(
+            "DeleteCertificate", self._iot().delete_certificate, params, certificate_id=certificate_id
         )
 
     # ----------------------------------------------------------------- pre-flight reads
@@ -436,40 +543,3 @@ class IoTService(ServiceFacade):
             searchable_attributes=tuple(props.get("searchableAttributes") or ()),
             deprecated=bool(meta.get("deprecated", False)),
         )
-
-
-def _check_thing_name(name: object, operation: str) -> None:
-    if not isinstance(name, str) or not THING_NAME_PATTERN.match(name):
-        raise InvalidRequestError(
-            f"invalid thing name {name!r}: use 1 to 128 of a-z A-Z 0-9 : _ -",
-            service="iot",
-            operation=operation,
-            code="InvalidThingName",
-            thing_name=name if isinstance(name, str) else None,
-        )
-
-
-def _check_certificate_id(certificate_id: object, operation: str) -> None:
-    if not isinstance(certificate_id, str) or not _CERTIFICATE_ID.match(certificate_id):
-        raise InvalidRequestError(
-            f"invalid certificate id {certificate_id!r}: expected 64 lowercase hex digits",
-            service="iot",
-            operation=operation,
-            code="InvalidCertificateId",
-        )
-
-
-def _check_status(status: object, operation: str, certificate_id: str) -> None:
-    if status not in _STATUSES:
-        raise InvalidRequestError(
-            f"certificate status {status!r} is not one of {sorted(_STATUSES)}",
-            service="iot",
-            operation=operation,
-            certificate_id=certificate_id,
-        )
-
-
-def certificate_id_of(certificate_arn: str) -> str | None:
-    """The certificate id at the end of a certificate ARN (``...:cert/<id>``), else None."""
-    _, sep, tail = certificate_arn.rpartition(":cert/")
-    return tail if sep and tail else None
