@@ -388,7 +388,8 @@ class ResourceNotFoundError(AwsServiceError, LookupError):
 
 
 class ResourceConflictError(AwsServiceError):
-    """The resource exists already, or with another configuration or version."""
+    """The resource exists already, or with another configuration or version, or its current
+    state (a certificate still active or attached) forbids the request."""
 
 
 class AccessDeniedError(AwsServiceError, PermissionError):
