@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 TWO_POLICIES = ImportOptions(
     policies=(POLICY, EXTRA), thing_groups=(GROUP,), thing_type=TYPE, retry_pause=0.0, concurrency=4
 )
-NO_SLEEP = {"sleep": lambda _: None}
+
+
+def no_sleep(seconds: float) -> None:
+    """Retry rounds without waiting."""
 
 
 def _two_runs(
@@ -54,7 +57,7 @@ def test_rollback_of_run_2_undoes_what_it_made_and_nothing_else(
 ) -> None:
     run1, run2 = _two_runs(iot, ledger, factory, certs)
     seen: list[RollbackOutcome] = []
-    report = rollback_run(iot, ledger, run2, progress=seen.append, **NO_SLEEP)
+    report = rollback_run(iot, ledger, run2, progress=seen.append, sleep=no_sleep)
 
     state = State()
     for cert in certs[3:7]:  # made by run 2: nothing left
@@ -113,7 +116,7 @@ def test_rollback_of_run_2_undoes_what_it_made_and_nothing_else(
     assert (check.total, check.in_sync) == (3, 3)
 
     # a second rollback of run 2 finds nothing left to undo
-    again = rollback_run(iot, ledger, run2, **NO_SLEEP)
+    again = rollback_run(iot, ledger, run2, sleep=no_sleep)
     assert (again.changed, again.failed, again.total_calls) == (0, 0, 0)
 
 
@@ -125,7 +128,7 @@ def test_a_device_a_later_run_built_on_is_left_whole_until_that_run_is_rolled_ba
     assert (plan.devices, plan.to_undo, plan.blocked) == (3, 2, 1)
     assert run2 in plan.blocked_devices[0]
 
-    first = rollback_run(iot, ledger, run1, **NO_SLEEP)
+    first = rollback_run(iot, ledger, run1, sleep=no_sleep)
     (blocked,) = first.failures
     assert (blocked.certificate_id, blocked.failed_step, blocked.reason) == (
         certs[0].certificate_id,
@@ -136,8 +139,8 @@ def test_a_device_a_later_run_built_on_is_left_whole_until_that_run_is_rolled_ba
     assert f"roll back {run2} first" in blocked.error
     assert State().wired(certs[0], policies=(POLICY, EXTRA))  # not touched at all
 
-    rollback_run(iot, ledger, run2, **NO_SLEEP)
-    second = rollback_run(iot, ledger, run1, **NO_SLEEP)
+    rollback_run(iot, ledger, run2, sleep=no_sleep)
+    second = rollback_run(iot, ledger, run1, sleep=no_sleep)
     assert (second.total, second.changed, second.failed) == (1, 1, 0)
     state = State()
     for cert in certs[:7]:
@@ -172,7 +175,7 @@ def test_dry_run_prints_the_plan_with_counts_and_calls_nothing(
     assert "iot.DeleteCertificate" in text
     assert report.summary().startswith("dry run: ")
     # and the plan is what the real rollback then does
-    done = rollback_run(iot, ledger, run2, **NO_SLEEP)
+    done = rollback_run(iot, ledger, run2, sleep=no_sleep)
     assert done.undone == plan.steps
 
 
@@ -189,7 +192,7 @@ def test_a_rollback_interrupted_midway_then_run_again_finishes(
 
     stop_after_three.seen = 0  # type: ignore[attr-defined]
     with pytest.raises(OperationInterrupted) as info:
-        rollback_run(iot, ledger, run, concurrency=2, progress=stop_after_three, **NO_SLEEP)
+        rollback_run(iot, ledger, run, concurrency=2, progress=stop_after_three, sleep=no_sleep)
     partial = info.value.report
     assert partial.interrupted
     assert 3 <= partial.total < 12
@@ -199,7 +202,7 @@ def test_a_rollback_interrupted_midway_then_run_again_finishes(
     assert interrupted is not None
     assert interrupted.status == "interrupted"
 
-    rest = rollback_run(iot, ledger, run, **NO_SLEEP)
+    rest = rollback_run(iot, ledger, run, sleep=no_sleep)
     assert rest.failed == 0
     assert partial.total + rest.changed == 12  # each device rolled back exactly once
     state = State()
@@ -216,7 +219,7 @@ def test_a_device_that_failed_midway_resumes_at_its_first_undo_not_done(
     assert run is not None
     with FaultInjector(factory, fast_retries=True) as faults:
         faults.error("iot.DeleteThing", code="InvalidRequestException", status=400, times=1)
-        first = rollback_run(iot, ledger, run, retry=RetryRounds(rounds=0), **NO_SLEEP)
+        first = rollback_run(iot, ledger, run, retry=RetryRounds(rounds=0), sleep=no_sleep)
     (failed,) = first.failures
     assert (failed.failed_step, failed.reason) == ("delete_thing", "invalid_request")
     assert failed.undone == (
@@ -229,7 +232,7 @@ def test_a_device_that_failed_midway_resumes_at_its_first_undo_not_done(
     assert record is not None
     assert sorted(record.steps) == ["register", "thing"]  # what is left to undo, and only that
 
-    second = rollback_run(iot, ledger, run, **NO_SLEEP)
+    second = rollback_run(iot, ledger, run, sleep=no_sleep)
     assert (second.total, second.changed, second.failed) == (1, 1, 0)
     assert second.calls == {"iot.DeleteCertificate": 1, "iot.DeleteThing": 1, "iot.UpdateCertificate": 1}
     state = State()
@@ -262,7 +265,7 @@ def test_rollback_under_20_percent_throttling_ends_complete(
     with FaultInjector(factory, seed=5, fast_retries=True) as faults:
         faults.throttle("iot.*", rate=0.20)
         report = rollback_run(
-            iot, ledger, run, concurrency=8, retry=RetryRounds(rounds=10, pause=0.0), **NO_SLEEP
+            iot, ledger, run, concurrency=8, retry=RetryRounds(rounds=10, pause=0.0), sleep=no_sleep
         )
         throttled = faults.count(kind="throttle")
     assert throttled > 20
@@ -282,7 +285,7 @@ def test_unknown_runs_other_targets_and_runs_that_made_nothing_are_refused(
     elsewhere = Target(account_id="210987654321", region="eu-west-1")
     with pytest.raises(ConfigurationError, match="refusing"):
         rollback_run(iot, ledger, run, target=elsewhere)
-    rollback = rollback_run(iot, ledger, run, **NO_SLEEP).run_id
+    rollback = rollback_run(iot, ledger, run, sleep=no_sleep).run_id
     assert rollback is not None
     with pytest.raises(ConfigurationError, match="rollback run"):
         rollback_run(iot, ledger, rollback)
@@ -312,7 +315,7 @@ def test_last_run_is_the_newest_of_its_kind(
     found = last_run(ledger, TARGET.key)
     assert found is not None
     assert found.run_id == newest
-    rollback_run(iot, ledger, found.run_id, **NO_SLEEP)
+    rollback_run(iot, ledger, found.run_id, sleep=no_sleep)
     latest_rollback = last_run(ledger, kind="rollback")
     assert latest_rollback is not None
     assert latest_rollback.of_run == newest
@@ -330,13 +333,13 @@ def test_with_the_dynamodb_ledger_undos_leave_the_shared_record_and_a_rerun_resu
     assert run is not None
     with FaultInjector(factory, fast_retries=True) as faults:
         faults.error("iot.DeleteThing", code="InvalidRequestException", status=400, times=1)
-        first = rollback_run(iot, ledger, run, retry=RetryRounds(rounds=0), **NO_SLEEP)
+        first = rollback_run(iot, ledger, run, retry=RetryRounds(rounds=0), sleep=no_sleep)
     (failed,) = first.failures
     record = ledger.device(TARGET.key, failed.certificate_id or "")
     assert record is not None
     assert sorted(record.steps) == ["register", "thing"]
     assert record.certificate_status == "INACTIVE"
-    second = rollback_run(iot, ledger, run, **NO_SLEEP)
+    second = rollback_run(iot, ledger, run, sleep=no_sleep)
     assert (second.total, second.changed, second.failed) == (1, 1, 0)
     assert all(State().gone(cert) for cert in certs[:3])
     assert list(ledger.devices(target=TARGET.key, run_id=run)) == []

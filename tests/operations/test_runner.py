@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from thingpress_core.errors import ConfigurationError, ThrottledError
+from thingpress_core.errors import ConfigurationError, RateLimitTimeoutError, ThrottledError
 from thingpress_core.operations import DeviceOutcome, RetryRounds
 from thingpress_core.operations._devices import prepare
 from thingpress_core.operations._runner import Done, Runner, Task
@@ -110,6 +110,31 @@ def test_the_pause_doubles_with_the_attempts_and_is_capped() -> None:
     runner.run([0])
     assert runner.changed == 1
     assert pauses == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+
+
+class Refused(Task[DeviceOutcome]):
+    """A device the rate limiter refuses every time: no call is made, so no try is counted."""
+
+    def attempt(self) -> DeviceOutcome:
+        refusal = RateLimitTimeoutError("no token", name="iot.DeleteThing", timeout=1.0)
+        return DeviceOutcome(**self.failure("delete_thing", "deleting it", refusal))
+
+
+def test_refusals_do_not_use_up_rounds_but_the_deadline_ends_them() -> None:
+    task = Refused(certificate_id="0" * 64, thing_name="t", index=0)
+    pauses: list[float] = []
+    runner: Runner[DeviceOutcome] = Runner(
+        make=lambda item, position: task,
+        concurrency=1,
+        retry=RetryRounds(rounds=2, pause=4.0, deadline=10.0),
+        observers=(),
+        sleep=pauses.append,
+        clock=lambda: 0.0,  # time stands still: the pauses asked for count instead
+    )
+    runner.run([0])
+    assert pauses == [4.0, 4.0, 2.0]  # more rounds than `rounds`, none past the deadline
+    (failure,) = runner.failures
+    assert (failure.reason, failure.transient, failure.attempts) == ("rate_limited", True, 0)
 
 
 def test_ctrl_c_from_a_callback_counts_what_finished_and_lists_the_rest() -> None:

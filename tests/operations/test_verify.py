@@ -193,8 +193,8 @@ def test_repair_runs_the_importers_steps_for_what_they_can_fix(
     for i in (0, 2, 4, 5, 7, 8):
         assert state.wired(devices[i]), i
     again = verify_devices(iot, list(devices), expected=EXPECTED)
-    left = sorted(c for o in again.drifted_devices for c in _codes(o))
-    assert left == ["certificate_status", "other_things", "other_things", "principal_not_attached"]
+    remaining = sorted(c for o in again.drifted_devices for c in _codes(o))
+    assert remaining == ["certificate_status", "other_things", "other_things", "principal_not_attached"]
     # the repair's steps went into the ledger under the verify run
     record = ledger.device(TARGET.key, devices[4].certificate_id)
     assert record is not None

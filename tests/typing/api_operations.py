@@ -88,7 +88,7 @@ def verify(iot: IoTService, ledger: Ledger, items: list[DeviceInput], options: I
         progress=seen,
         ledger=ledger,
         target=Target(account_id="123456789012", region="eu-west-1"),
-        retry=RetryRounds(rounds=2, pause=0.5),
+        retry=RetryRounds(rounds=2, pause=0.5, deadline=None),
         sleep=lambda seconds: None,
         clock=lambda: 0.0,
     )

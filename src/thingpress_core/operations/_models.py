@@ -228,11 +228,14 @@ class RetryRounds(ConfigModel):
     ``max(256, 32 * concurrency)`` wait) and is sent again after a pause, resuming at the
     step that failed, up to ``rounds`` more times. The pause is ``pause`` seconds doubled for
     each attempt the waiting devices already had (at most 30 s), and never shorter than an
-    open breaker's ``retry_after``. An attempt an open breaker refused before any call does
-    not count.
+    open breaker's ``retry_after``. An attempt an open breaker or the rate limiter refused
+    before any call does not count against ``rounds``; ``deadline`` (seconds after a device's
+    first transient failure, by the clock or by the pauses asked for, whichever is more) ends
+    its rounds anyway. None: no deadline.
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
 
     rounds: int = Field(default=3, ge=0, le=20)
     pause: float = Field(default=1.0, ge=0.0, le=60.0)
+    deadline: float | None = Field(default=900.0, gt=0.0)

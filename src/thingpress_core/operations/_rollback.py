@@ -2,11 +2,11 @@
 
 Calls per device the run made whole (P policies, G groups): UpdateCertificate (deactivate),
 P x DetachPolicy, DetachThingPrincipal, G x RemoveThingFromThingGroup, DeleteThing,
-DeleteCertificate: ``4 + P + G`` calls, no reads (the ledger says what to undo). Quotas:
-DetachThingPrincipal, RemoveThingFromThingGroup and DeleteThing 100/s; UpdateCertificate,
-DetachPolicy and DeleteCertificate have no published default, so the rate limiter's settings
-apply. The operation with the fewest requests a second per call it needs binds (with the
-conservative 10/s, UpdateCertificate and DeleteCertificate: 10 devices a second).
+DeleteCertificate: ``4 + P + G`` calls, no reads (the ledger says what to undo). Default
+quotas: UpdateCertificate 10/s, DetachPolicy 15/s, DetachThingPrincipal 100/s,
+RemoveThingFromThingGroup 100/s, DeleteThing 100/s, DeleteCertificate 10/s. So the rate is
+``min(10, 15 / P, 100 / G)`` devices a second: UpdateCertificate and DeleteCertificate bind
+at 10 devices a second with one policy, DetachPolicy from two policies on (7.5 a second).
 `RollbackPlan.minimum_seconds` computes it for a plan.
 """
 
@@ -251,7 +251,9 @@ def rollback_run(
             counts what would be undone, per step and per IoT operation.
         concurrency, progress, retry, sleep, clock: as for `verify_devices`.
 
-    Calls: ``4 + P + G`` per device the run made whole (P policies, G groups), no reads.
+    Calls: ``4 + P + G`` per device the run made whole (P policies, G groups), no reads; at
+    the default quotas ``min(10, 15 / P, 100 / G)`` devices a second (UpdateCertificate and
+    DeleteCertificate, 10/s each, bind with one policy).
 
     Returns a `RollbackReport`; Ctrl-C raises `OperationInterrupted` carrying the partial one.
     Raises `ConfigurationError` for an unknown run, a run of another target, or a run that
@@ -298,6 +300,7 @@ def rollback_run(
         retry=retry or RetryRounds(),
         observers=(tally.add, progress),
         sleep=sleep,
+        clock=clock,
         name="thingpress-rollback",
     )
     session = Session(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -91,6 +92,8 @@ class Task(abc.ABC, Generic[OutcomeT]):
         self.calls = 0
         self.attempts = 0
         self.retry_after: float | None = None
+        # (clock, seconds paused so far) when it first failed transiently: for the deadline
+        self.first_failure: tuple[float, float] | None = None
 
     def run(self) -> OutcomeT:
         """One attempt (on a worker thread)."""
@@ -187,7 +190,8 @@ class Runner(Generic[OutcomeT]):
     ``make`` turns each input item (or the exception iterating the input raised, after which
     reading stops) and its 0-based position into a `Task`. ``observers`` are called with each
     final outcome, in order, on the calling thread (the operation's own tally first, the
-    caller's progress last). ``sleep`` is what pauses before a round (tests pass a no-op).
+    caller's progress last). ``sleep`` is what pauses before a round (tests pass a no-op),
+    ``clock`` the monotonic seconds the retry deadline is measured in.
     """
 
     def __init__(
@@ -198,6 +202,7 @@ class Runner(Generic[OutcomeT]):
         retry: RetryRounds,
         observers: Iterable[Callable[[OutcomeT], object] | None],
         sleep: Callable[[float], object],
+        clock: Callable[[], float] = time.monotonic,
         name: str = "thingpress-operation",
     ) -> None:
         if not 1 <= concurrency <= 256:
@@ -211,6 +216,8 @@ class Runner(Generic[OutcomeT]):
         self._retry = retry
         self._observers = [o for o in observers if o is not None]
         self._sleep = sleep
+        self._clock = clock
+        self._paused = 0.0  # seconds of pause asked of `sleep` so far
         self._name = name
         self._window = 2 * concurrency
         self._max_waiting = max(_MIN_WAITING, 32 * concurrency)
@@ -300,11 +307,33 @@ class Runner(Generic[OutcomeT]):
             delay,
             extra={"operation": "retry"},
         )
+        deadline = self._retry.deadline
+        if deadline is not None:
+            delay = min(delay, max(0.0, deadline - max(self._waited(t) for t in queue)))
         if delay > 0:
+            self._paused += delay
             self._sleep(delay)
 
+    def _waited(self, task: Task[OutcomeT]) -> float:
+        """Seconds since ``task`` first failed transiently: by the clock or by the pauses asked
+        for since, whichever is more (so a sleep that passes no time still ends at the deadline)."""
+        if task.first_failure is None:
+            return 0.0
+        clock_start, paused_start = task.first_failure
+        return max(self._clock() - clock_start, self._paused - paused_start)
+
+    def _retry_later(self, task: Task[OutcomeT], outcome: OutcomeT) -> bool:
+        if outcome.status != "failed" or not outcome.transient:
+            return False
+        if task.first_failure is None:
+            task.first_failure = (self._clock(), self._paused)
+        deadline = self._retry.deadline
+        if deadline is not None and self._waited(task) >= deadline:
+            return False
+        return task.attempts <= self._retry.rounds
+
     def _finish(self, task: Task[OutcomeT], outcome: OutcomeT) -> None:
-        if outcome.status == "failed" and outcome.transient and task.attempts <= self._retry.rounds:
+        if self._retry_later(task, outcome):
             if id(task) not in self._retried_ids:
                 self._retried_ids.add(id(task))
                 self.retried += 1

@@ -1,10 +1,10 @@
 """`set_status`: activate or deactivate a fleet's certificates, e.g. staged INACTIVE, activated
 on shipment.
 
-One call per device: UpdateCertificate (``iot.UpdateCertificate``; AWS publishes no default
-quota for it, so the rate limiter's setting applies: it binds at one call per device). With a
-ledger, a device whose record already shows the status costs no call at all, and the record's
-``certificate_status`` is saved once AWS confirmed the change.
+One call per device: UpdateCertificate (10 requests a second by default: it binds, so a fleet
+changes status at 10 devices a second per account). With a ledger, a device whose record
+already shows the status costs no call at all, and the record's ``certificate_status`` is
+saved once AWS confirmed the change.
 """
 
 from __future__ import annotations
@@ -119,9 +119,10 @@ def set_status(
             from ``iot``).
         concurrency, progress, retry, sleep, clock: as for `verify_devices`.
 
-    Costs one UpdateCertificate per device not already shown with ``status`` (it binds; no
-    read is made). Idempotent: AWS accepts a status a certificate already has, so without a
-    ledger every device is ``changed`` (updated), whether or not it had the status before.
+    Costs one UpdateCertificate per device not already shown with ``status`` and no read; at
+    its default quota of 10 a second, 10 devices a second. Idempotent: AWS accepts a status
+    a certificate already has, so without a ledger every device is ``changed`` (updated),
+    whether or not it had the status before.
     A certificate AWS does not know fails with reason ``not_found``; one whose state forbids
     the change (REVOKED, PENDING_TRANSFER) fails too, not transient.
 
@@ -149,6 +150,7 @@ def set_status(
         retry=retry or RetryRounds(),
         observers=(progress,),
         sleep=sleep,
+        clock=clock,
         name="thingpress-status",
     )
     session = Session(

@@ -8,7 +8,7 @@ call                           quota/s    made when
 DescribeCertificate            10         always (existence and status)
 DescribeThing                  350        the device has a thing name
 ListPrincipalThings            10         the certificate exists
-ListAttachedPolicies           (10)       the certificate exists and policies are expected
+ListAttachedPolicies           15         the certificate exists and policies are expected
 ListThingGroupsForThing        100        the thing exists and groups are expected
 =============================  =========  ==============================================
 
@@ -17,8 +17,8 @@ So a device in sync costs 3 reads, plus one for policies and one for groups when
 policies). DescribeCertificate and ListPrincipalThings are one call each per device at
 10 requests a second each: they bind, and verify runs at most at 10 devices a second per
 account at the default quotas (a list answer longer than 250 names takes one more call per
-page). AWS publishes no default for ListAttachedPolicies; the rate limiter's setting for it
-applies (see the quota table in the docs).
+page). The rate limiter holds each operation at its quota (`DEFAULT_RATE_LIMITS`, or
+``THINGPRESS_RESILIENCE__RATE_LIMITS`` for raised ones).
 """
 
 from __future__ import annotations
@@ -258,8 +258,8 @@ def verify_devices(
 
     Reads per device (each skipped when an earlier answer makes it pointless):
     DescribeCertificate (10/s), DescribeThing (350/s), ListPrincipalThings (10/s),
-    ListAttachedPolicies (only when policies are expected), ListThingGroupsForThing (100/s,
-    only when groups are expected). A device in sync costs 3 to 5 reads; DescribeCertificate
+    ListAttachedPolicies (15/s, only when policies are expected), ListThingGroupsForThing
+    (100/s, only when groups are expected). A device in sync costs 3 to 5 reads; DescribeCertificate
     and ListPrincipalThings bind at one call per device each, so at the default quotas
     verify checks at most 10 devices a second per account.
 
@@ -292,6 +292,7 @@ def verify_devices(
         retry=retry or RetryRounds(),
         observers=(tally.add, progress),
         sleep=sleep,
+        clock=clock,
         name="thingpress-verify",
     )
     where = resolve_target(iot, target) if ledger is not None else None
