@@ -118,6 +118,29 @@ def test_verify_finds_exactly_the_drift_injected_and_nothing_else(
     assert report.calls["iot.DescribeCertificate"] == 9
 
 
+def test_shared_certificates_and_nameless_devices_are_judged_by_what_is_known(
+    iot: IoTService, ledger: SqliteLedger, factory: ClientFactory, certs: tuple[DeviceCertificate, ...]
+) -> None:
+    import_run(iot, ledger, certs[:2])
+    client = factory.iot()
+    client.create_thing(thingName="second-home")
+    client.attach_thing_principal(thingName="second-home", principal=cert_arn(certs[0]))
+    shared = EXPECTED.model_copy(update={"allow_multiple_things": True})
+    assert verify_devices(iot, list(certs[:2]), expected=shared).drifted == 0
+    # without a thing name only the certificate is judged: its things are no one's "others"
+    nameless = [DeviceRef(certificate_id=c.certificate_id) for c in certs[:2]]
+    report = verify_devices(iot, nameless, expected=EXPECTED)
+    assert (report.in_sync, report.drifted) == (2, 0)
+    assert set(report.calls) == {
+        "iot.DescribeCertificate",
+        "iot.ListPrincipalThings",
+        "iot.ListAttachedPolicies",
+    }
+    client.detach_policy(policyName=POLICY, target=cert_arn(certs[1]))
+    again = verify_devices(iot, nameless, expected=EXPECTED)
+    assert [_codes(o) for o in again.drifted_devices] == [["policy_missing"]]
+
+
 def test_a_missing_certificate_skips_the_reads_about_it(
     iot: IoTService, ledger: SqliteLedger, factory: ClientFactory, certs: tuple[DeviceCertificate, ...]
 ) -> None:

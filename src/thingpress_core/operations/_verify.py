@@ -184,7 +184,7 @@ class _Verify(Task[VerifyOutcome]):
                     )
                 if self._things is not None and name not in self._things:
                     add("principal_not_attached", f"not attached to thing {name!r}", subject=name)
-        if self._things is not None and not want.allow_multiple_things:
+        if self._things is not None and name is not None and not want.allow_multiple_things:
             others = [t for t in self._things if t != name]
             if others:
                 shown = ", ".join(repr(t) for t in others[:5]) + (
@@ -268,6 +268,8 @@ def verify_devices(
     ``thing_missing``, ``thing_type``, ``principal_not_attached``, ``other_things`` (unless
     ``expected.allow_multiple_things``), ``policy_missing``, ``group_missing``. Extra policies
     or groups are not drift. A missing thing's attachment and groups are not reported again.
+    A device without a thing name is checked for its certificate only (existence, status,
+    policies).
 
     Repair cannot register a certificate, or run any importer step, without the certificate's
     body: devices from a ledger are reported, not repaired (the outcome's ``note`` says so).
