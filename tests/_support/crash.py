@@ -280,7 +280,7 @@ class IoTStandIn:
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # moto accepts any key
-            config=Config(user_agent_appid=SETUP, retries={"total_max_attempts": 1}),
+            config=Config(user_agent_extra=f"app/{SETUP}", retries={"total_max_attempts": 1}),
         )
 
     def create_resources(self, *, policies: Sequence[str], groups: Sequence[str]) -> None:
