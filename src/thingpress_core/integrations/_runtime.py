@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -10,6 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from thingpress_core.errors import ConfigurationError
 from thingpress_core.integrations._batch import BatchLoop, LambdaContext, RecordDurations, log_summary
+from thingpress_core.integrations._metrics import (
+    FunctionRole,
+    InvocationMeter,
+    ThrottleTally,
+    consumer_record,
+    print_record,
+    producer_record,
+)
 from thingpress_core.integrations._records import BatchResult, PreflightCache, RecordResult, process_record
 from thingpress_core.integrations._s3 import S3EventReport, handle_s3_event, s3_response
 from thingpress_core.integrations._settings import LambdaSettings, build_importer
@@ -20,6 +29,9 @@ if TYPE_CHECKING:
     from thingpress_core.ledger import Ledger
     from thingpress_core.resilience import CircuitBreakerRegistry
     from thingpress_core.services import S3Service, SQSService
+    from thingpress_core.settings import ThingpressSettings
+
+logger = logging.getLogger("thingpress_core.integrations.aws_lambda")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,12 +52,18 @@ class LambdaRuntime:
         importer: what SQS records are imported with; its options are the base each
             request's own policies, groups, thing type and status replace.
         factory: the `ClientFactory` the services share, when it is one.
-        s3, sqs: the services the S3 trigger reads manifests and sends messages with; only a
-            runtime that handles S3 events needs them.
+        s3: the service the S3 trigger reads manifests with (only a runtime that handles S3
+            events needs it).
+        sqs: the service the S3 trigger sends messages with (likewise).
         worker: this process's name in ledger leases (random, unique per cold start).
         preflight: which option sets this process has checked (`PreflightCache`).
         durations: recent record durations, for the time budget (`RecordDurations`).
+        throttles: throttled AWS attempts counted on the factory's clients, for the metrics
+            (`ThrottleTally`).
         clock: monotonic seconds for the batch loop, for tests.
+
+    With ``settings.metrics`` (the default), `handle_sqs_event` and `handle_s3_event` print
+    one CloudWatch embedded-metric-format record per call on stdout (see ``_metrics``).
     """
 
     settings: LambdaSettings
@@ -56,6 +74,7 @@ class LambdaRuntime:
     worker: str = field(default_factory=lambda: f"lambda-{secrets.token_hex(6)}")
     preflight: PreflightCache = field(default_factory=PreflightCache, compare=False)
     durations: RecordDurations = field(default_factory=RecordDurations, compare=False)
+    throttles: ThrottleTally = field(default_factory=ThrottleTally, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     # -- building ------------------------------------------------------------------------
@@ -67,7 +86,9 @@ class LambdaRuntime:
         The importer's `IoTService` gets its own breakers and a rate limiter at the quota
         share (`build_importer`), ``settings.import_options()``, and with
         ``settings.ledger_table`` the DynamoDB ledger in that table (which must exist:
-        ``thingpress-core ledger init dynamodb://TABLE``).
+        ``thingpress-core ledger init dynamodb://TABLE``). With ``settings.workers`` (N
+        consumers share the account), the importer's quota share is the factory settings'
+        ``quota_share`` divided by N.
         """
         from thingpress_core.services import S3Service, SQSService
 
@@ -78,7 +99,12 @@ class LambdaRuntime:
             ledger = open_ledger(f"dynamodb://{settings.ledger_table}", factory=factory)
         return cls(
             settings=settings,
-            importer=build_importer(options=settings.import_options(), factory=factory, ledger=ledger),
+            importer=build_importer(
+                _worker_share(factory.settings, settings.workers),
+                options=settings.import_options(),
+                factory=factory,
+                ledger=ledger,
+            ),
             factory=factory,
             s3=S3Service(factory),
             sqs=SQSService(factory),
@@ -153,8 +179,23 @@ class LambdaRuntime:
     def handle_sqs_event(
         self, event: Mapping[str, Any], context: LambdaContext | None = None
     ) -> dict[str, list[dict[str, str]]]:
-        """The partial batch response for an SQS event (``{"batchItemFailures": [...]}``)."""
-        return self.process_sqs_event(event, context).response()
+        """The partial batch response for an SQS event (``{"batchItemFailures": [...]}``).
+
+        With ``settings.metrics``, prints the consumer's metrics record for the event.
+        """
+        meter = self._meter("consumer")
+        batch = self.process_sqs_event(event, context)
+        if meter is not None:
+            self._print(
+                lambda: consumer_record(
+                    batch,
+                    namespace=self.settings.metrics_namespace,
+                    pipeline=self.settings.pipeline,
+                    meter=meter,
+                    request_id=_request_id(context),
+                )
+            )
+        return batch.response()
 
     # -- S3 ------------------------------------------------------------------------------
 
@@ -196,6 +237,76 @@ class LambdaRuntime:
     def handle_s3_event(
         self, event: Mapping[str, Any], context: LambdaContext | None = None
     ) -> dict[str, Any]:
-        """The S3 handler's answer: the report as JSON data, or `EnqueueError` when transient."""
-        report = self.process_s3_event(event, context)
-        return s3_response(report, self.settings.queue_url or "")
+        """The S3 handler's answer: the report as JSON data, or `EnqueueError` when transient.
+
+        With ``settings.metrics``, prints the producer's metrics record for the event, also
+        when it raises.
+        """
+        meter = self._meter("producer")
+        report: S3EventReport | None = None
+        error: BaseException | None = None
+        try:
+            report = self.process_s3_event(event, context)
+            return s3_response(report, self.settings.queue_url or "")
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if meter is not None:
+                self._print(
+                    lambda: producer_record(
+                        report,
+                        namespace=self.settings.metrics_namespace,
+                        pipeline=self.settings.pipeline,
+                        meter=meter,
+                        error=error,
+                        request_id=_request_id(context),
+                    )
+                )
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def _meter(self, role: FunctionRole) -> InvocationMeter | None:
+        """The call counters of ``role``'s facades read now, or None with metrics off.
+
+        The clients ``role`` calls are watched for throttled attempts first (each once: the
+        hook is registered under one id), so a cold start's first invocation counts too.
+        """
+        if not self.settings.metrics:
+            return None
+        ledger_service = getattr(self.ledger, "service", None)
+        sources: list[object] = (
+            [self.importer.iot, ledger_service] if role == "consumer" else [self.s3, self.sqs, ledger_service]
+        )
+        try:
+            if self.factory is not None:
+                names = ["iot"] if role == "consumer" else ["s3", "sqs"]
+                names += ["dynamodb"] if ledger_service is not None else []
+                for name in names:
+                    self.throttles.watch(self.factory.client(name), name)  # type: ignore[call-overload]  # one of the literals
+            return InvocationMeter([s for s in sources if s is not None], self.throttles)
+        except Exception as exc:  # metrics never stop an import
+            logger.warning("metrics are off for this invocation: %s", exc, extra={"operation": "metrics"})
+            return None
+
+    @staticmethod
+    def _print(build: Callable[[], Mapping[str, Any]]) -> None:
+        try:
+            print_record(build())
+        except Exception as exc:  # metrics never stop an import
+            logger.warning("the metrics record was not printed: %s", exc, extra={"operation": "metrics"})
+
+
+def _request_id(context: object) -> str | None:
+    """The invocation's request id (the correlation id of Lambda's own log lines)."""
+    value = getattr(context, "aws_request_id", None)
+    return value if isinstance(value, str) and value else None
+
+
+def _worker_share(settings: ThingpressSettings, workers: int | None) -> ThingpressSettings:
+    """``settings`` with its quota share divided among ``workers`` consumers (as given if None)."""
+    if not workers or workers == 1:
+        return settings
+    resilience = settings.resilience
+    share = resilience.model_copy(update={"quota_share": resilience.quota_share / workers})
+    return settings.model_copy(update={"resilience": share})

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 MAX_MANIFEST_BYTES: Final = 256 * 1_048_576
 #: Seconds of Lambda time the consumer keeps in hand to answer (see `BatchLoop`).
 DEFAULT_SAFETY_MARGIN: Final = 10.0
+#: CloudWatch namespace of the functions' metrics (``THINGPRESS_LAMBDA_METRICS_NAMESPACE``).
+DEFAULT_METRICS_NAMESPACE: Final = "Thingpress"
+#: Value of the metrics' ``Pipeline`` dimension when none is set (``THINGPRESS_LAMBDA_PIPELINE``).
+DEFAULT_PIPELINE: Final = "thingpress"
 
 
 _NameList = Annotated[tuple[str, ...], NoDecode]
@@ -73,6 +77,26 @@ class LambdaSettings(ConfigSettings):
     lease_seconds: float = Field(
         default=300.0, gt=0.0, le=3600.0, description="How long a worker holds a device (ledger)."
     )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Consumers that share the account's quotas; each then uses quota_share / workers.",
+    )
+    metrics: bool = Field(
+        default=True, description="Print one CloudWatch embedded-metric-format record per invocation."
+    )
+    metrics_namespace: str = Field(
+        default=DEFAULT_METRICS_NAMESPACE,
+        pattern=r"^[A-Za-z0-9 ._/#:-]{1,255}$",
+        description="CloudWatch namespace of the metrics.",
+    )
+    pipeline: str = Field(
+        default=DEFAULT_PIPELINE,
+        min_length=1,
+        max_length=255,
+        description="Value of the metrics' Pipeline dimension (the stack name).",
+    )
 
     @field_validator("policies", "thing_groups", mode="before")
     @classmethod
@@ -82,6 +106,13 @@ class LambdaSettings(ConfigSettings):
             if text.startswith("["):
                 return tuple(json.loads(text))
             return tuple(part.strip() for part in text.split(",") if part.strip())
+        return value
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _own_namespace(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError("namespaces starting with AWS/ are CloudWatch's own")
         return value
 
     def import_options(self) -> ImportOptions:
