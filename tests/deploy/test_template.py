@@ -9,6 +9,7 @@ functions print.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import math
 import re
