@@ -51,6 +51,7 @@ from thingpress_core.integrations._messages import (
     ImportSource,
     parse_message,
 )
+from thingpress_core.integrations._metrics import ThrottleTally
 from thingpress_core.integrations._producer import enqueue_manifest
 from thingpress_core.integrations._records import (
     BatchResult,
@@ -95,6 +96,7 @@ __all__ = [
     "S3EventReport",
     "S3ObjectReport",
     "SQSConsumer",
+    "ThrottleTally",
     "build_importer",
     "default_runtime",
     "enqueue_manifest",
