@@ -37,6 +37,7 @@ PUBLIC = {
     "RedeliverReason",
     "S3EventReport",
     "S3ObjectReport",
+    "ThrottleTally",
     "SQSConsumer",
     "build_importer",
     "default_runtime",

@@ -18,9 +18,11 @@ CreateThing then UpdateThing: 2; a step whose request failed and was retried by 
 costs up to ``total_max_attempts``).
 
 Counts when runs are killed: a killed run writes no report (its ledger run stays
-"running"), so only the last run reports. Its ``already_present`` are the devices the ledger
-showed done (which cost no call), plus any device whose registration an earlier run carried
-out with the answer lost (today; see the xfail test); everything else it reports imported.
+"running"), so only the last run reports. Its ``already_present`` are exactly the devices the
+ledger showed done (which cost no call); everything else, a device whose registration a
+killed run carried out with the answer lost included, it reports imported (the run reads the
+start of the oldest import that never ended, and a certificate AWS holds since then counts as
+made by the ledger's runs).
 Across runs the ledger credits each run with exactly the registrations it confirmed.
 """
 
@@ -185,10 +187,9 @@ def test_the_last_run_counts_add_up_and_costs_nothing_for_devices_already_done(c
     lost = _lost_registrations(campaign)
     assert (report["total"], report["failed"], report["skipped"]) == (DEVICES, 0, 0)
     assert report["imported"] + report["already_present"] == DEVICES
-    # done devices cost no call and are already present; a device whose registration a killed
-    # run carried out without recording it is reported either way (see the xfail test below);
-    # every other device is imported by the last run
-    assert len(done) <= report["already_present"] <= len(done) + len(lost)
+    # done devices cost no call and are already present; every other device, one whose
+    # registration a killed run carried out without recording it included, is imported
+    assert report["already_present"] == len(done), (len(lost), report)
     final = campaign.requests_of(campaign.runs[-1])
     touched = {campaign.device_of(r) for r in final} - {None}
     assert not touched & done, "the last run called AWS for a device the ledger showed done"
@@ -235,12 +236,6 @@ def test_a_registration_whose_answer_a_kill_lost_is_finished_once(lost_answer: C
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the run that resumes a registration whose answer a SIGKILL lost takes the certificate "
-    "for one made elsewhere: the journal records a step only after AWS answers, so the 409 comes "
-    "with no created_after to compare (importer/_journal.py Journal, importer/_steps.py _register)",
-)
 def test_a_registration_whose_answer_a_kill_lost_counts_as_made_by_the_ledger_runs(
     lost_answer: Campaign,
 ) -> None:

@@ -45,6 +45,11 @@ def record(n: int, *, target: str = T, run_id: str = "run-1", name: str | None =
     )
 
 
+def held(n: int, *, name: str, target: str = T) -> DeviceRecord:
+    """A record that holds its thing (AWS confirmed the thing step)."""
+    return record(n, target=target, name=name).with_step("thing", run_id="run-1", made=True, at=at(1))
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_800_000_000.0
@@ -261,10 +266,28 @@ def test_device_reads_one_item(ledger: DynamoDBLedger) -> None:
 
 def test_saving_the_same_device_again_costs_one_update(ledger: DynamoDBLedger) -> None:
     rec = record(1).with_step("register", run_id="run-1", made=True, at=at(1))
-    ledger.save(rec)  # first save: target, run index, thing claim, record
+    ledger.save(rec)  # first save: target, run index, the note naming the thing, record
     before = calls(ledger)
-    ledger.save(rec.with_step("thing", run_id="run-1", made=True, at=at(2)))
+    rec = rec.with_step("thing", run_id="run-1", made=True, at=at(2))
+    ledger.save(rec)  # the record now holds its thing: the name's claim, once
+    assert spent(ledger, before) == {"dynamodb.PutItem": 1, "dynamodb.UpdateItem": 1}
+    before = calls(ledger)
+    ledger.save(rec.with_step("principal", run_id="run-1", made=True, at=at(3)))
     assert spent(ledger, before) == {"dynamodb.UpdateItem": 1}
+
+
+def test_only_a_record_that_holds_its_thing_owns_the_name(ledger: DynamoDBLedger) -> None:
+    named = record(1, name="shared").with_step("register", run_id="run-1", made=True, at=at(1))
+    ledger.save(named)  # registered only (say, refused as a name collision): no owner
+    assert ledger.thing_owner(T, "shared") is None
+    holder = record(2, name="shared").with_step("thing", run_id="run-1", made=True, at=at(2))
+    ledger.save(holder)
+    assert ledger.thing_owner(T, "shared") == holder.certificate_id
+    both = {named.certificate_id, holder.certificate_id}
+    assert {r.certificate_id for r in ledger.find("shared")} == both
+    ledger.save(holder.without_step("thing", run_id="run-2", at=at(3)), removed=("thing",))
+    assert ledger.thing_owner(T, "shared") is None
+    assert {r.certificate_id for r in ledger.find("shared")} == both
 
 
 def test_a_step_mark_is_never_overwritten(ledger: DynamoDBLedger) -> None:
@@ -370,8 +393,8 @@ def test_devices_of_a_run_past_one_batch(ledger: DynamoDBLedger) -> None:
 
 def test_the_first_certificate_owns_a_thing_name(ledger: DynamoDBLedger) -> None:
     assert ledger.thing_owner(T, "shared") is None
-    ledger.save(record(2, name="shared"))
-    ledger.save(record(1, name="shared"))  # a lower id, but later: the first stays owner
+    ledger.save(held(2, name="shared"))
+    ledger.save(held(1, name="shared"))  # a lower id, but later: the first stays owner
     assert ledger.thing_owner(T, "shared") == cert(2)
     assert ledger.thing_owner(T2, "shared") is None
     assert ledger.thing_owner(T, "bad name!") is None
@@ -379,8 +402,8 @@ def test_the_first_certificate_owns_a_thing_name(ledger: DynamoDBLedger) -> None
 
 
 def test_a_renamed_device_gives_its_old_name_back(ledger: DynamoDBLedger) -> None:
-    ledger.save(record(1, name="old"))
-    ledger.save(record(1, name="new"))
+    ledger.save(held(1, name="old"))
+    ledger.save(held(1, name="new"))
     assert ledger.thing_owner(T, "old") is None
     assert ledger.thing_owner(T, "new") == cert(1)
     assert ledger.find("old") == []
@@ -538,7 +561,7 @@ def test_two_workers_claiming_one_thing_name(workers: Any) -> None:
     a, b, _ = workers
     for n in range(12):
         name = f"contested-{n}"
-        mine, theirs = record(2 * n, name=name), record(2 * n + 1, name=name)
+        mine, theirs = held(2 * n, name=name), held(2 * n + 1, name=name)
         race(lambda m=mine: a.save(m), lambda t=theirs: b.save(t))
         owner = a.thing_owner(T, name)
         assert owner in {cert(2 * n), cert(2 * n + 1)}

@@ -70,6 +70,22 @@ def test_thing_owner_follows_the_latest_record(path: Path) -> None:
         assert ledger.device(T, cert(1)) == nameless
 
 
+def test_only_a_record_that_holds_its_thing_owns_the_name(path: Path) -> None:
+    with SqliteLedger(path) as ledger:
+        named = imported(1, steps=("register",))  # registered, refused as a name collision
+        ledger.save(named)
+        assert ledger.thing_owner(T, "plant1-00000001") is None
+        holder = imported(2).model_copy(update={"thing_name": "plant1-00000001"})
+        ledger.save(holder)  # a higher id, yet the only holder
+        assert ledger.thing_owner(T, "plant1-00000001") == cert(2)
+        assert ledger.lookup(T, cert(1), "plant1-00000001") == (named, cert(2))
+        assert ledger.lookup(T, cert(2), "plant1-00000001") == (holder, cert(2))
+        undone = holder.without_step("thing", run_id="undo").without_step("principal", run_id="undo")
+        ledger.save(undone, removed=("thing", "principal"))  # a rollback's
+        assert ledger.thing_owner(T, "plant1-00000001") is None
+        assert ledger.lookup(T, cert(2), "plant1-00000001") == (undone, None)
+
+
 def test_runs_begin_end_and_list_oldest_first(path: Path) -> None:
     with SqliteLedger(path) as ledger:
         later = RunRecord(run_id=RUN2, target=T, started_at=at(100), options={"policies": ["P"]})

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Union
 
 from thingpress_core.errors import ConfigurationError, PreflightError, ResourceNotFoundError, ThingpressError
-from thingpress_core.importer._journal import Journal
+from thingpress_core.importer._journal import Journal, lost_since_for
 from thingpress_core.importer._models import ImportInterrupted, ImportOptions, ImportOutcome, ImportReport
 from thingpress_core.importer._schedule import Run
 from thingpress_core.importer._steps import attempt, log_outcome
@@ -277,8 +277,10 @@ class CertificateImporter:
         journal = None
         if self._ledger is not None:
             run_id = run_id or new_run_id()
+            key = self.target().key
+            lost_since = lost_since_for(self._ledger, key)  # read before this run is one
             self._ledger.begin_run(self._run_record(run_id, options, input_name, input_digest))
-            journal = Journal(self._ledger, target=self.target().key, run_id=run_id)
+            journal = Journal(self._ledger, target=key, run_id=run_id, lost_since=lost_since)
         gate = PreflightGate(self.preflight, lambda: self.iot) if options.preflight and lazy else None
         run = Run(
             gate if gate is not None else (lambda: self.iot),

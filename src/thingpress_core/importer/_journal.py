@@ -9,27 +9,47 @@ the calls in flight, which are made again (idempotently) by the next run.
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import TYPE_CHECKING, Any
 
 from thingpress_core.importer._models import ImportOptions, ImportOutcome, OutcomeStatus
 from thingpress_core.importer._refusal import Refusal, collision
-from thingpress_core.ledger import DeviceRecord, Ledger, step_key
+from thingpress_core.ledger import DeviceRecord, Ledger, SqliteLedger, step_key
 
 if TYPE_CHECKING:
     from thingpress_core.importer._work import Work
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "lost_since_for"]
+
+
+def lost_since_for(ledger: Ledger, target: str) -> _dt.datetime | None:
+    """The start of the oldest import of ``target`` that never ended (still ``running``:
+    killed, or still going elsewhere), or None."""
+    runs = ledger.runs(target=target)
+    starts = [r.started_at for r in runs if r.kind == "import" and r.status == "running"]
+    return min(starts, default=None)
 
 
 class Journal:
     """One run's view of a ledger: its target and run id, and the reads and writes of a run."""
 
-    __slots__ = ("ledger", "run_id", "target")
+    __slots__ = ("ledger", "local", "lost_since", "run_id", "target")
 
-    def __init__(self, ledger: Ledger, *, target: str, run_id: str) -> None:
+    def __init__(
+        self, ledger: Ledger, *, target: str, run_id: str, lost_since: _dt.datetime | None = None
+    ) -> None:
         self.ledger = ledger
         self.target = target
         self.run_id = run_id
+        # When an earlier import of this target never ended (killed), the start of the oldest
+        # such run: a registration it sent may have been carried out with its answer lost, so
+        # a certificate the ledger does not know and AWS holds since then counts as made by
+        # this ledger's runs, not as found (`lost_since_for`).
+        self.lost_since = lost_since
+        # A SQLite ledger answers a read in microseconds from the page cache: the scheduling
+        # thread reads it itself, and a device it shows done never waits for a worker thread
+        # (a network ledger, DynamoDB, is read on the workers, in parallel).
+        self.local = isinstance(ledger, SqliteLedger)
 
     def consult(self, work: Work, name: str, options: ImportOptions) -> ImportOutcome | None:
         """Read the device's record before its first call: ``already_present`` when every
@@ -38,14 +58,22 @@ class Journal:
         another certificate."""
         certificate_id = work.certificate_id
         assert certificate_id is not None
-        record = self.ledger.device(self.target, certificate_id)
+        ledger = self.ledger
+        if isinstance(ledger, SqliteLedger):  # both answers in one read
+            record, owner = ledger.lookup(self.target, certificate_id, name)
+            owner_read = True
+        else:
+            record, owner, owner_read = ledger.device(self.target, certificate_id), None, False
         work.record = record
         if record is not None:
             registered = record.steps.get("register")
             work.ours = registered is not None and registered.made
+        elif self.lost_since is not None and work.register_sent is None:
+            work.register_sent = self.lost_since
         if options.recheck:
             return None  # every call is made again; what AWS lacks is repaired and recorded
-        owner = self.ledger.thing_owner(self.target, name)
+        if not owner_read:
+            owner = ledger.thing_owner(self.target, name)
         if owner is not None and owner != certificate_id:
             raise collision(name, owner, source="the ledger")
         if record is None:

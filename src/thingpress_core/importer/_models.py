@@ -68,7 +68,7 @@ class OutcomeStatus(str, enum.Enum):
 class ImportOptions(ConfigModel):
     """How to import: what to attach, how to name things, how hard to push.
 
-    Args:
+    Attributes:
         policies: IoT policies to attach to every certificate (at most 10).
         thing_groups: static thing groups to add every thing to (at most 10).
         thing_type: the thing type every thing is created with, or None.

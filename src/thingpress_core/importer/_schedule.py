@@ -5,6 +5,11 @@ that share a certificate or a thing name never run at the same time: the later o
 the first has finished (so a repeated certificate reports ``already_present`` and a second
 certificate for one thing name finds the first one's thing and fails as a name collision).
 Only items in flight or waiting are remembered, never the whole input, so memory stays flat.
+
+With a ledger that reads locally (SQLite) and no worker busy, the scheduling thread itself
+begins an item's first attempt (check, name, the ledger's record: `prepare`): a device the
+ledger shows done is settled there, so a re-run over a finished ledger costs a local read per
+device and never a trip through the thread pool; a device that needs AWS goes on to a worker.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from thingpress_core.errors import ThingpressError
 from thingpress_core.importer._models import ImportOptions, ImportOutcome, OutcomeStatus
-from thingpress_core.importer._steps import attempt, failure, log_outcome
+from thingpress_core.importer._steps import attempt, failure, log_outcome, prepare
 from thingpress_core.importer._work import Work
 
 if TYPE_CHECKING:
@@ -59,6 +64,8 @@ class Run:
         # At most this many certificates wait for a retry round; past it, the round starts early.
         self._max_waiting = max(_MIN_WAITING, 32 * options.concurrency)
         self._pending: dict[Future[ImportOutcome], Work] = {}
+        self._inline = journal is not None and journal.local
+        self._decided: deque[tuple[Work, ImportOutcome]] = deque()  # settled by `prepare`, to finish
         self._active: set[str] = set()  # certificate ids and thing names in flight or waiting
         self._held: dict[str, deque[Work]] = {}  # items waiting for an active key to finish
         self._held_count = 0
@@ -96,6 +103,12 @@ class Run:
             elif work.certificate_id is not None:
                 self.unfinished.append(work.certificate_id)
         self._pending.clear()
+        for work, outcome in self._decided:
+            if not (outcome.status is OutcomeStatus.FAILED and outcome.transient):
+                self._record(outcome)
+            elif work.certificate_id is not None:
+                self.unfinished.append(work.certificate_id)
+        self._decided.clear()
         for work in self._next_round:
             if work.certificate_id is not None:
                 self.unfinished.append(work.certificate_id)
@@ -132,11 +145,13 @@ class Run:
                     item = exc
                 self._admit(Work.of(item, position))
                 position += 1
+                self._settle()
             if self._pending:
                 done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     work = self._pending.pop(future)
                     self._finish(work, future.result())
+                self._settle()
                 stop = self._halt() if self._halt is not None else None
                 if stop is not None:
                     raise stop
@@ -210,9 +225,30 @@ class Run:
         self._submit(work)
 
     def _submit(self, work: Work) -> None:
+        """Hand ``work`` to a worker thread. With a local ledger and no worker busy, begin a
+        first attempt here instead and keep what that settles for `_settle` (finishing it here
+        could start a follower, and so on, as deep as a certificate repeats). While workers
+        make calls, items go to them as they are: this thread then only feeds the window."""
+        if self._inline and work.attempts == 0 and not self._pending:
+            try:
+                decided = prepare(work, self._options, self._journal)
+            except KeyboardInterrupt:
+                if work.certificate_id is not None:
+                    self.unfinished.append(work.certificate_id)
+                raise
+            if decided is not None:
+                self._decided.append((work, decided))
+                return
         assert self._pool is not None
         future = self._pool.submit(attempt, self._iot, work, self._options, self._journal)
         self._pending[future] = work
+
+    def _settle(self) -> None:
+        """Finish the items `prepare` settled, and those they released that it settles too."""
+        decided = self._decided
+        while decided:
+            work, outcome = decided.popleft()
+            self._finish(work, outcome)
 
     def _retry_later(self, work: Work, outcome: ImportOutcome) -> bool:
         if outcome.status is not OutcomeStatus.FAILED or not outcome.transient:

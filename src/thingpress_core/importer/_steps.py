@@ -50,14 +50,14 @@ from thingpress_core.importer._models import (
     OutcomeStatus,
 )
 from thingpress_core.importer._refusal import Refusal, collision
-from thingpress_core.importer._work import Work, one_line, where
+from thingpress_core.importer._work import StepTarget, Work, one_line, where
 from thingpress_core.resilience import is_transient
 
 if TYPE_CHECKING:
     from thingpress_core.importer._journal import Journal
     from thingpress_core.importer._protocol import IoTOperations
 
-__all__ = ["Work", "attempt", "failure", "log_outcome", "where"]
+__all__ = ["Work", "attempt", "failure", "log_outcome", "prepare", "where"]
 
 logger = logging.getLogger("thingpress_core.importer")
 
@@ -175,9 +175,31 @@ def attempt(
 
     With a ``journal`` (a ledger), the device's record is read before its first call (a done
     device costs no call) and every step AWS confirms is saved. Never raises for a problem
-    with the certificate: every failure is an outcome.
+    with the certificate: every failure is an outcome. After `prepare` left ``work`` ready
+    for its calls, this is the rest of that same attempt.
     """
-    outcome = _attempt(iot, work, options, journal)
+    return _noted(work, _attempt(iot, work, options, journal), journal)
+
+
+def prepare(work: Work, options: ImportOptions, journal: Journal | None) -> ImportOutcome | None:
+    """Begin a first attempt with what needs no AWS call: check, name, read the ledger.
+
+    Returns the outcome when that decides it (done in the ledger, refused, invalid, a dry
+    run); else None, and ``work`` is left ready for `attempt` to make its calls as the rest
+    of this attempt. The scheduling thread calls it when the ledger reads locally (SQLite),
+    so a device the ledger shows done never waits for a worker thread.
+    """
+    work.attempts += 1
+    work.retry_after = None
+    decided, where = _local(work, options, journal)
+    if decided is None:
+        work.prepared = where
+        return None
+    return _noted(work, decided, journal)
+
+
+def _noted(work: Work, outcome: ImportOutcome, journal: Journal | None) -> ImportOutcome:
+    """``outcome``, its failure remembered in the ledger when a call was involved."""
     if journal is not None and outcome.status is OutcomeStatus.FAILED and outcome.failed_step not in _LOCAL:
         journal.failed(work, outcome.failed_step or "import", outcome.error or "")
     return outcome
@@ -192,13 +214,28 @@ def _attempt(
 ) -> ImportOutcome:
     if work.outcome is not None and work.certificate is None:
         return work.outcome
-    certificate = work.certificate
-    assert certificate is not None
+    prepared = work.prepared
+    if prepared is not None:  # `prepare` ran this attempt's first part
+        work.prepared = None
+        return _calls(iot, work, options, journal, prepared)
     work.attempts += 1
     work.retry_after = None
+    decided, where = _local(work, options, journal)
+    if decided is not None:
+        return decided
+    return _calls(iot, work, options, journal, where)
+
+
+def _local(
+    work: Work, options: ImportOptions, journal: Journal | None
+) -> tuple[ImportOutcome | None, StepTarget]:
+    """An attempt's part before any call: check, name, the ledger's record on the first
+    attempt, a dry run's end. Returns the outcome when that decides, and the step (with its
+    target) a failure of the first call is reported at."""
+    certificate = work.certificate
+    assert certificate is not None
     step: FailedStep = "verify"
     target: str | None = "against the trust store" if options.trust_store is not None else "its validity"
-    register_started: _dt.datetime | None = None
     try:
         if not work.verified:
             _check(work, certificate, options)
@@ -209,9 +246,30 @@ def _attempt(
             step, target = "thing", name
             decided = journal.consult(work, name, options)
             if decided is not None:
-                return decided
+                return decided, (step, target)
         if options.dry_run:
-            return _finished(work, OutcomeStatus.SKIPPED)
+            return _finished(work, OutcomeStatus.SKIPPED), (step, target)
+    except Exception as exc:
+        return failure(work, step, target, exc), (step, target)
+    return None, (step, target)
+
+
+def _calls(
+    iot: Callable[[], IoTOperations],
+    work: Work,
+    options: ImportOptions,
+    journal: Journal | None,
+    where: StepTarget,
+) -> ImportOutcome:
+    """An attempt's calls, each step AWS confirmed saved in the ledger (``where``: the step a
+    failure before the first call is reported at)."""
+    certificate = work.certificate
+    assert certificate is not None
+    name = work.thing_name
+    assert name is not None
+    step, target = where
+    register_started: _dt.datetime | None = None
+    try:
         client = iot()
         step = "register"
         if work.certificate_arn is None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from thingpress_core.certificates import DeviceCertificate, thing_name_for
-from thingpress_core.importer._models import ImportOptions, ImportOutcome, OutcomeStatus
+from thingpress_core.importer._models import FailedStep, ImportOptions, ImportOutcome, OutcomeStatus
 from thingpress_core.manifests import ManifestEntry
 
 if TYPE_CHECKING:
@@ -13,9 +13,12 @@ if TYPE_CHECKING:
 
     from thingpress_core.ledger import DeviceRecord
 
-__all__ = ["Work", "one_line", "where"]
+__all__ = ["StepTarget", "Work", "one_line", "where"]
 
 _MAX_ERROR_CHARS = 600
+
+#: A step and its target (a thing name, a policy), as a failure there is reported.
+StepTarget: TypeAlias = tuple[FailedStep, str | None]
 
 
 class Work:
@@ -36,6 +39,7 @@ class Work:
         "ours",
         "outcome",
         "policies_done",
+        "prepared",
         "principal_done",
         "record",
         "register_sent",
@@ -79,6 +83,8 @@ class Work:
         self.vendor_id: str | None = None
         self.calls = 0
         self.attempts = 0
+        # set when `prepare` ran this attempt's part before any call: where its first call is
+        self.prepared: StepTarget | None = None
         self.rounds = 0  # retry rounds it was queued for
         self.retry_after: float | None = None
         # when a registration request went out whose answer may have been lost (UTC)

@@ -27,7 +27,8 @@ class SQSConsumer:
             breakers) every record goes through.
         options: the base options; each request's policies, groups, thing type and status
             replace those fields. Default: the importer's own options.
-        safety_margin, give_up_after: the time budget and the give-up count (`BatchLoop`).
+        safety_margin: the time budget's margin (`BatchLoop`).
+        give_up_after: the give-up count (`BatchLoop`).
         preflight: check each distinct set of policies, groups and thing type once before
             its first certificate (`PreflightCache`); a set that fails is checked again after
             ``preflight_retry_after`` seconds, and meanwhile its records are item failures.

@@ -57,6 +57,9 @@ _THING_NAME = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
 _log = logging.getLogger("thingpress_core.ledger.dynamodb")
 
 
+_HOLDS = {True: "holds", False: "names"}  # the claim cache's last key part
+
+
 class _Recent:
     """A small thread-safe LRU map: what this process wrote already, so a save of the same
     device again skips the writes it made once (run index, thing claim, target)."""
@@ -208,7 +211,8 @@ class DynamoDBLedger:
         return self._record(item) if item else None
 
     def thing_owner(self, target: str, thing_name: str) -> str | None:
-        """The certificate that claimed this thing name first: one ``GetItem``."""
+        """The certificate that claimed this thing name first, among records that hold it
+        (`DeviceRecord.holds_thing`): one ``GetItem``."""
         if not _THING_NAME.match(thing_name):
             return None
         item = self._db.get_item(self._table, thing_key(target, thing_name))
@@ -242,7 +246,7 @@ class DynamoDBLedger:
                 self._db.put_item(self._table, {**touch_key(run_id, target, cert), "item": "touch"})
                 self._touched.put((run_id, target, cert))
         if record.thing_name:
-            self._claim_thing(target, record.thing_name, cert, record.run_id)
+            self._claim_thing(target, record.thing_name, cert, record.run_id, holds=record.holds_thing())
         old: dict[str, Any] = {}
         for number, (update, names, values) in enumerate(updates(record, removed)):
             returns: ReturnValues = "UPDATED_OLD" if number == 0 else "NONE"
@@ -260,6 +264,8 @@ class DynamoDBLedger:
         previous = old.get("thing_name")
         if isinstance(previous, str) and previous != record.thing_name:
             self._unclaim_thing(target, previous, cert)
+        elif record.thing_name and {"thing", "principal"} & set(removed) and not record.holds_thing():
+            self._release_thing(target, record.thing_name, cert, record.run_id)  # rolled back: no owner now
 
     def devices(self, *, target: str | None = None, run_id: str | None = None) -> Iterator[DeviceRecord]:
         """Device records in certificate-id order: 16 ``Query`` calls per target; with
@@ -343,29 +349,41 @@ class DynamoDBLedger:
 
     # ------------------------------------------------------------------ claims, leases
 
-    def _claim_thing(self, target: str, name: str, cert: str, run_id: str) -> None:
-        """Claim ``name`` for ``cert`` (the first certificate wins); a certificate that does
-        not win is noted beside the claim, so `find` still finds it by the name."""
-        if self._things.get((target, name, cert)):
+    def _claim_thing(self, target: str, name: str, cert: str, run_id: str, *, holds: bool) -> None:
+        """Note that ``cert``'s record names thing ``name`` (an item beside the claim, so
+        `find` finds it by the name); when the record holds the thing, claim the name for it
+        (the first holder wins: the claim is what `thing_owner` reads)."""
+        if self._things.get((target, name, cert, _HOLDS[holds])):
             return
         item = {**thing_key(target, name), "item": "thing", "certificate_id": cert, "run_id": run_id}
         condition = "attribute_not_exists(pk) OR certificate_id = :c"
-        if not self._db.put_item(self._table, item, condition=condition, values={":c": cert}):
+        if not holds or not self._db.put_item(self._table, item, condition=condition, values={":c": cert}):
             self._db.put_item(self._table, {**item, "sk": f"{name}#{cert}"})
-            _log.info(
-                "thing %s in %s was claimed by another certificate first; certificate %s names it too",
-                name,
-                target,
-                cert,
-                extra={"operation": "ledger.save", "certificate_id": cert, "thing_name": name},
-            )
-        self._things.put((target, name, cert))
+            if holds:
+                _log.info(
+                    "thing %s in %s was claimed by another certificate first; certificate %s names it too",
+                    name,
+                    target,
+                    cert,
+                    extra={"operation": "ledger.save", "certificate_id": cert, "thing_name": name},
+                )
+        self._things.put((target, name, cert, _HOLDS[holds]))
+
+    def _release_thing(self, target: str, name: str, cert: str, run_id: str) -> None:
+        """Give up ``cert``'s claim on ``name`` (its record no longer holds the thing) and keep
+        the note that it names it."""
+        self._db.delete_item(
+            self._table, thing_key(target, name), condition="certificate_id = :c", values={":c": cert}
+        )
+        self._things.drop((target, name, cert, _HOLDS[True]))
+        self._claim_thing(target, name, cert, run_id, holds=False)
 
     def _unclaim_thing(self, target: str, name: str, cert: str) -> None:
         key = thing_key(target, name)
         self._db.delete_item(self._table, key, condition="certificate_id = :c", values={":c": cert})
         self._db.delete_item(self._table, {**key, "sk": f"{name}#{cert}"})
-        self._things.drop((target, name, cert))
+        self._things.drop((target, name, cert, _HOLDS[True]))
+        self._things.drop((target, name, cert, _HOLDS[False]))
 
     def claim(self, target: str, certificate_id: str, *, owner: str, seconds: float) -> bool:
         """Take a device's lease for ``seconds``: one conditional ``PutItem``, granted when no

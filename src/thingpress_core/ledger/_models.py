@@ -142,6 +142,13 @@ class DeviceRecord(BaseModel):
         """Whether the step ``key`` was confirmed."""
         return key in self.steps
 
+    def holds_thing(self) -> bool:
+        """Whether this device holds its thing: AWS confirmed the thing (``thing``) or the
+        certificate on it (``principal``) for this record. A record that only names a thing
+        (registered, refused as a name collision, rolled back) does not hold it."""
+        steps = self.steps
+        return "thing" in steps or "principal" in steps
+
     def policies(self) -> tuple[str, ...]:
         """The policies confirmed attached to the certificate, in the order they were."""
         return tuple(k.split(":", 1)[1] for k in self.steps if k.startswith("policy:"))

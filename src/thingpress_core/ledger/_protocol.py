@@ -51,7 +51,10 @@ class Ledger(Protocol):
         ...
 
     def thing_owner(self, target: str, thing_name: str) -> str | None:
-        """The certificate id whose record names this thing in this target, or None."""
+        """The certificate id whose record holds this thing in this target
+        (`DeviceRecord.holds_thing`), or None. A record that only names the thing (a refused
+        name collision, a registration whose thing never came, a rolled-back device) is no
+        owner."""
         ...
 
     def save(self, record: DeviceRecord, *, removed: Collection[str] = ()) -> None:

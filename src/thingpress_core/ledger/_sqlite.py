@@ -87,7 +87,12 @@ _NUMBER_SQL = {
 }
 _DEVICE = "SELECT thing_name, record FROM devices WHERE cert = ? AND target = ?"
 _ROW = "SELECT d.cert, d.target, d.thing_name, d.record FROM devices AS d"
-_THING_OWNER = "SELECT cert FROM devices WHERE thing_name = ? AND target = ? ORDER BY cert LIMIT 1"
+_THING_OWNER = "SELECT cert, record FROM devices WHERE thing_name = ? AND target = ? ORDER BY cert"
+# `device` and `thing_owner` in one statement (one row even when the device has none)
+_LOOKUP = (
+    "SELECT (SELECT cert FROM devices WHERE thing_name = ?1 AND target = ?3 ORDER BY cert LIMIT 1),"
+    " d.thing_name, d.record FROM (SELECT 1) LEFT JOIN devices AS d ON d.cert = ?2 AND d.target = ?3"
+)
 
 
 class SqliteLedger:
@@ -332,17 +337,45 @@ class SqliteLedger:
         return None if row is None else self._decode(target, cert, row[0], row[1])
 
     def thing_owner(self, target: str, thing_name: str) -> str | None:
-        """The certificate id whose record names this thing in this target (the lowest, should
-        several), or None."""
+        """The certificate id whose record holds this thing in this target
+        (`DeviceRecord.holds_thing`; the lowest, should several), or None."""
         conn = self._borrow()
         try:
             no = self._target_no(conn, target)
-            row = None if no is None else conn.execute(_THING_OWNER, (thing_name, no)).fetchone()
+            rows = [] if no is None else conn.execute(_THING_OWNER, (thing_name, no)).fetchall()
         except sqlite3.Error as exc:
             raise self._read_error(exc) from exc
         finally:
             self._give_back(conn)
-        return None if row is None else bytes(row[0]).hex()
+        for cert, text in rows:
+            if self._decode(target, bytes(cert), thing_name, text).holds_thing():
+                return bytes(cert).hex()
+        return None
+
+    def lookup(
+        self, target: str, certificate_id: str, thing_name: str
+    ) -> tuple[DeviceRecord | None, str | None]:
+        """`device` and `thing_owner` in one read: what the importer asks of a device before
+        its first call, at the cost of one of them (a second read only when another record
+        names the thing)."""
+        cert = _certificate_bytes(certificate_id)  # None: no record can match
+        conn = self._borrow()
+        try:
+            no = self._target_no(conn, target)
+            row = None if no is None else conn.execute(_LOOKUP, (thing_name, cert, no)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._read_error(exc) from exc
+        finally:
+            self._give_back(conn)
+        if row is None:
+            return None, None
+        named = None if row[0] is None else bytes(row[0]).hex()
+        record = None if cert is None or row[2] is None else self._decode(target, cert, row[1], row[2])
+        if named is None:
+            return record, None
+        if named == certificate_id.lower() and record is not None and record.holds_thing():
+            return record, named
+        return record, self.thing_owner(target, thing_name)  # which record holds it, if any
 
     def run(self, run_id: str) -> RunRecord | None:
         """One run, or None."""

@@ -143,15 +143,16 @@ class DeviceRef(ConfigModel):
 class ExpectedState(ConfigModel):
     """How every device should be wired: what `verify_devices` compares AWS with.
 
-    Args:
+    Attributes:
         policies: policies that must be attached to each certificate (more may be).
         thing_groups: groups each thing must be in (it may be in more).
         thing_type: the thing type each thing must have; None: any (not checked).
         status: the certificate status each device must have; None: the status its
             `DeviceRef` carries (what the ledger recorded), else not checked.
         allow_multiple_things: a certificate attached to other things too is not drift.
-        naming, thing_name_prefix: how a manifest entry's thing is named (as the import
-            named it; see `ImportOptions`).
+        naming: how a manifest entry's thing is named (as the import named it; see
+            `ImportOptions`).
+        thing_name_prefix: prepended to that name, as the import did.
 
     `from_options` takes these from the `ImportOptions` of an import, `from_run` from the
     options a ledger's run record kept.

@@ -249,7 +249,9 @@ def rollback_run(
         target: when given, must be the run's target.
         dry_run: make no call and record nothing: the report's ``plan`` (`plan_rollback`)
             counts what would be undone, per step and per IoT operation.
-        concurrency, progress, retry, sleep, clock: as for `verify_devices`.
+
+    ``concurrency``, ``progress``, ``retry``, ``sleep`` and ``clock`` are as for
+    `verify_devices`.
 
     Calls: ``4 + P + G`` per device the run made whole (P policies, G groups), no reads; at
     the default quotas ``min(10, 15 / P, 100 / G)`` devices a second (UpdateCertificate and

@@ -117,7 +117,9 @@ def set_status(
             the ledger does not know is updated and gets no record.
         target: the account, region and endpoint the ledger keys records by (default: read
             from ``iot``).
-        concurrency, progress, retry, sleep, clock: as for `verify_devices`.
+
+    ``concurrency``, ``progress``, ``retry``, ``sleep`` and ``clock`` are as for
+    `verify_devices`.
 
     Costs one UpdateCertificate per device not already shown with ``status`` and no read; at
     its default quota of 10 a second, 10 devices a second. Idempotent: AWS accepts a status

@@ -254,7 +254,8 @@ def verify_devices(
         target: the account, region and endpoint the ledger keys records by (default: read
             from ``iot``).
         retry: rounds for devices whose reads failed transiently (`RetryRounds`).
-        sleep, clock: the pause before a round and the monotonic clock (tests pass fakes).
+        sleep: the pause before a round (tests pass a fake).
+        clock: the monotonic clock (tests pass a fake).
 
     Reads per device (each skipped when an earlier answer makes it pointless):
     DescribeCertificate (10/s), DescribeThing (350/s), ListPrincipalThings (10/s),
