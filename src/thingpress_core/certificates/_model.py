@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -113,8 +113,12 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
 
 
-def _read_fields(cert: x509.Certificate, der: bytes) -> str | None:
-    """The common name, after reading each field an import relies on; raises `_X509_ERRORS`.
+_Fields: TypeAlias = tuple[str | None, datetime, datetime]
+
+
+def _read_fields(cert: x509.Certificate, der: bytes) -> _Fields:
+    """The common name and the validity dates, after reading each field an import relies on;
+    raises `_X509_ERRORS`.
 
     Subject (the CN, the thing name), issuer (chain building, reports) and the validity dates
     (checked by every import) are read at load time, so a broken one is reported with the
@@ -124,8 +128,8 @@ def _read_fields(cert: x509.Certificate, der: bytes) -> str | None:
     answers for certificates whose ones do not parse.
     """
     common_name = _common_name(cert)  # builds the whole subject Name
-    cert.not_valid_before_utc  # noqa: B018 - reading is the check
-    cert.not_valid_after_utc  # noqa: B018
+    not_before = cert.not_valid_before_utc
+    not_after = cert.not_valid_after_utc
     issuer = issuer_name(der)
     if issuer is None or issuer not in _READABLE_ISSUERS:
         cert.issuer  # noqa: B018
@@ -133,7 +137,7 @@ def _read_fields(cert: x509.Certificate, der: bytes) -> str | None:
             if len(_READABLE_ISSUERS) >= _MAX_READABLE_ISSUERS:
                 _READABLE_ISSUERS.clear()
             _READABLE_ISSUERS[issuer] = None
-    return common_name
+    return common_name, not_before, not_after
 
 
 def _parse_der(
@@ -143,8 +147,9 @@ def _parse_der(
     index: int | None = None,
     certificate_id: str | None = None,
     parsed: x509.Certificate | None = None,
-) -> tuple[x509.Certificate, str | None]:
-    """The certificate (``parsed``, or parsed from ``der``) and its CN; the one place that parses.
+) -> tuple[x509.Certificate, _Fields]:
+    """The certificate (``parsed``, or parsed from ``der``) and its CN and validity dates; the
+    one place that parses.
 
     Raises `CertificateParseError` naming ``source``, the 1-based certificate number and the
     certificate id for anything cryptography cannot read, never another exception.
@@ -210,12 +215,15 @@ class DeviceCertificate(BaseModel):
 
     @classmethod
     def _fast(
-        cls, der: bytes, cert: x509.Certificate, certificate_id: str, common_name: str | None
+        cls, der: bytes, cert: x509.Certificate, certificate_id: str, fields: _Fields
     ) -> DeviceCertificate:
-        """Build without validation from values computed by this package (the hot path)."""
+        """Build without validation from values computed by this package (the hot path); the
+        validity dates read while loading fill their cached properties."""
         obj = cls.__new__(cls)
         setter = object.__setattr__
-        setter(obj, "__dict__", {"der": der, "certificate_id": certificate_id, "common_name": common_name})
+        common_name, not_before, not_after = fields
+        values = {"der": der, "certificate_id": certificate_id, "common_name": common_name}
+        setter(obj, "__dict__", values | {"not_before": not_before, "not_after": not_after})
         setter(obj, "__pydantic_fields_set__", set(cls._FIELDS_SET))
         setter(obj, "__pydantic_extra__", None)
         setter(obj, "__pydantic_private__", {"_x509": cert})
@@ -224,8 +232,8 @@ class DeviceCertificate(BaseModel):
     @classmethod
     def _from_der_checked(cls, der: bytes, *, source: str | None, index: int | None) -> DeviceCertificate:
         certificate_id = hashlib.sha256(der).hexdigest()
-        cert, common_name = _parse_der(der, source=source, index=index, certificate_id=certificate_id)
-        return cls._fast(der, cert, certificate_id, common_name)
+        cert, fields = _parse_der(der, source=source, index=index, certificate_id=certificate_id)
+        return cls._fast(der, cert, certificate_id, fields)
 
     @classmethod
     def from_der(cls, der: bytes, *, source: str | None = None) -> DeviceCertificate:
@@ -266,8 +274,8 @@ class DeviceCertificate(BaseModel):
             raise _wrong_type(value, "a cryptography x509.Certificate", None)
         der = value.public_bytes(_DER)
         certificate_id = hashlib.sha256(der).hexdigest()
-        parsed, common_name = _parse_der(der, certificate_id=certificate_id, parsed=value)
-        return cls._fast(der, parsed, certificate_id, common_name)
+        parsed, fields = _parse_der(der, certificate_id=certificate_id, parsed=value)
+        return cls._fast(der, parsed, certificate_id, fields)
 
     @classmethod
     def model_validate(

@@ -13,7 +13,8 @@ Keys: ``r`` run ids (``r[0]`` is ``run_id``), ``f`` index of ``first_run_id`` (o
 ``c`` created, ``u`` updated, ``k`` steps as ``[key, run index, at, made]`` (``key`` a number
 for the words in ``_STEP_CODES``; ``made`` omitted when true), ``A`` the ARN's prefix before
 the certificate id (1: the target's own) or ``a`` the whole ARN, ``s`` status, ``y`` thing
-type, ``o`` source, ``i`` entry index, ``v`` vendor id, ``e`` last error, ``x`` last error step.
+type, ``o`` source, ``i`` entry index, ``v`` vendor id, ``e`` last error, ``x`` last error step,
+``g`` the thing's configuration digest (billing group and attributes).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import functools
 import json
 from typing import Any
 
-from thingpress_core.ledger._models import DeviceRecord
+from thingpress_core.ledger._models import DeviceRecord, StepMark
 
 __all__ = ["decode_record", "encode_record", "step_run_ids"]
 
@@ -38,6 +39,7 @@ _FIELDS = (
     ("v", "vendor_id"),
     ("e", "last_error"),
     ("x", "last_error_step"),
+    ("g", "thing_config"),
 )
 _STEP_CODES = {"register": 0, "thing": 1, "principal": 2, "status": 3}  # never renumber: files hold them
 _STEP_WORDS = {code: word for word, code in _STEP_CODES.items()}
@@ -139,11 +141,9 @@ def decode_record(target: str, certificate_id: str, thing_name: str | None, text
         "created_at": moment(created) if base is None else _EPOCH + base * _MICROSECOND,
         "updated_at": moment(doc.get("u", 0)),
         "steps": {
-            (_STEP_WORDS[step[0]] if isinstance(step[0], int) else step[0]): {
-                "run_id": runs[step[1]],
-                "at": moment(step[2]),
-                "made": len(step) < 4,
-            }
+            (_STEP_WORDS[step[0]] if isinstance(step[0], int) else step[0]): _mark(
+                runs[step[1]], moment(step[2]), len(step) < 4
+            )
             for step in doc.get("k", ())
         },
     }
@@ -160,6 +160,14 @@ def decode_record(target: str, certificate_id: str, thing_name: str | None, text
         if short in doc:
             fields[name] = doc[short]
     return DeviceRecord.model_validate(fields)
+
+
+def _mark(run_id: object, at: _dt.datetime | str, made: bool) -> StepMark | dict[str, object]:
+    """A step's mark: built directly when its parts are what the encoder writes (a run id
+    text, a time in UTC), else left to pydantic to validate (and refuse) with the record."""
+    if isinstance(run_id, str) and isinstance(at, _dt.datetime):
+        return StepMark.model_construct(run_id=run_id, at=at, made=made)
+    return {"run_id": run_id, "at": at, "made": made}
 
 
 def step_run_ids(record: DeviceRecord) -> set[str]:
