@@ -31,6 +31,7 @@ from thingpress_core.services._models import (
     ThingGroupInfo,
     ThingTypeInfo,
 )
+from thingpress_core.services._quotas import QUOTA_CODES, AccountQuotas, OperationQuota, QuotaReader
 from thingpress_core.services._s3 import DEFAULT_MAX_OBJECT_BYTES, S3ObjectStream, S3Service
 from thingpress_core.services._sqs import SQSService
 
@@ -61,6 +62,11 @@ __all__ = [
     "TableDescription",
     "map_aws_error",
     "S3ObjectStream",
+    # issue 18: the account's IoT quotas
+    "QUOTA_CODES",
+    "AccountQuotas",
+    "OperationQuota",
+    "QuotaReader",
 ]
 
 # Tracebacks, reprs and the API docs name this package, so the private modules can move.
