@@ -16,6 +16,7 @@ from thingpress_core.certificates.generate import GeneratedCA, generate_device_c
 from thingpress_core.errors import CertificateParseError, CircuitOpenError, PreflightError
 from thingpress_core.importer import (
     CertificateImporter,
+    ImportInterrupted,
     ImportOptions,
     ImportOutcome,
     ImportReport,
@@ -410,6 +411,32 @@ def test_an_exception_in_the_progress_callback_stops_the_run_and_propagates(
     with pytest.raises(KeyboardInterrupt):
         importer_for(fake).import_all(pool, progress=progress)
     assert len(fake.things) < len(pool)
+
+
+def test_ctrl_c_while_a_retry_round_waits_lists_its_certificates_unfinished(
+    pool: tuple[DeviceCertificate, ...],
+) -> None:
+    # every first registration is throttled; Ctrl-C arrives during the pause before the round
+    seen: set[str] = set()
+
+    def faults(op: str, subject: str) -> BaseException | None:
+        if op == "iot.RegisterCertificateWithoutCA" and subject not in seen:
+            seen.add(subject)
+            return throttled(op)
+        return None
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    certs = pool[:12]
+    importer = CertificateImporter(
+        FakeIoT(faults=faults), options=ImportOptions(concurrency=2), sleep=interrupt
+    )
+    with pytest.raises(ImportInterrupted) as info:
+        importer.import_all(certs)
+    report = info.value.report
+    assert report.total == 0  # nothing finished: every certificate waits for the round
+    assert sorted(report.unfinished) == sorted(c.certificate_id for c in certs)
 
 
 def test_an_empty_input_gives_an_empty_report(fake: FakeIoT) -> None:

@@ -65,6 +65,7 @@ class Run:
         self._max_waiting = max(_MIN_WAITING, 32 * options.concurrency)
         self._pending: dict[Future[ImportOutcome], Work] = {}
         self._inline = journal is not None and journal.local
+        self._queue: deque[Work] = deque()  # the retry round being sent
         self._decided: deque[tuple[Work, ImportOutcome]] = deque()  # settled by `prepare`, to finish
         self._active: set[str] = set()  # certificate ids and thing names in flight or waiting
         self._held: dict[str, deque[Work]] = {}  # items waiting for an active key to finish
@@ -109,9 +110,10 @@ class Run:
             elif work.certificate_id is not None:
                 self.unfinished.append(work.certificate_id)
         self._decided.clear()
-        for work in self._next_round:
+        for work in (*self._queue, *self._next_round):  # a retry round's, sent or not yet
             if work.certificate_id is not None:
                 self.unfinished.append(work.certificate_id)
+        self._queue.clear()
         for waiting in self._held.values():
             self.unfinished.extend(w.certificate_id for w in waiting if w.certificate_id is not None)
         self._next_round.clear()
@@ -121,7 +123,7 @@ class Run:
         source = iter(items)
         position = 0
         exhausted = False
-        queue: deque[Work] = deque()
+        queue = self._queue
         while True:
             while len(self._pending) + self._held_count < self._window:
                 if queue:
@@ -161,7 +163,7 @@ class Run:
             if not self._next_round:
                 assert exhausted  # held items imply their first is pending or waiting
                 return
-            queue = deque(self._next_round)
+            queue.extend(self._next_round)
             self._next_round = []
             self.rounds += 1
             self._pause(queue)
