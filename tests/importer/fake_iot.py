@@ -70,6 +70,7 @@ class FakeThing:
     principals: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     attributes: dict[str, str] = field(default_factory=dict)
+    billing_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,13 @@ class ThingView:
     name: str
     thing_type: str | None
     attributes: dict[str, str]
+    billing_group: str | None = None
+
+
+@dataclass(frozen=True)
+class CertificateView:
+    certificate_id: str
+    status: str
 
 
 def throttled(operation: str) -> ThrottledError:
@@ -109,8 +117,13 @@ class FakeIoT:
         thing_groups: Iterable[str] = (),
         thing_types: Iterable[str] = (),
         deprecated_types: Iterable[str] = (),
+        billing_groups: Iterable[str] = (),
+        ca_certificates: Mapping[str, str] | None = None,
         faults: Fault | None = None,
     ) -> None:
+        self.billing_groups = set(billing_groups)
+        self.ca_certificates = dict(ca_certificates or {})  # CA certificate id -> status
+        self.issuers: dict[str, str] = {}  # certificate id -> CA certificate id
         self.policies = set(policies)
         self.thing_groups = set(thing_groups)
         self.thing_types = set(thing_types)
@@ -162,11 +175,15 @@ class FakeIoT:
         *,
         status: str = "ACTIVE",
         created_after: datetime.datetime | None = None,
+        ca_certificate: DeviceCertificate | None = None,
     ) -> Registration:
-        self._enter("iot.RegisterCertificateWithoutCA", cert.certificate_id)
+        operation = "iot.RegisterCertificate" if ca_certificate else "iot.RegisterCertificateWithoutCA"
+        self._enter(operation, cert.certificate_id)
         with self._lock:
             created = cert.certificate_id not in self.certificates
             if created:
+                if ca_certificate is not None:
+                    self.issuers[cert.certificate_id] = ca_certificate.certificate_id
                 self.certificates[cert.certificate_id] = status
                 self.created_at[cert.certificate_id] = datetime.datetime.now(datetime.timezone.utc)
                 self.created_certificates += 1
@@ -175,17 +192,30 @@ class FakeIoT:
         return Registration(cert.certificate_id, ARN_PREFIX + cert.certificate_id, created)
 
     def create_thing(
-        self, name: str, *, thing_type: str | None = None, attributes: Mapping[str, str] | None = None
+        self,
+        name: str,
+        *,
+        thing_type: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        billing_group: str | None = None,
     ) -> ThingAnswer:
         self._enter("iot.CreateThing", name)
         if thing_type is not None and thing_type not in self.thing_types:
             raise self._missing("iot.CreateThing", f"thing type {thing_type}")
+        if billing_group is not None and billing_group not in self.billing_groups:
+            raise self._missing("iot.CreateThing", f"billing group {billing_group}")
         with self._lock:
             thing = self.things.get(name)
             if thing is None:
-                self.things[name] = FakeThing(name, thing_type, attributes=dict(attributes or {}))
+                self.things[name] = FakeThing(
+                    name, thing_type, attributes=dict(attributes or {}), billing_group=billing_group
+                )
                 self.created_things += 1
-            elif thing.thing_type != thing_type or thing.attributes != dict(attributes or {}):
+            elif (
+                thing.thing_type != thing_type
+                or thing.attributes != dict(attributes or {})
+                or thing.billing_group != billing_group
+            ):
                 self._failures["iot.CreateThing"] += 0  # expected: not counted as a failure
                 raise ResourceConflictError(
                     f"thing {name} exists with another configuration",
@@ -202,7 +232,7 @@ class FakeIoT:
             thing = self.things.get(name)
             if thing is None:
                 raise self._missing("iot.DescribeThing", f"thing {name}")
-            return ThingView(name, thing.thing_type, dict(thing.attributes))
+            return ThingView(name, thing.thing_type, dict(thing.attributes), thing.billing_group)
 
     def update_thing(
         self, name: str, *, thing_type: str | None = None, attributes: Mapping[str, str] | None = None
@@ -279,6 +309,44 @@ class FakeIoT:
                 raise self._missing("iot.AddThingToThingGroup", f"thing {thing_name}")
             if group_name not in thing.groups:
                 thing.groups.append(group_name)
+
+    def add_thing_to_billing_group(self, thing_name: str, billing_group: str) -> None:
+        self._enter("iot.AddThingToBillingGroup", thing_name)
+        if billing_group not in self.billing_groups:
+            raise self._missing("iot.AddThingToBillingGroup", f"billing group {billing_group}")
+        with self._lock:
+            thing = self.things.get(thing_name)
+            if thing is None:
+                raise self._missing("iot.AddThingToBillingGroup", f"thing {thing_name}")
+            thing.billing_group = billing_group
+
+    def describe_certificate(self, certificate_id: str) -> CertificateView:
+        self._enter("iot.DescribeCertificate", certificate_id)
+        with self._lock:
+            status = self.certificates.get(certificate_id)
+        if status is None:
+            raise self._missing("iot.DescribeCertificate", f"certificate {certificate_id}")
+        return CertificateView(certificate_id, status)
+
+    def update_certificate_status(self, certificate_id: str, status: str) -> None:
+        self._enter("iot.UpdateCertificate", certificate_id)
+        with self._lock:
+            if certificate_id not in self.certificates:
+                raise self._missing("iot.UpdateCertificate", f"certificate {certificate_id}")
+            self.certificates[certificate_id] = status
+
+    def describe_billing_group(self, name: str) -> str:
+        self._enter("iot.DescribeBillingGroup", name)
+        if name not in self.billing_groups:
+            raise self._missing("iot.DescribeBillingGroup", f"billing group {name}")
+        return f"arn:billinggroup/{name}"
+
+    def describe_ca_certificate(self, certificate_id: str) -> CertificateView:
+        self._enter("iot.DescribeCACertificate", certificate_id)
+        status = self.ca_certificates.get(certificate_id)
+        if status is None:
+            raise self._missing("iot.DescribeCACertificate", f"CA certificate {certificate_id}")
+        return CertificateView(certificate_id, status)
 
     def get_policy(self, name: str) -> dict[str, str]:
         self._enter("iot.GetPolicy", name)

@@ -65,6 +65,48 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("thingpress_core.cli")
 
+BillingGroupOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--billing-group",
+        metavar="NAME",
+        help="Create every thing in this billing group (no extra call; the pre-flight checks it exists).",
+    ),
+]
+AttributeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--attribute",
+        metavar="KEY=VALUE",
+        help="A thing attribute every thing gets (repeatable). At most 3 per thing without a thing "
+        "type, 50 with one, counting thingpress_certificate_id and the manifest's vendor_id.",
+    ),
+]
+NoManifestAttributesOpt = Annotated[
+    bool,
+    flag("--no-manifest-attributes", "Do not give things the vendor's id from the manifest (vendor_id)."),
+]
+StatusOpt = Annotated[
+    str,
+    typer.Option(
+        "--status",
+        metavar="ACTIVE|INACTIVE",
+        help="The status certificates are registered with. A certificate registered before with "
+        "another status is reported; --recheck sets it.",
+    ),
+]
+CaCertificateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-certificate",
+        exists=True,
+        dir_okay=False,
+        metavar="CA.pem",
+        help="Register with this CA (registered and ACTIVE in the account) instead of without a CA; "
+        "every certificate must chain to it.",
+    ),
+]
+
 OnBadEntryOpt = Annotated[
     str,
     typer.Option(
@@ -207,6 +249,11 @@ def import_(
             "Attach a certificate that is already on another thing to this one too.",
         ),
     ] = False,
+    billing_group: BillingGroupOpt = None,
+    attribute: AttributeOpt = None,
+    no_manifest_attributes: NoManifestAttributesOpt = False,
+    status: StatusOpt = "ACTIVE",
+    ca_certificate: CaCertificateOpt = None,
     ledger: LedgerOpt = None,
     no_ledger: NoLedgerOpt = False,
     recheck: RecheckOpt = False,
@@ -232,6 +279,8 @@ def import_(
     if sandbox_rate not in ("real", "fast"):
         fail(f"--sandbox-rate must be real or fast, not {sandbox_rate!r}")
     check_writable(report, "--report")
+    if status not in ("ACTIVE", "INACTIVE"):
+        fail(f"--status must be ACTIVE or INACTIVE, not {status!r}")
     with usage_errors():
         options = ImportOptions(
             policies=tuple(policy or ()),
@@ -244,6 +293,11 @@ def import_(
             allow_expired=allow_expired,
             allow_multiple_things=allow_multiple_things,
             recheck=recheck,
+            status="INACTIVE" if status == "INACTIVE" else "ACTIVE",
+            billing_group=billing_group,
+            attributes=parse_attributes(attribute),
+            manifest_attributes=not no_manifest_attributes,
+            ca_certificate=_read_ca(ca_certificate),
         )
     factory = (
         None
@@ -275,6 +329,7 @@ def import_(
                 box.create_resources(
                     policies=options.policies, thing_groups=options.thing_groups, thing_type=thing_type
                 )
+                _sandbox_extras(box, options)
             factory = box.factory
             if sandbox_rate == "fast":
                 limiter = RateLimiter({})
@@ -321,6 +376,43 @@ def import_(
         if box is not None:
             print_sandbox(box)
     raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
+
+
+def parse_attributes(pairs: list[str] | None) -> dict[str, str]:
+    """``--attribute KEY=VALUE`` values as a mapping; a pair without ``=`` or a key given twice
+    is a usage error (the names and values themselves are checked by `ImportOptions`)."""
+    attributes: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--attribute takes KEY=VALUE, not {pair!r}")
+        if key in attributes:
+            fail(f"--attribute {key!r} is given twice")
+        attributes[key] = value
+    return attributes
+
+
+def _read_ca(path: Path | None) -> Any:
+    """The CA certificate of ``--ca-certificate`` (a bounded read), or None."""
+    if path is None:
+        return None
+    from thingpress_core.certificates import DEFAULT_MAX_CERTIFICATE_BYTES, load_certificates
+
+    with path.open("rb") as stream:  # one byte past the limit, so load_certificates refuses it
+        data = stream.read(DEFAULT_MAX_CERTIFICATE_BYTES + 1)
+    found = load_certificates(data, source=str(path))
+    if len(found) != 1:
+        fail(f"--ca-certificate {path}: expected one certificate, found {len(found)}")
+    return found[0]
+
+
+def _sandbox_extras(box: Any, options: Any) -> None:
+    """In the sandbox, the billing group and the CA an import asks for exist (ACTIVE)."""
+    iot = box.factory.client("iot")
+    if options.billing_group is not None:
+        iot.create_billing_group(billingGroupName=options.billing_group)
+    if options.ca_certificate is not None:
+        iot.register_ca_certificate(caCertificate=options.ca_certificate.pem, setAsActive=True)
 
 
 def _write_report(path: Path, result: ImportReport, manifest: dict[str, Any]) -> None:

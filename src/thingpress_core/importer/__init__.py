@@ -14,6 +14,7 @@ from thingpress_core._public import publish
 from thingpress_core.importer._importer import CertificateImporter, ImportItem, ProgressCallback
 from thingpress_core.importer._models import (
     OWNER_ATTRIBUTE,
+    VENDOR_ID_ATTRIBUTE,
     FailedStep,
     ImportInterrupted,
     ImportOptions,
@@ -21,11 +22,19 @@ from thingpress_core.importer._models import (
     ImportReport,
     OutcomeStatus,
 )
-from thingpress_core.importer._protocol import CallCounts, IoTOperations, RegistrationResult, ThingState
+from thingpress_core.importer._protocol import (
+    CallCounts,
+    CertificateState,
+    IoTOperations,
+    RegistrationResult,
+    ThingState,
+)
 
 __all__ = [
     "OWNER_ATTRIBUTE",
+    "VENDOR_ID_ATTRIBUTE",
     "CallCounts",
+    "CertificateState",
     "CertificateImporter",
     "FailedStep",
     "ImportInterrupted",

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Union
 
 from thingpress_core.errors import ConfigurationError, PreflightError, ResourceNotFoundError, ThingpressError
 from thingpress_core.importer._journal import Journal, lost_since_for
-from thingpress_core.importer._models import ImportInterrupted, ImportOptions, ImportOutcome, ImportReport
+from thingpress_core.importer._models import (
+    MAX_NOTES,
+    ImportInterrupted,
+    ImportOptions,
+    ImportOutcome,
+    ImportReport,
+)
 from thingpress_core.importer._schedule import Run
 from thingpress_core.importer._steps import attempt, log_outcome
 from thingpress_core.importer._work import Work
@@ -112,12 +118,15 @@ class CertificateImporter:
     # -- preflight -------------------------------------------------------------------------
 
     def preflight(self) -> None:
-        """Check that every named policy, thing group and the thing type exist.
+        """Check that every named policy, thing group, the thing type, the billing group and
+        the CA certificate exist.
 
         Makes one read-only call per resource (GetPolicy, DescribeThingGroup,
-        DescribeThingType). Raises `PreflightError` listing everything missing (and a
-        deprecated thing type, which CreateThing would refuse) in one message; other AWS
-        errors (access denied, throttled) propagate as they are.
+        DescribeThingType, DescribeBillingGroup, DescribeCACertificate). Raises
+        `PreflightError` listing everything missing (and a deprecated thing type, which
+        CreateThing would refuse, or a CA that is not ACTIVE, which RegisterCertificate would
+        refuse) in one message; other AWS errors (access denied, throttled) propagate as they
+        are.
         """
         options = self._options
         iot = self.iot
@@ -130,6 +139,13 @@ class CertificateImporter:
         ]
         if options.thing_type is not None:
             checks.append(("thing_type", "thing type", options.thing_type, iot.describe_thing_type))
+        if options.billing_group is not None:
+            checks.append(
+                ("billing_group", "billing group", options.billing_group, iot.describe_billing_group)
+            )
+        if options.ca_certificate is not None:
+            ca_id = options.ca_certificate.certificate_id
+            checks.append(("ca_certificate", "CA certificate", ca_id, iot.describe_ca_certificate))
         missing: list[str] = []
         problems: list[str] = []
         for kind, label, name, describe in checks:
@@ -143,11 +159,21 @@ class CertificateImporter:
                     extra={"operation": "preflight", "resource": f"{kind}:{name}"},
                 )
                 missing.append(f"{kind}:{name}")
-                problems.append(f"{label} {name!r} does not exist")
+                problems.append(
+                    f"{label} {name} is not registered in the account"
+                    if kind == "ca_certificate"
+                    else f"{label} {name!r} does not exist"
+                )
                 continue
             if kind == "thing_type" and _deprecated(info):
                 missing.append(f"{kind}:{name}")
                 problems.append(f"{label} {name!r} is deprecated, so no thing can be created with it")
+            if kind == "ca_certificate" and getattr(info, "status", None) != "ACTIVE":
+                missing.append(f"{kind}:{name}")
+                problems.append(
+                    f"{label} {name} is {getattr(info, 'status', 'of unknown status')} in AWS IoT, "
+                    "not ACTIVE, so no certificate can be registered with it"
+                )
         if missing:
             raise PreflightError(
                 "cannot import: " + "; ".join(problems) + " (create them first, or fix the names)",
@@ -282,10 +308,22 @@ class CertificateImporter:
             self._ledger.begin_run(self._run_record(run_id, options, input_name, input_digest))
             journal = Journal(self._ledger, target=key, run_id=run_id, lost_since=lost_since)
         gate = PreflightGate(self.preflight, lambda: self.iot) if options.preflight and lazy else None
+        notes: list[ImportOutcome] = []
+        noted = 0
+
+        def noting(outcome: ImportOutcome) -> None:
+            nonlocal noted
+            if outcome.note is not None:
+                noted += 1
+                if len(notes) < MAX_NOTES:
+                    notes.append(outcome)
+            if progress is not None:
+                progress(outcome)
+
         run = Run(
             gate if gate is not None else (lambda: self.iot),
             options,
-            progress,
+            noting,
             self._sleep,
             self._clock,
             journal,
@@ -315,6 +353,8 @@ class CertificateImporter:
             call_retries=_delta(before[2], after[2]),
             calls_refused=_delta(before[3], after[3]),
             failures=run.failures,
+            noted=noted,
+            notes=notes,
             retried=run.retried,
             rounds=run.rounds,
             dry_run=options.dry_run,

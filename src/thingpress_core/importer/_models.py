@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar, Literal
 
@@ -10,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from thingpress_core._config import ConfigModel
 from thingpress_core._vocabulary import RegistrationStatus
-from thingpress_core.certificates import ThingNaming, TrustStore
+from thingpress_core.certificates import DeviceCertificate, ThingNaming, TrustStore
 
 __all__ = [
     "OWNER_ATTRIBUTE",
+    "VENDOR_ID_ATTRIBUTE",
     "FailedStep",
     "ImportInterrupted",
     "ImportOptions",
@@ -26,6 +31,11 @@ __all__ = [
 #: is idempotent for the same certificate and refused (409) for another one, which is how two
 #: certificates that map to one thing name are told apart without a read call.
 OWNER_ATTRIBUTE = "thingpress_certificate_id"
+
+#: The thing attribute that carries the vendor's id for the chip a manifest entry names (a
+#: Microchip uniqueId, an Infineon chip id, an Espressif MAC), unless
+#: ``ImportOptions(manifest_attributes=False)``.
+VENDOR_ID_ATTRIBUTE = "vendor_id"
 
 #: The step an import failed at, in the order they run. ``input`` means the item was not a
 #: certificate at all, ``parse`` that the item was a reader's error passed through the stream.
@@ -44,6 +54,21 @@ FailedStep = Literal[
 _MAX_POLICIES = 10  # AWS IoT: at most 10 policies per certificate
 _MAX_GROUPS = 10  # AWS IoT: a thing belongs to at most 10 static groups
 _MAX_CONCURRENCY = 256
+MAX_NOTES = 1000  # outcomes with a note an `ImportReport` lists
+# AWS IoT thing attributes (API reference, ThingAttribute / AttributePayload)
+_ATTRIBUTE_NAME = re.compile(r"\A[a-zA-Z0-9_.,@/:#-]{1,128}\Z")
+_ATTRIBUTE_VALUE = re.compile(r"\A[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}\Z")
+_MAX_ATTRIBUTES_UNTYPED = 3  # a thing without a thing type
+_MAX_ATTRIBUTES_TYPED = 50  # a thing with one
+
+
+def attribute_problem(name: str, value: str) -> str | None:
+    """What is wrong with thing attribute ``name=value`` for AWS IoT, or None when nothing."""
+    if not _ATTRIBUTE_NAME.match(name):
+        return f"attribute name {name!r} must be 1 to 128 of a-z A-Z 0-9 _ . , @ / : # -"
+    if not _ATTRIBUTE_VALUE.match(value):
+        return f"attribute {name!r}: the value must be at most 800 of a-z A-Z 0-9 _ . , @ / : # = [ ] -"
+    return None
 
 
 class OutcomeStatus(str, enum.Enum):
@@ -106,8 +131,26 @@ class ImportOptions(ConfigModel):
             they fail with reason ``expired`` or ``not_yet_valid`` (and the date) before any
             call.
         recheck: with a ledger, ignore its done marks: make every call of the floor again
-            (repairing what AWS lacks) and record the steps. Default False: a device the
-            ledger shows done costs no call.
+            (repairing what AWS lacks) and record the steps; a certificate registered before
+            also has its status read (DescribeCertificate) and set to ``status`` when AWS holds
+            another (UpdateCertificate). Default False: a device the ledger shows done costs
+            no call.
+        billing_group: the billing group every thing is created in (CreateThing's
+            ``billingGroupName``: no extra call). The preflight checks that it exists.
+        attributes: thing attributes every thing is created with (CreateThing's
+            ``attributePayload``: no extra call). Names are 1 to 128 of
+            ``a-zA-Z0-9_.,@/:#-``, values at most 800 of ``a-zA-Z0-9_.,@/:#=[]-``. A thing holds
+            at most 3 attributes without a thing type and 50 with one, counting the importer's
+            own `OWNER_ATTRIBUTE` and, with ``manifest_attributes``, `VENDOR_ID_ATTRIBUTE`;
+            a bad name, value or count raises `ConfigurationError` naming the attribute.
+        manifest_attributes: give each thing the vendor's id a manifest entry brings, as
+            attribute `VENDOR_ID_ATTRIBUTE` (``vendor_id``). Default True.
+        ca_certificate: the CA (registered in the account) the device certificates were
+            issued by: each is registered with RegisterCertificate and this CA's PEM instead
+            of RegisterCertificateWithoutCA, the preflight checks that AWS holds the CA and
+            that it is ACTIVE, and unless ``trust_store`` is given each device certificate
+            must chain to it (checked locally, before any call). PEM text or bytes, or a
+            `DeviceCertificate`.
 
     Invalid values raise `ConfigurationError` naming the option (pydantic's error is its
     ``__cause__``); type checkers see the typed constructor, so a misspelt option is an error
@@ -132,6 +175,65 @@ class ImportOptions(ConfigModel):
     allow_multiple_things: bool = False
     allow_expired: bool = False
     recheck: bool = False
+    billing_group: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9:_-]+$"
+    )
+    attributes: dict[str, str] = Field(default={})  # pydantic copies it for each instance
+    manifest_attributes: bool = True
+    ca_certificate: DeviceCertificate | None = None
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _read_attributes(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return dict(value)
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _check_attributes(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            problem = attribute_problem(name, text)
+            if problem is not None:
+                raise ValueError(problem)
+        if OWNER_ATTRIBUTE in value:
+            raise ValueError(
+                f"attribute {OWNER_ATTRIBUTE!r} is the importer's own (it names the certificate)"
+            )
+        return value
+
+    @field_validator("ca_certificate", mode="before")
+    @classmethod
+    def _read_ca(cls, value: object) -> object:
+        if isinstance(value, (str, bytes)):
+            return DeviceCertificate.from_pem(value, source="ca_certificate")
+        return value
+
+    @field_validator("ca_certificate")
+    @classmethod
+    def _check_ca(cls, value: DeviceCertificate | None) -> DeviceCertificate | None:
+        if value is not None and not value.is_ca:
+            raise ValueError(f"certificate {value.certificate_id} is not a CA certificate (basicConstraints)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_attribute_count(self) -> ImportOptions:
+        if self.manifest_attributes and VENDOR_ID_ATTRIBUTE in self.attributes:
+            raise ValueError(
+                f"attribute {VENDOR_ID_ATTRIBUTE!r} is filled from the manifest; rename it, or pass "
+                "manifest_attributes=False (--no-manifest-attributes)"
+            )
+        limit = _MAX_ATTRIBUTES_TYPED if self.thing_type is not None else _MAX_ATTRIBUTES_UNTYPED
+        own = [OWNER_ATTRIBUTE] + ([VENDOR_ID_ATTRIBUTE] if self.manifest_attributes else [])
+        count = len(self.attributes) + len(own)
+        if count > limit:
+            kind = "with a thing type" if self.thing_type is not None else "without a thing type"
+            raise ValueError(
+                f"a thing {kind} holds at most {limit} attributes; {count} asked: "
+                f"{len(self.attributes)} given and the importer's own {', '.join(own)} "
+                "(give fewer, a thing type, or manifest_attributes=False / --no-manifest-attributes)"
+            )
+        return self
 
     @field_validator("policies", "thing_groups")
     @classmethod
@@ -158,11 +260,55 @@ class ImportOptions(ConfigModel):
             "allow_expired": self.allow_expired,
             "allow_multiple_things": self.allow_multiple_things,
             "recheck": self.recheck,
+            "billing_group": self.billing_group,
+            "attributes": dict(self.attributes),
+            "manifest_attributes": self.manifest_attributes,
+            "ca_certificate_id": self.ca_certificate.certificate_id if self.ca_certificate else None,
         }
+
+    def trust(self) -> TrustStore | None:
+        """The trust store certificates are checked against: ``trust_store``, else one made of
+        ``ca_certificate``, else None."""
+        if self.trust_store is not None:
+            return self.trust_store
+        if self.ca_certificate is not None:
+            return _ca_store(self.ca_certificate)
+        return None
+
+    def thing_attributes(self, certificate_id: str, vendor_id: str | None = None) -> dict[str, str]:
+        """The attributes a thing is created with for ``certificate_id``: `OWNER_ATTRIBUTE`,
+        ``attributes`` and, with ``manifest_attributes``, the entry's ``vendor_id``."""
+        wanted = {OWNER_ATTRIBUTE: certificate_id, **self.attributes}
+        if self.manifest_attributes and vendor_id:
+            wanted[VENDOR_ID_ATTRIBUTE] = vendor_id
+        return wanted
+
+    def thing_config(self) -> str | None:
+        """A short digest of what a thing is asked to carry beyond its type (billing group,
+        attributes, whether the manifest's go on it), or None when nothing is: a ledger keeps
+        it, so a re-run that asks for other ones is not taken as done."""
+        if self.billing_group is None and not self.attributes and self.manifest_attributes:
+            return None
+        text = json.dumps(
+            [self.billing_group, sorted(self.attributes.items()), self.manifest_attributes],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def calls_per_certificate(self) -> int:
         """The IoT calls one new certificate costs: 3 plus one per policy and per group."""
         return 3 + len(self.policies) + len(self.thing_groups)
+
+
+_CA_STORES: dict[str, TrustStore] = {}
+
+
+def _ca_store(ca: DeviceCertificate) -> TrustStore:
+    """One trust store per CA, built once (its verification store is cached inside)."""
+    store = _CA_STORES.get(ca.certificate_id)
+    if store is None:
+        store = _CA_STORES.setdefault(ca.certificate_id, TrustStore(certificates=(ca,)))
+    return store
 
 
 class ImportOutcome(BaseModel):
@@ -179,6 +325,9 @@ class ImportOutcome(BaseModel):
     certificate), ``certificate_on_other_thing`` (``other_things`` names them), or for an AWS
     error ``throttled``, ``service_unavailable``, ``circuit_open``, ``not_found``,
     ``access_denied``, ``invalid_request``, ``limit_exceeded``, ``conflict``, ``aws_error``.
+    ``certificate_status`` is the status AWS (or the ledger) holds for a certificate
+    registered before when it differs from the one asked, and ``note`` says so in one line
+    (with ``recheck`` the status was set, and ``note`` says that instead).
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
@@ -196,6 +345,8 @@ class ImportOutcome(BaseModel):
     calls: int = Field(default=0, ge=0)
     attempts: int = Field(default=1, ge=0)
     index: int | None = None
+    certificate_status: str | None = None
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -212,6 +363,9 @@ class ImportReport(BaseModel):
     never sent) are per operation (``iot.CreateThing``): the difference of the service's
     counters over the run, preflight included. ``failures`` holds every failed outcome, in
     the order they finished. ``rate_per_second`` is ``total / duration_seconds``.
+
+    ``noted`` counts the outcomes that carry a ``note`` (a certificate registered before with
+    another status than the one asked), and ``notes`` lists the first 1,000 of them.
 
     An interrupted run (Ctrl-C) has ``interrupted`` True: the counts cover the certificates
     that finished, and ``unfinished`` lists the ids of those that were in flight or waiting
@@ -230,6 +384,8 @@ class ImportReport(BaseModel):
     call_retries: dict[str, int] = Field(default_factory=dict[str, int])
     calls_refused: dict[str, int] = Field(default_factory=dict[str, int])
     failures: list[ImportOutcome] = Field(default_factory=list[ImportOutcome])
+    noted: int = Field(default=0, ge=0)
+    notes: list[ImportOutcome] = Field(default_factory=list[ImportOutcome])
     retried: int = Field(default=0, ge=0, description="certificates sent round again at least once")
     rounds: int = Field(default=0, ge=0, description="retry rounds that were needed")
     dry_run: bool = False
@@ -271,6 +427,8 @@ class ImportReport(BaseModel):
             f"({self.rate_per_second:.1f}/s): {self.imported} imported, {self.already_present} "
             f"already present, {self.failed} failed, {self.skipped} skipped; {self.total_calls} calls"
         )
+        if self.noted:
+            text += f"; {self.noted} with a note (e.g. another certificate status in AWS)"
         if self.interrupted:
             text += f"; interrupted with {len(self.unfinished)} unfinished"
         return text

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from thingpress_core._vocabulary import RegistrationStatus
     from thingpress_core.certificates import DeviceCertificate
 
-__all__ = ["CallCounts", "IoTOperations", "RegistrationResult", "ThingState"]
+__all__ = ["CallCounts", "CertificateState", "IoTOperations", "RegistrationResult", "ThingState"]
 
 
 class RegistrationResult(Protocol):
@@ -36,6 +36,16 @@ class ThingState(Protocol):
     def thing_type(self) -> str | None: ...
     @property
     def attributes(self) -> Mapping[str, str]: ...
+    @property
+    def billing_group(self) -> str | None: ...
+
+
+class CertificateState(Protocol):
+    """What `describe_certificate` and `describe_ca_certificate` answer
+    (`CertificateDescription`): the parts the importer reads."""
+
+    @property
+    def status(self) -> str: ...
 
 
 class CallCounts(Protocol):
@@ -59,14 +69,37 @@ class IoTOperations(Protocol):
         *,
         status: RegistrationStatus,
         created_after: datetime.datetime | None,
+        ca_certificate: DeviceCertificate | None = None,
     ) -> RegistrationResult:
-        """Register; ``created`` False when it existed before ``created_after`` (or the call)."""
+        """Register (with the CA's PEM when one is given; the importer passes
+        ``ca_certificate`` only then); ``created`` False when it existed before
+        ``created_after`` (or the call)."""
         ...
 
     def create_thing(
-        self, name: str, /, *, thing_type: str | None, attributes: Mapping[str, str] | None
+        self,
+        name: str,
+        /,
+        *,
+        thing_type: str | None,
+        attributes: Mapping[str, str] | None,
+        billing_group: str | None = None,
     ) -> object:
-        """Create; raise `ResourceConflictError` when it exists with another configuration."""
+        """Create (in the billing group when one is given; the importer passes
+        ``billing_group`` only then); raise `ResourceConflictError` when it exists with
+        another configuration."""
+        ...
+
+    def add_thing_to_billing_group(self, thing_name: str, billing_group: str, /) -> object:
+        """Move a thing to a billing group (only for a thing that exists in another one)."""
+        ...
+
+    def describe_certificate(self, certificate_id: str, /) -> CertificateState:
+        """A registered certificate's status (only with ``recheck``)."""
+        ...
+
+    def update_certificate_status(self, certificate_id: str, status: RegistrationStatus, /) -> object:
+        """Set a certificate's status (only with ``recheck``, when AWS holds another)."""
         ...
 
     def describe_thing(self, name: str, /) -> ThingState:
@@ -98,3 +131,7 @@ class IoTOperations(Protocol):
     def describe_thing_group(self, name: str, /) -> object: ...
 
     def describe_thing_type(self, name: str, /) -> object: ...
+
+    def describe_billing_group(self, name: str, /) -> object: ...
+
+    def describe_ca_certificate(self, certificate_id: str, /) -> CertificateState: ...

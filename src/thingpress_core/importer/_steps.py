@@ -48,6 +48,7 @@ from thingpress_core.importer._models import (
     ImportOptions,
     ImportOutcome,
     OutcomeStatus,
+    attribute_problem,
 )
 from thingpress_core.importer._refusal import Refusal, collision
 from thingpress_core.importer._work import StepTarget, Work, one_line, where
@@ -64,7 +65,7 @@ logger = logging.getLogger("thingpress_core.importer")
 _T = TypeVar("_T")
 
 _OPERATION: dict[FailedStep, str] = {
-    "register": "iot.RegisterCertificateWithoutCA",
+    "register": "iot.RegisterCertificateWithoutCA",  # iot.RegisterCertificate with a CA
     "thing": "iot.CreateThing",
     "attach_principal": "iot.AttachThingPrincipal",
     "attach_policy": "iot.AttachPolicy",
@@ -146,7 +147,16 @@ def failure(work: Work, step: FailedStep, target: str | None, exc: Exception) ->
     )
 
 
-def _finished(work: Work, status: OutcomeStatus) -> ImportOutcome:
+def _finished(work: Work, status: OutcomeStatus, held: _StatusSeen | None = None) -> ImportOutcome:
+    note = None
+    if held is not None:
+        if held.changed:
+            note = f"certificate status was {held.status} in AWS; set to the one asked"
+        else:
+            note = (
+                f"certificate status is {held.status} in {held.source}, not the one asked; "
+                "recheck (--recheck) sets it"
+            )
     return ImportOutcome(
         certificate_id=work.certificate_id,
         thing_name=work.thing_name,
@@ -154,6 +164,8 @@ def _finished(work: Work, status: OutcomeStatus) -> ImportOutcome:
         calls=work.calls,
         attempts=work.attempts,
         index=work.index,
+        certificate_status=held.status if held is not None else None,
+        note=note,
     )
 
 
@@ -235,7 +247,7 @@ def _local(
     certificate = work.certificate
     assert certificate is not None
     step: FailedStep = "verify"
-    target: str | None = "against the trust store" if options.trust_store is not None else "its validity"
+    target: str | None = _verify_target(options)
     try:
         if not work.verified:
             _check(work, certificate, options)
@@ -244,7 +256,7 @@ def _local(
         name = work.name(options)
         if journal is not None and work.attempts == 1:
             step, target = "thing", name
-            decided = journal.consult(work, name, options)
+            decided = _thing_config_checked(work, options, journal.consult(work, name, options))
             if decided is not None:
                 return decided, (step, target)
         if options.dry_run:
@@ -269,12 +281,14 @@ def _calls(
     assert name is not None
     step, target = where
     register_started: _dt.datetime | None = None
+    held = _ledger_status(work, options)
     try:
         client = iot()
         step = "register"
         if work.certificate_arn is None:
+            held = None
             register_started = _dt.datetime.now(_dt.timezone.utc)
-            registered_arn = _register(client, work, certificate, options)
+            registered_arn, held = _register(client, work, certificate, options)
             if journal is not None:
                 journal.register(work, arn=registered_arn, status=options.status, name=name)
         arn = work.certificate_arn
@@ -284,7 +298,14 @@ def _calls(
             adopted = _claim_thing(client, work, name, options)
             work.thing_done = True
             if journal is not None:
-                journal.confirm(work, "thing", found=adopted, thing_name=name, thing_type=options.thing_type)
+                journal.confirm(
+                    work,
+                    "thing",
+                    found=adopted,
+                    thing_name=name,
+                    thing_type=options.thing_type,
+                    thing_config=options.thing_config(),
+                )
         step = "attach_principal"
         if not work.principal_done:
             _counted(work, client.attach_thing_principal, name, arn)
@@ -319,18 +340,92 @@ def _calls(
     # ledger had registered (an interrupted import that this run completed)
     finished_ours = work.ours and work.calls > 0
     status = OutcomeStatus.IMPORTED if work.created or finished_ours else OutcomeStatus.ALREADY_PRESENT
-    return _finished(work, status)
+    return _finished(work, status, held)
+
+
+def _verify_target(options: ImportOptions) -> str:
+    if options.trust_store is not None:
+        return "against the trust store"
+    if options.ca_certificate is not None:
+        return "against the CA certificate"
+    return "its validity"
+
+
+def _ledger_status(work: Work, options: ImportOptions) -> _StatusSeen | None:
+    """The status the ledger holds for a certificate it registered, when it is not the one
+    asked (no call: AWS is read only with ``recheck``)."""
+    record = work.record
+    if record is None or record.certificate_status in (None, options.status):
+        return None
+    return _StatusSeen(record.certificate_status or "", "the ledger", changed=False)
+
+
+class _StatusSeen:
+    """A certificate status other than the one asked, where it was seen, and whether it was set."""
+
+    __slots__ = ("changed", "source", "status")
+
+    def __init__(self, status: str, source: str, *, changed: bool) -> None:
+        self.status = status
+        self.source = source
+        self.changed = changed
+
+
+def _thing_config_checked(
+    work: Work, options: ImportOptions, decided: ImportOutcome | None
+) -> ImportOutcome | None:
+    """The ledger's verdict, unless the thing was made with other attributes or another billing
+    group than these options ask: then its CreateThing is made again (AWS brings the thing in
+    line, see `_claim_thing`), and the other steps resume from the record."""
+    record = work.record
+    if record is None or options.recheck:
+        return decided
+    wanted = options.thing_config()
+    if record.thing_config == wanted:
+        if (
+            decided is None
+            and wanted is not None
+            and work.thing_name is not None
+            and record.complete_for(
+                thing_name=work.thing_name,
+                policies=options.policies,
+                thing_groups=options.thing_groups,
+                thing_type=options.thing_type,
+                status=options.status,
+                thing_config=wanted,
+            )
+        ):
+            # done with this configuration (the ledger's own check does not know it)
+            return ImportOutcome(
+                certificate_id=work.certificate_id,
+                thing_name=work.thing_name,
+                status=OutcomeStatus.ALREADY_PRESENT,
+                calls=0,
+                attempts=work.attempts,
+                index=work.index,
+            )
+        return decided
+    if decided is not None and decided.status is OutcomeStatus.ALREADY_PRESENT:
+        if record.done("register") and record.certificate_arn:
+            work.certificate_arn = record.certificate_arn
+        work.principal_done = record.done("principal")
+        work.groups_done.update(g for g in record.groups() if g in options.thing_groups)
+        work.policies_done.update(p for p in record.policies() if p in options.policies)
+        decided = None
+    work.thing_done = False
+    return decided
 
 
 def _check(work: Work, certificate: DeviceCertificate, options: ImportOptions) -> None:
     """Validity (unless allowed) and the trust store's verdict, before any call."""
-    if options.trust_store is not None:
+    trust = options.trust()
+    if trust is not None:
         at = None
         if options.allow_expired:
             # verify the chain as of a moment the device certificate was valid
             now = _dt.datetime.now(_dt.timezone.utc)
             at = min(max(now, certificate.not_before), certificate.not_after)
-        verify_certificate(certificate, options.trust_store, intermediates=work.chain, at=at)
+        verify_certificate(certificate, trust, intermediates=work.chain, at=at)
     elif not options.allow_expired:
         check_validity(certificate)
 
@@ -342,13 +437,19 @@ def _maybe_sent(exc: BaseException) -> bool:
 
 def _register(
     client: IoTOperations, work: Work, certificate: DeviceCertificate, options: ImportOptions
-) -> str:
+) -> tuple[str, _StatusSeen | None]:
+    """Register the certificate (with its CA when one is given); returns its ARN and, with
+    ``recheck``, the other status AWS held for a certificate registered before (then set)."""
+    extra: dict[str, object] = {}
+    if options.ca_certificate is not None:
+        extra["ca_certificate"] = options.ca_certificate
     registration = _counted(
         work,
         client.register_certificate,
         certificate,
         status=options.status,
         created_after=work.register_sent,
+        **extra,
     )
     arn = registration.certificate_arn
     if not registration.created and not options.allow_multiple_things:
@@ -363,21 +464,63 @@ def _register(
                 reason="certificate_on_other_thing",
                 other_things=others,
             )
+    held = None
+    if not registration.created and options.recheck:
+        held = _reconcile_status(client, work, registration.certificate_id, options)
     work.certificate_arn = arn
     work.created = work.created or registration.created
     work.registered = work.registered or registration.created
-    return arn
+    return arn, held
+
+
+def _reconcile_status(
+    client: IoTOperations, work: Work, certificate_id: str, options: ImportOptions
+) -> _StatusSeen | None:
+    """Read the status of a certificate registered before and set the one asked when AWS holds
+    an ACTIVE or INACTIVE one that differs (a revoked or transferred certificate is reported,
+    not changed)."""
+    found = _counted(work, client.describe_certificate, certificate_id).status
+    if found == options.status:
+        return None
+    if found in ("ACTIVE", "INACTIVE"):
+        _counted(work, client.update_certificate_status, certificate_id, options.status)
+        logger.info(
+            "certificate %s was %s; set to %s",
+            certificate_id,
+            found,
+            options.status,
+            extra={"operation": "iot.UpdateCertificate", "certificate_id": certificate_id},
+        )
+        return _StatusSeen(found, "AWS", changed=True)
+    return _StatusSeen(found, "AWS", changed=False)
 
 
 def _claim_thing(client: IoTOperations, work: Work, name: str, options: ImportOptions) -> bool:
     """Create the thing for this certificate, or adopt it, or refuse a name collision.
 
+    The thing is created with its type, attributes (`OWNER_ATTRIBUTE` among them) and billing
+    group in one CreateThing. A thing that exists with another configuration (409) is read:
+    another certificate's thing is a collision; a thing of this certificate or of none is
+    brought in line (UpdateThing for its type and attributes, merged; AddThingToBillingGroup
+    for its billing group), each call only when something differs.
+
     True when a thing made elsewhere was adopted (so the run did not make it)."""
     certificate_id = work.certificate_id
     assert certificate_id is not None
-    owner = {OWNER_ATTRIBUTE: certificate_id}
+    wanted = options.thing_attributes(certificate_id, work.vendor_id)
+    for key, value in wanted.items():
+        problem = attribute_problem(key, value)
+        if problem is not None:
+            raise Refusal(
+                f"{problem} (from the manifest; manifest_attributes=False, or "
+                "--no-manifest-attributes, leaves it out)",
+                reason="invalid_attribute",
+            )
+    extra: dict[str, object] = {}
+    if options.billing_group is not None:
+        extra["billing_group"] = options.billing_group
     try:
-        _counted(work, client.create_thing, name, thing_type=options.thing_type, attributes=owner)
+        _counted(work, client.create_thing, name, thing_type=options.thing_type, attributes=wanted, **extra)
         return False
     except ResourceConflictError:
         pass  # the thing exists with another configuration: find out whose it is
@@ -392,22 +535,28 @@ def _claim_thing(client: IoTOperations, work: Work, name: str, options: ImportOp
         if others:
             raise collision(name, others[0])
     retyped = options.thing_type is not None and found.thing_type != options.thing_type
-    if retyped or claimed is None:
+    missing = {k: v for k, v in wanted.items() if found.attributes.get(k) != v}
+    if retyped or missing:
         _counted(
             work,
             client.update_thing,
             name,
             thing_type=options.thing_type if retyped else None,
-            attributes=owner if claimed is None else None,
+            attributes=missing or None,
         )
         logger.info(
             "thing %s existed %s; updated",
             name,
-            "with another thing type" if retyped else "without its certificate attribute",
+            "with another thing type" if retyped else "with other attributes",
             extra={"operation": "iot.UpdateThing", "certificate_id": certificate_id, "thing_name": name},
         )
-    if retyped:
-        work.created = True  # a changed thing type is news this run made
+    billing = options.billing_group
+    rebilled = billing is not None and getattr(found, "billing_group", None) != billing
+    if rebilled:
+        assert billing is not None
+        _counted(work, client.add_thing_to_billing_group, name, billing)
+    if retyped or rebilled or set(missing) - {OWNER_ATTRIBUTE}:
+        work.created = True  # a changed type, attribute or billing group is news this run made
     return claimed is None  # a thing made elsewhere was adopted
 
 

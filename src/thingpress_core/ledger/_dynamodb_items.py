@@ -37,7 +37,7 @@ STEP: Final = "step:"
 _STEPS_PER_UPDATE: Final = 40  # an update expression is at most 4 KB
 # fields a save sets when known and never clears: None in a record means "not known here"
 _KEPT: Final = ("thing_name", "certificate_arn", "certificate_status", "thing_type", "source")
-_KEPT_TOO: Final = ("entry_index", "vendor_id")
+_KEPT_TOO: Final = ("entry_index", "vendor_id", "thing_config")
 _CLEARED: Final = ("last_error", "last_error_step")  # None clears them (a later success)
 _RANK = {"register": 0, "thing": 1, "principal": 2, "status": 3, "policy": 4, "group": 5}
 

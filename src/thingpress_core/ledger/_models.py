@@ -111,7 +111,10 @@ class DeviceRecord(BaseModel):
 
     ``steps`` maps a `step_key` to its `StepMark`. The other fields say what the steps are
     about (the ARN, the thing, its type, the status) and where the device came from (the
-    manifest, its entry index, the vendor's id).
+    manifest, its entry index, the vendor's id). ``thing_config`` is a short digest of what
+    the thing was created with beyond its type (billing group, attributes:
+    ``ImportOptions.thing_config``), None when nothing: a run that asks for others is not
+    done.
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
@@ -125,6 +128,7 @@ class DeviceRecord(BaseModel):
     source: str | None = None
     entry_index: int | None = None
     vendor_id: str | None = None
+    thing_config: str | None = None
     steps: dict[str, StepMark] = Field(default_factory=dict[str, StepMark])
     run_id: str
     first_run_id: str
@@ -165,8 +169,10 @@ class DeviceRecord(BaseModel):
         thing_groups: Iterable[str],
         thing_type: str | None,
         status: str,
+        thing_config: str | None = None,
     ) -> bool:
-        """True when every step these options ask for was confirmed (nothing left to do)."""
+        """True when every step these options ask for was confirmed (nothing left to do), the
+        thing with this type and ``thing_config`` (billing group, attributes)."""
         wanted = ["register", "thing", "principal"]
         wanted += [step_key("policy", p) for p in policies]
         wanted += [step_key("group", g) for g in thing_groups]
@@ -175,6 +181,7 @@ class DeviceRecord(BaseModel):
             and self.thing_name == thing_name
             and self.thing_type == thing_type
             and self.certificate_status == status
+            and self.thing_config == thing_config
         )
 
     def with_step(

@@ -61,6 +61,8 @@ DEFAULT_RATE_LIMITS: Mapping[str, float] = MappingProxyType(
     {
         # certificates and policies
         "iot.RegisterCertificateWithoutCA": 10.0,  # [DESIGN]
+        "iot.RegisterCertificate": 10.0,  # [GR] (quota code L-8C0011A3)
+        "iot.DescribeCACertificate": 10.0,  # [GR] (quota code L-E72BB356)
         "iot.DescribeCertificate": 10.0,  # [GR]
         "iot.UpdateCertificate": 10.0,  # [GR]
         "iot.DeleteCertificate": 10.0,  # [GR]
@@ -82,6 +84,8 @@ DEFAULT_RATE_LIMITS: Mapping[str, float] = MappingProxyType(
         "iot.ListThingGroupsForThing": 100.0,  # [SQ] L-75F129AD
         "iot.DescribeThingGroup": 100.0,  # [SQ] L-52E1E197
         "iot.DescribeThingType": 100.0,  # [SQ] L-DDCF8E97
+        "iot.DescribeBillingGroup": 100.0,  # [SQ] L-23DF46E7
+        "iot.AddThingToBillingGroup": 60.0,  # [SQ] L-1F4BE39E
     }
 )
 

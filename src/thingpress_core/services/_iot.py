@@ -96,8 +96,11 @@ class IoTService(ServiceFacade):
         *,
         status: CertificateStatus = "ACTIVE",
         created_after: _dt.datetime | None = None,
+        ca_certificate: DeviceCertificate | None = None,
     ) -> CertificateRegistration:
-        """Register ``cert`` without a CA: one ``RegisterCertificateWithoutCA`` call.
+        """Register ``cert``: one ``RegisterCertificateWithoutCA`` call, or with
+        ``ca_certificate`` (a CA registered in the account) one ``RegisterCertificate`` call
+        with the CA's PEM, so AWS records the certificate as issued by that CA.
 
         A certificate that is registered already (HTTP 409) is not an error: the result has
         ``created=False`` and the id and ARN from the error (or computed from the DER). Only
@@ -114,16 +117,26 @@ class IoTService(ServiceFacade):
         reports such a certificate ``created=False``, never the other way round.
         """
         cert_id = cert.certificate_id
-        check_status(status, "RegisterCertificateWithoutCA", cert_id)
+        operation = "RegisterCertificateWithoutCA" if ca_certificate is None else "RegisterCertificate"
+        check_status(status, operation, cert_id)
         sent_at = _dt.datetime.now(_dt.timezone.utc)
         try:
-            response = self._call_path().call(
-                "RegisterCertificateWithoutCA",
-                self._iot().register_certificate_without_ca,
-                {"certificatePem": cert.pem, "status": status},
-                certificate_id=cert_id,
-                expected=(ResourceConflictError,),
-            )
+            if ca_certificate is None:
+                response = self._call_path().call(
+                    operation,
+                    self._iot().register_certificate_without_ca,
+                    {"certificatePem": cert.pem, "status": status},
+                    certificate_id=cert_id,
+                    expected=(ResourceConflictError,),
+                )
+            else:
+                response = self._call_path().call(
+                    operation,
+                    self._iot().register_certificate,
+                    {"certificatePem": cert.pem, "caCertificatePem": ca_certificate.pem, "status": status},
+                    certificate_id=cert_id,
+                    expected=(ResourceConflictError,),
+                )
         except ResourceConflictError as exc:
             if exc.code != "ResourceAlreadyExistsException":
                 raise  # e.g. CertificateStateException: the certificate's state forbids it
@@ -140,7 +153,7 @@ class IoTService(ServiceFacade):
                 if created
                 else "is registered already",
                 extra={
-                    "operation": "iot.RegisterCertificateWithoutCA",
+                    "operation": f"iot.{operation}",
                     "certificate_id": found_id,
                     "thing_name": None,
                 },
@@ -153,7 +166,7 @@ class IoTService(ServiceFacade):
                 found_id,
                 cert_id,
                 extra={
-                    "operation": "iot.RegisterCertificateWithoutCA",
+                    "operation": f"iot.{operation}",
                     "certificate_id": cert_id,
                     "thing_name": None,
                 },
@@ -200,6 +213,31 @@ class IoTService(ServiceFacade):
             certificate_arn=str(desc.get("certificateArn") or self.certificate_arn(certificate_id)),
             status=str(desc.get("status") or "UNKNOWN"),
             ca_certificate_id=desc.get("caCertificateId") or None,
+            owned_by=desc.get("ownedBy") or None,
+            creation_date=desc.get("creationDate"),
+            last_modified_date=desc.get("lastModifiedDate"),
+            not_before=validity.get("notBefore"),
+            not_after=validity.get("notAfter"),
+            mode=desc.get("certificateMode") or None,
+        )
+
+    def describe_ca_certificate(self, certificate_id: str) -> CertificateDescription:
+        """CA certificate ``certificate_id`` as AWS IoT holds it (``DescribeCACertificate``):
+        its status (``ACTIVE``, ``INACTIVE``) and mode (``DEFAULT``, ``SNI_ONLY``) matter to an
+        import with it; `ResourceNotFoundError` when it is not registered in the account."""
+        check_certificate_id(certificate_id, "DescribeCACertificate")
+        response = self._call_path().call(
+            "DescribeCACertificate",
+            self._iot().describe_ca_certificate,
+            {"certificateId": certificate_id},
+            certificate_id=certificate_id,
+        )
+        desc: Mapping[str, Any] = response.get("certificateDescription") or {}
+        validity: Mapping[str, Any] = desc.get("validity") or {}
+        return CertificateDescription(
+            certificate_id=str(desc.get("certificateId") or certificate_id),
+            certificate_arn=str(desc.get("certificateArn") or self._arn(f"cacert/{certificate_id}")),
+            status=str(desc.get("status") or "UNKNOWN"),
             owned_by=desc.get("ownedBy") or None,
             creation_date=desc.get("creationDate"),
             last_modified_date=desc.get("lastModifiedDate"),
@@ -266,6 +304,7 @@ class IoTService(ServiceFacade):
         *,
         thing_type: str | None = None,
         attributes: Mapping[str, str] | None = None,
+        billing_group: str | None = None,
     ) -> Thing:
         """One ``CreateThing`` call; a thing that exists with another configuration raises.
 
@@ -273,6 +312,7 @@ class IoTService(ServiceFacade):
         and a thing that exists with another type or attributes with
         `~thingpress_core.errors.ResourceConflictError` (expected: logged at DEBUG, not
         counted as a failure). `ensure_thing` is the variant that updates instead.
+        ``billing_group`` puts the thing in that billing group in the same call.
         """
         check_thing_name(name, "CreateThing")
         params: dict[str, Any] = {"thingName": name}
@@ -280,6 +320,8 @@ class IoTService(ServiceFacade):
             params["thingTypeName"] = thing_type
         if attributes:
             params["attributePayload"] = {"attributes": dict(attributes)}
+        if billing_group is not None:
+            params["billingGroupName"] = billing_group
         response = self._call_path().call(
             "CreateThing",
             self._iot().create_thing,
@@ -375,6 +417,17 @@ class IoTService(ServiceFacade):
             self._iot().attach_policy,
             {"policyName": policy_name, "target": certificate_arn},
             certificate_id=certificate_id_of(certificate_arn),
+        )
+
+    def add_thing_to_billing_group(self, thing_name: str, billing_group: str) -> None:
+        """Put a thing in a billing group, both by name (``AddThingToBillingGroup``); a thing
+        is in at most one billing group, so this moves it from another one."""
+        check_thing_name(thing_name, "AddThingToBillingGroup")
+        self._call_path().call(
+            "AddThingToBillingGroup",
+            self._iot().add_thing_to_billing_group,
+            {"billingGroupName": billing_group, "thingName": thing_name},
+            thing_name=thing_name,
         )
 
     def add_thing_to_group(self, thing_name: str, group_name: str) -> None:
@@ -527,6 +580,14 @@ class IoTService(ServiceFacade):
             parent_group_name=meta.get("parentGroupName") or None,
             attributes=dict(payload.get("attributes") or {}),
         )
+
+    def describe_billing_group(self, name: str) -> str:
+        """The ARN of billing group ``name`` (``DescribeBillingGroup``); `ResourceNotFoundError`
+        when it does not exist."""
+        response = self._call_path().call(
+            "DescribeBillingGroup", self._iot().describe_billing_group, {"billingGroupName": name}
+        )
+        return str(response.get("billingGroupArn") or "")
 
     def describe_thing_type(self, name: str) -> ThingTypeInfo:
         """Thing type ``name``; `ResourceNotFoundError` when it does not exist."""
