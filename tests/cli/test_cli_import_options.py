@@ -144,3 +144,49 @@ def test_status_inactive_then_recheck_sets_active(fresh: Sandbox, tmp_path: Path
 def test_status_must_be_active_or_inactive(fresh: Sandbox) -> None:
     result = _import(fresh, "--status", "REVOKED")
     assert result.exit_code == 2, result.output
+
+
+def test_registration_with_a_ca_records_the_ca_on_each_certificate(fresh: Sandbox, tmp_path: Path) -> None:
+    iot = _iot(fresh)
+    # moto matches caCertificatePem to a registered CA by its exact text (AWS by the certificate):
+    # register the PEM text the importer sends, which is the same certificate
+    from thingpress_core.certificates import load_certificate
+
+    ca_pem = load_certificate(EXAMPLE_CA.read_bytes()).pem
+    ca_id = iot.register_ca_certificate(caCertificate=ca_pem, setAsActive=True)["certificateId"]
+    out = tmp_path / "report.json"
+    result = _import(fresh, "--ca-certificate", str(EXAMPLE_CA), report=out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["calls"]["iot.RegisterCertificate"] == 25
+    assert report["calls"]["iot.DescribeCACertificate"] == 1
+    assert "iot.RegisterCertificateWithoutCA" not in report["calls"]
+    # every certificate is AWS's record of one issued by that CA (its caCertificateId; moto's
+    # DescribeCertificate leaves that field out, ListCertificatesByCA filters on it)
+    by_ca = {c["certificateId"] for c in iot.list_certificates_by_ca(caCertificateId=ca_id)["certificates"]}
+    assert by_ca == {c["certificateId"] for c in iot.list_certificates()["certificates"]}
+    assert len(by_ca) == 25
+
+
+def test_a_ca_not_registered_stops_before_any_certificate(fresh: Sandbox) -> None:
+    result = _import(fresh, "--ca-certificate", str(EXAMPLE_CA))
+    assert result.exit_code == 2, result.output
+    assert "is not registered in the account" in " ".join(result.output.split())
+    assert fresh.counts()["certificates"] == 0
+
+
+def test_an_inactive_ca_stops_before_any_certificate(fresh: Sandbox) -> None:
+    _iot(fresh).register_ca_certificate(caCertificate=EXAMPLE_CA.read_text(), setAsActive=False)
+    result = _import(fresh, "--ca-certificate", str(EXAMPLE_CA))
+    assert result.exit_code == 2, result.output
+    assert "not ACTIVE" in " ".join(result.output.split())
+
+
+def test_a_device_certificate_as_ca_is_a_usage_error(fresh: Sandbox, tmp_path: Path) -> None:
+    import base64
+
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_bytes(base64.b64decode(EXAMPLE.read_text().splitlines()[0]))
+    result = _import(fresh, "--ca-certificate", str(leaf))
+    assert result.exit_code == 2, result.output
+    assert "not a CA certificate" in " ".join(result.output.split())
