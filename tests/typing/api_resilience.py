@@ -9,6 +9,7 @@ from typing import Any
 
 from thingpress_core.errors import CircuitOpenError, RateLimitTimeoutError
 from thingpress_core.resilience import (
+    DEFAULT_CONCURRENCY_CAP,
     DEFAULT_RATE_LIMITS,
     CircuitBreaker,
     CircuitBreakerRegistry,
@@ -19,11 +20,13 @@ from thingpress_core.resilience import (
     CircuitSnapshot,
     CircuitState,
     Classifier,
+    ConcurrencyPlan,
     RateLimiter,
     ResilienceSettings,
     is_service_failure,
     is_throttle,
     is_transient,
+    plan_concurrency,
 )
 from thingpress_core.settings import ThingpressSettings
 
@@ -208,3 +211,13 @@ flags: tuple[bool, bool, bool] = (
     is_transient(ValueError()),
     is_service_failure(ValueError()),
 )
+
+# concurrency from the quotas
+plan: ConcurrencyPlan = plan_concurrency(
+    {"iot.RegisterCertificateWithoutCA": 1, "iot.AttachPolicy": 1}, DEFAULT_RATE_LIMITS, latency=0.05
+)
+workers: int = plan.workers
+binding: str | None = plan.binding_operation
+eta: float = plan.expected_seconds(1_000_000)
+capped: ConcurrencyPlan = plan_concurrency({}, DEFAULT_RATE_LIMITS, latency=0.0, cap=DEFAULT_CONCURRENCY_CAP)
+line: str = plan.summary()

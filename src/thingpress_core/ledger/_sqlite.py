@@ -88,8 +88,7 @@ _NUMBER_SQL = {
 _DEVICE = "SELECT thing_name, record FROM devices WHERE cert = ? AND target = ?"
 _ROW = "SELECT d.cert, d.target, d.thing_name, d.record FROM devices AS d"
 _THING_OWNER = "SELECT cert, record FROM devices WHERE thing_name = ? AND target = ? ORDER BY cert"
-# `device` and `thing_owner` in one statement (one row even when the device has none)
-_LOOKUP = (
+_LOOKUP = (  # `device` and `thing_owner` in one statement: one row, record or none
     "SELECT (SELECT cert FROM devices WHERE thing_name = ?1 AND target = ?3 ORDER BY cert LIMIT 1),"
     " d.thing_name, d.record FROM (SELECT 1) LEFT JOIN devices AS d ON d.cert = ?2 AND d.target = ?3"
 )
@@ -355,9 +354,7 @@ class SqliteLedger:
     def lookup(
         self, target: str, certificate_id: str, thing_name: str
     ) -> tuple[DeviceRecord | None, str | None]:
-        """`device` and `thing_owner` in one read: what the importer asks of a device before
-        its first call, at the cost of one of them (a second read only when another record
-        names the thing)."""
+        """`device` and `thing_owner` in one read (two when another record names the thing)."""
         cert = _certificate_bytes(certificate_id)  # None: no record can match
         conn = self._borrow()
         try:
@@ -371,9 +368,7 @@ class SqliteLedger:
             return None, None
         named = None if row[0] is None else bytes(row[0]).hex()
         record = None if cert is None or row[2] is None else self._decode(target, cert, row[1], row[2])
-        if named is None:
-            return record, None
-        if named == certificate_id.lower() and record is not None and record.holds_thing():
+        if named is None or (named == certificate_id.lower() and record is not None and record.holds_thing()):
             return record, named
         return record, self.thing_owner(target, thing_name)  # which record holds it, if any
 

@@ -7,6 +7,12 @@ The services call AWS through ``rate limiter -> circuit breaker -> boto3``, each
 from thingpress_core._public import publish
 from thingpress_core.resilience._breaker import CircuitBreaker, CircuitListener, Classifier
 from thingpress_core.resilience._classify import is_service_failure, is_throttle, is_transient
+from thingpress_core.resilience._concurrency import (
+    DEFAULT_CONCURRENCY_CAP,
+    DEFAULT_HEADROOM,
+    ConcurrencyPlan,
+    plan_concurrency,
+)
 from thingpress_core.resilience._models import CircuitEvent, CircuitPermit, CircuitSnapshot, CircuitState
 from thingpress_core.resilience._ratelimit import RateLimiter
 from thingpress_core.resilience._registry import CircuitBreakerRegistry
@@ -17,6 +23,8 @@ from thingpress_core.resilience._settings import (
 )
 
 __all__ = [
+    "DEFAULT_CONCURRENCY_CAP",
+    "DEFAULT_HEADROOM",
     "DEFAULT_RATE_LIMITS",
     "CircuitBreaker",
     "CircuitBreakerRegistry",
@@ -27,11 +35,13 @@ __all__ = [
     "CircuitSnapshot",
     "CircuitState",
     "Classifier",
+    "ConcurrencyPlan",
     "RateLimiter",
     "ResilienceSettings",
     "is_service_failure",
     "is_throttle",
     "is_transient",
+    "plan_concurrency",
 ]
 
 # Tracebacks, reprs and the API docs name this package, so the private modules can move.
