@@ -190,3 +190,42 @@ def test_a_device_certificate_as_ca_is_a_usage_error(fresh: Sandbox, tmp_path: P
     result = _import(fresh, "--ca-certificate", str(leaf))
     assert result.exit_code == 2, result.output
     assert "not a CA certificate" in " ".join(result.output.split())
+
+
+def _bucket(box: Sandbox) -> Any:
+    s3 = box.factory.client("s3")
+    s3.create_bucket(Bucket="manifests")
+    s3.put_object(Bucket="manifests", Key="fleet/devices.txt", Body=EXAMPLE.read_bytes())
+    return s3
+
+
+def test_import_from_an_s3_object_matches_a_local_import(fresh: Sandbox, tmp_path: Path) -> None:
+    _bucket(fresh)
+    out = tmp_path / "report.json"
+    result = _import(fresh, source="s3://manifests/fleet/devices.txt", report=out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert (report["total"], report["imported"], report["failed"]) == (25, 25, 0)
+    assert report["manifest"]["format"] == "generated"
+    assert fresh.counts() == {"things": 25, "certificates": 25}
+    assert "s3://manifests/fleet/devices.txt" in " ".join(result.output.split())
+    # the same object again: the ledger (keyed by the content's digest too) finds it all done
+    result = _import(fresh, source="s3://manifests/fleet/devices.txt", report=out)
+    assert json.loads(out.read_text())["already_present"] == 25
+
+
+def test_inspect_reads_an_s3_object(fresh: Sandbox) -> None:
+    _bucket(fresh)
+    result = runner.invoke(app, ["inspect", "s3://manifests/fleet/devices.txt", "--json", *_endpoint(fresh)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert len(rows) == 25
+    assert rows[0]["thing_name"] == "sensor-000000"
+
+
+@pytest.mark.parametrize("source", ["s3://manifests/fleet/missing.txt", "s3://manifests", "s3:///key"])
+def test_a_missing_or_malformed_s3_location_is_a_usage_error(fresh: Sandbox, source: str) -> None:
+    _bucket(fresh)
+    result = _import(fresh, source=source)
+    assert result.exit_code == 2, result.output
+    assert fresh.counts()["certificates"] == 0

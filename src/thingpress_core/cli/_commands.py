@@ -65,6 +65,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("thingpress_core.cli")
 
+InputArg = Annotated[
+    str,
+    typer.Argument(metavar="FILE", help="The manifest or certificate file, or s3://bucket/key."),
+]
+
+
 BillingGroupOpt = Annotated[
     str | None,
     typer.Option(
@@ -120,14 +126,19 @@ OnBadEntryOpt = Annotated[
 
 @app.command()
 def inspect(
-    file: FileArg,
+    ctx: typer.Context,
+    source: InputArg,
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = None,
     naming: NamingOpt = None,
     as_json: Annotated[bool, flag("--json", "One JSON object per certificate.")] = False,
+    endpoint_url: EndpointOpt = None,
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
-    """Show the certificates of FILE: index, id, common name, thing name, issuer, expiry.
+    """Show the certificates of FILE (a path or s3://bucket/key): index, id, common name,
+    thing name, issuer, expiry.
 
     The thing name is the one `import` would use (the same mapping, the same --naming); a
     certificate that is expired or not yet valid is marked, as `import` refuses it unless
@@ -135,9 +146,10 @@ def inspect(
     """
     from thingpress_core.certificates import thing_name_for
 
+    file = local_input(ctx, source, endpoint_url, region, profile)
     chosen = parse_naming(naming)
     now = datetime.now(timezone.utc)
-    table = Table(title=f"{file.name}", show_lines=False)
+    table = Table(title=_shown(source), show_lines=False)
     for column in ("index", "certificate id", "common name", "thing name", "expires"):
         table.add_column(column, no_wrap=column != "common name", overflow="fold")
     table.add_column("issuer", overflow="fold", ratio=1)
@@ -178,7 +190,7 @@ def inspect(
                 )
     if not as_json:
         console.print(table)
-        console.print(f"{count} certificate(s) in {file.name} ({reader.format.value})")
+        console.print(f"{count} certificate(s) in {_shown(source)} ({reader.format.value})")
     if invalid:
         err_console.print(
             f"warning: {invalid} certificate(s) expired or not yet valid; import refuses them "
@@ -198,7 +210,8 @@ def _validity(not_before: datetime, not_after: datetime, now: datetime) -> str:
 
 @app.command("import")
 def import_(
-    file: FileArg,
+    ctx: typer.Context,
+    source: InputArg,
     policy: PolicyOpt = None,
     thing_group: ThingGroupOpt = None,
     thing_type: ThingTypeOpt = None,
@@ -259,7 +272,8 @@ def import_(
     recheck: RecheckOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
-    """Import every certificate of FILE into AWS IoT Core: certificate, thing, policies, groups, type.
+    """Import every certificate of FILE (a path or s3://bucket/key) into AWS IoT Core:
+    certificate, thing, policies, groups, type, billing group, attributes.
 
     Every step AWS confirms is recorded in a ledger (--ledger; by default a file in the
     working directory), so running the same import again finishes what is left and skips
@@ -279,6 +293,7 @@ def import_(
     if sandbox_rate not in ("real", "fast"):
         fail(f"--sandbox-rate must be real or fast, not {sandbox_rate!r}")
     check_writable(report, "--report")
+    file = local_input(ctx, source, endpoint_url, region, profile)
     if status not in ("ACTIVE", "INACTIVE"):
         fail(f"--status must be ACTIVE or INACTIVE, not {status!r}")
     with usage_errors():
@@ -316,7 +331,7 @@ def import_(
     except KeyboardInterrupt:
         err_console.print("interrupted before the import began: nothing was sent", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    logger.info("reading %s as %s (%s)", file, found, shown_options, extra={"operation": "read"})
+    logger.info("reading %s as %s (%s)", source, found, shown_options, extra={"operation": "read"})
 
     with ExitStack() as stack:
         box: Any = None
@@ -353,7 +368,7 @@ def import_(
                         importer,
                         reader,
                         total,
-                        input_name=str(file),
+                        input_name=source,
                         input_digest=input_digest(file) if kept is not None else None,
                     )
                 except PreflightError as exc:
@@ -362,7 +377,7 @@ def import_(
             interrupted = True
             result = stopped.report
 
-        print_summary(result, source=str(file), fmt=found, options=shown_options)
+        print_summary(result, source=source, fmt=found, options=shown_options)
         print_manifest_notes(reader)
         if report:
             _write_report(report, result, manifest_section(reader, shown_options))
@@ -376,6 +391,44 @@ def import_(
         if box is not None:
             print_sandbox(box)
     raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
+
+
+def _shown(source: str) -> str:
+    return source if source.startswith("s3://") else Path(source).name
+
+
+def local_input(
+    ctx: typer.Context, source: str, endpoint_url: str | None, region: str | None, profile: str | None
+) -> Path:
+    """FILE as a local path: a file as it is, an ``s3://bucket/key`` object streamed through
+    `S3Service` (refused past the manifest size limit before its body is read when S3 announces
+    its size, else as soon as the stream goes past it) into a private temporary folder that
+    lives as long as the command. Everything after (format detection, the reader, the report,
+    the input digest) then reads it exactly as a local file."""
+    if not source.startswith("s3://"):
+        path = Path(source)
+        if not path.is_file():
+            fail(f"FILE {source!r} does not exist or is not a file")
+        return path
+    import shutil
+    import tempfile
+    from pathlib import PurePosixPath
+
+    from thingpress_core.manifests import DEFAULT_MAX_MANIFEST_BYTES
+    from thingpress_core.services import S3Service
+
+    bucket, _, key = source[len("s3://") :].partition("/")
+    if not bucket or not key:
+        fail(f"an S3 FILE is s3://bucket/key, not {source!r}")
+    folder = Path(ctx.with_resource(tempfile.TemporaryDirectory(prefix="thingpress-s3-")))
+    local = folder / (PurePosixPath(key).name or "manifest")
+    with usage_errors(f"{source}: "):
+        s3 = S3Service(client_factory(endpoint_url, region, profile, services=("s3",)))
+        opened = s3.open_object(bucket, key, max_bytes=DEFAULT_MAX_MANIFEST_BYTES)
+        with opened as stream, local.open("wb") as out:
+            shutil.copyfileobj(stream, out, 1 << 20)
+    logger.info("read %s into a temporary file", source, extra={"operation": "s3.GetObject"})
+    return local
 
 
 def parse_attributes(pairs: list[str] | None) -> dict[str, str]:
