@@ -3,7 +3,7 @@
 Type checkers see the constructor pydantic builds from the fields (pyright through pydantic's
 ``dataclass_transform``, mypy through the ``pydantic.mypy`` plugin), so a misspelt or mistyped
 setting is an error before anything runs. At run time the same calls raise
-`~thingpress_core.errors.ConfigurationError` (a ``ValueError``) instead of pydantic's
+[`ConfigurationError`][thingpress_core.errors.ConfigurationError] (a ``ValueError``) instead of pydantic's
 ``ValidationError``, which stays attached as ``__cause__``. The run-time ``__init__`` and
 ``model_validate*`` live under ``if not TYPE_CHECKING:`` so no checker sees a ``**values: Any``
 signature.

@@ -50,10 +50,13 @@ class ClientFactory:
         clients: ready-made clients by service name (``{"iot": client}``); they are returned
             as they are, e.g. for clients created inside a moto mock or with custom auth.
 
-    Example:
-        >>> factory = ClientFactory(ThingpressSettings(region="eu-west-1"))  # doctest: +SKIP
-        >>> factory.iot() is factory.iot()  # doctest: +SKIP
-        True
+    Examples:
+        ```python
+        from thingpress_core import ClientFactory, ThingpressSettings
+
+        factory = ClientFactory(ThingpressSettings(region="eu-west-1"))
+        assert factory.iot() is factory.iot()  # one cached client per service
+        ```
     """
 
     def __init__(
@@ -207,7 +210,7 @@ class ClientFactory:
 
         The call goes through the one call path like every other (its own rate limit and
         breaker, ``sts.GetCallerIdentity``, and errors mapped to the
-        `~thingpress_core.errors.AwsServiceError` tree).
+        [`AwsServiceError`][thingpress_core.errors.AwsServiceError] tree).
         """
         if self._account_id is None:
             import logging

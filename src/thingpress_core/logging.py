@@ -9,13 +9,16 @@ Signature=...``), its canonical request and signature, and whole response bodies
 example with ``logging.basicConfig(level=logging.DEBUG)``, prints all of that.
 
 `RedactingFilter` rewrites each log record that passes through it so that none of it
-survives. `install_redaction` attaches one to the handlers that records reach::
+survives. `install_redaction` attaches one to the handlers that records reach:
 
-    import logging
-    from thingpress_core.logging import install_redaction
+```python
+import logging
 
-    logging.basicConfig(level=logging.DEBUG)
-    install_redaction()            # every handler of the root logger, botocore's records included
+from thingpress_core.logging import install_redaction
+
+logging.basicConfig(level=logging.DEBUG)
+install_redaction()  # every handler of the root logger: botocore's records too
+```
 
 What is replaced with a ``[REDACTED ...]`` marker (see `redact`):
 

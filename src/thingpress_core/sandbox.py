@@ -5,10 +5,17 @@ certificate ids (the SHA-256 of the DER, as AWS IoT computes them), and hands ou
 `ClientFactory` whose clients talk to it. Nothing leaves the machine. Needs the ``sandbox``
 extra: ``pip install 'thingpress-core[sandbox]'``.
 
-Example:
-    >>> with Sandbox() as sandbox:  # doctest: +SKIP
-    ...     sandbox.create_resources(policies=["DevicePolicy"], thing_groups=["Fleet"], thing_type="Sensor")
-    ...     iot = sandbox.factory.iot()
+Examples:
+    ```python
+    from thingpress_core.sandbox import Sandbox
+
+    with Sandbox() as sandbox:
+        sandbox.create_resources(
+            policies=["DevicePolicy"], thing_groups=["Fleet"], thing_type="Sensor"
+        )
+        iot = sandbox.factory.iot()
+        assert iot.get_policy(policyName="DevicePolicy")["policyName"] == "DevicePolicy"
+    ```
 """
 
 from __future__ import annotations
@@ -101,10 +108,20 @@ def aws_fidelity() -> Generator[None]:
     configuration; AWS answers ``ResourceAlreadyExistsException`` (HTTP 409) and changes
     nothing, and answers a repeat with the same configuration like a creation. Inside this
     block moto does the same (process-wide: moto's backends are). `Sandbox` uses it while it
-    runs; wrap ``moto.mock_aws()`` in it in your own tests::
+    runs; wrap ``moto.mock_aws()`` in it in your own tests.
+
+    Examples:
+        ```python
+        import boto3
+        from moto import mock_aws
+
+        from thingpress_core.sandbox import aws_fidelity
 
         with mock_aws(), aws_fidelity():
-            ...
+            iot = boto3.client("iot", region_name="us-east-1")
+            iot.create_thing(thingName="sensor-1")
+            iot.create_thing(thingName="sensor-1")  # same configuration: no error
+        ```
     """
     with _fidelity_lock:
         if _fidelity_users[0] == 0:

@@ -2,8 +2,9 @@
 
 Keyword arguments win over the environment; nested fields use ``__`` in variable names
 (``THINGPRESS_RESILIENCE__QUOTA_SHARE=0.1``). An invalid value raises
-`~thingpress_core.errors.ConfigurationError` naming the variable and the value; type checkers
-(mypy with the pydantic plugin, pyright) already flag a misspelt or mistyped keyword.
+[`ConfigurationError`][thingpress_core.errors.ConfigurationError] naming the variable and the
+value; type checkers (mypy with the pydantic plugin, pyright) already flag a misspelt or
+mistyped keyword.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class ThingpressSettings(ConfigSettings):
     """Configuration for clients, retries, timeouts and resilience.
 
     Every field has a default; each is also read from ``THINGPRESS_<FIELD>``. Invalid values
-    raise `~thingpress_core.errors.ConfigurationError` naming the variable, with pydantic's
-    ``ValidationError`` as its ``__cause__``. ``model_validate`` and ``model_validate_json``
+    raise [`ConfigurationError`][thingpress_core.errors.ConfigurationError] naming the variable,
+    with pydantic's ``ValidationError`` as its ``__cause__``. ``model_validate`` and ``model_validate_json``
     read the environment too, the data given winning over it.
     """
 

@@ -1,8 +1,11 @@
 """Device certificates: load, identify, name, verify and carry X.509 certificates.
 
 ```python
+from pathlib import Path
+
 from thingpress_core.certificates import load_certificates, thing_name_for
 
+pem_bundle = Path("devices.pem").read_bytes()
 for cert in load_certificates(pem_bundle, source="devices.pem"):
     print(cert.certificate_id, thing_name_for(cert))
 ```

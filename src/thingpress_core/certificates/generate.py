@@ -5,10 +5,14 @@ certificate of one call shares one key pair (signing, not key generation, is the
 so thousands of certificates take a second or two).
 
 ```python
-from thingpress_core.certificates.generate import generate_ca, generate_device_certificates
+from thingpress_core.certificates.generate import (
+    generate_ca,
+    generate_device_certificates,
+)
 
 ca = generate_ca()
-certs = list(generate_device_certificates(3, ca=ca))   # CN device-000000 .. device-000002
+certs = list(generate_device_certificates(3, ca=ca))
+assert [cert.common_name for cert in certs][-1] == "device-000002"
 ```
 """
 

@@ -178,7 +178,7 @@ def enqueue_manifest(
     while it stays within ``max_message_bytes``. ``source`` (vendor, bucket, key) is copied
     into every request with the entry's index. ``progress`` receives running totals after
     every chunk, e.g. to drive a progress bar. ``run_id`` (a ledger run, see
-    `~thingpress_core.ledger`) goes into every request, so consumers with a ledger record
+    [`ledger`][thingpress_core.ledger]) goes into every request, so consumers with a ledger record
     each device under it. Without ``sqs`` an ``SQSService()`` is made for
     this call (settings from ``THINGPRESS_*``); pass one to reuse its client.
 

@@ -1,14 +1,19 @@
 """The import ledger: every device's import recorded durably, per target.
 
 ```python
+from thingpress_core import CertificateImporter, ImportOptions, IoTService
 from thingpress_core.ledger import open_ledger
+from thingpress_core.manifests import read_manifest
 
-with open_ledger("imports.ledger") as ledger:          # or "dynamodb://my-ledger-table"
-    importer = CertificateImporter(iot, options=options, ledger=ledger)
-    importer.import_all(read_manifest("reel.7z"))       # a re-run skips what is done
+options = ImportOptions(policies=("DevicePolicy",))
+with open_ledger("imports.ledger") as ledger:  # or "dynamodb://my-table"
+    importer = CertificateImporter(IoTService(), options=options, ledger=ledger)
+    importer.import_all(read_manifest("devices.txt"))
+    again = importer.import_all(read_manifest("devices.txt"))
+    assert again.imported == 0  # a re-run skips what is done
 ```
 
-See docs/ledger.md.
+See the [import ledger guide][the-import-ledger].
 """
 
 from __future__ import annotations

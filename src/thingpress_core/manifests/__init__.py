@@ -4,10 +4,12 @@ generated (base64 lines) and plain PEM bundles.
 ```python
 from thingpress_core.manifests import read_manifest
 
-reader = read_manifest("ECC608C-TNGTLSU-B.json", verifiers=["MCHP_manifest_signer_5.crt"])
+reader = read_manifest(
+    "ECC608C-TNGTLSU-B.json", verifiers=["MCHP_manifest_signer_5.crt"]
+)
 for entry in reader:
     print(entry.index, entry.thing_name, entry.certificate.certificate_id)
-print(reader.report.summary())      # every entry is yielded or listed in report.skipped
+print(reader.report.summary())  # every entry is yielded or in report.skipped
 ```
 
 A source is opened once (`_source`): one bounded stream, the name messages use and its first

@@ -1,20 +1,34 @@
 """Fleet operations after an import: verify the wiring, set the status, roll back one run.
 
 ```python
+from thingpress_core import CertificateImporter, ImportOptions
 from thingpress_core.ledger import open_ledger
+from thingpress_core.manifests import read_manifest
 from thingpress_core.operations import (
-    ExpectedState, last_run, ledger_devices, rollback_run, set_status, verify_devices,
+    ExpectedState,
+    last_run,
+    ledger_devices,
+    rollback_run,
+    set_status,
+    verify_devices,
 )
 from thingpress_core.services import IoTService
 
 iot = IoTService()
 with open_ledger("thingpress-ledger.db") as ledger:
+    options = ImportOptions(policies=("DevicePolicy",), status="INACTIVE")
+    importer = CertificateImporter(iot, options=options, ledger=ledger)
+    importer.import_all(read_manifest("devices.txt"))  # the run to look at
+
     run = last_run(ledger)
     devices = ledger_devices(ledger, target=run.target, run_id=run.run_id)
-    report = verify_devices(iot, devices, expected=ExpectedState.from_run(run), ledger=ledger)
-    print(report.summary())                     # drift per device in report.drifted_devices
-    set_status(iot, ledger_devices(ledger, target=run.target), "ACTIVE", ledger=ledger)
-    rollback_run(iot, ledger, run.run_id, dry_run=True).plan   # what a rollback would undo
+    expected = ExpectedState.from_run(run)
+    report = verify_devices(iot, devices, expected=expected, ledger=ledger)
+    print(report.summary())  # drift per device in report.drifted_devices
+    devices = ledger_devices(ledger, target=run.target)
+    set_status(iot, devices, "ACTIVE", ledger=ledger)
+    plan = rollback_run(iot, ledger, run.run_id, dry_run=True).plan
+    print(plan)  # what a rollback would undo
 ```
 
 Each operation reads its devices lazily, works at the quota on a thread pool, retries transient

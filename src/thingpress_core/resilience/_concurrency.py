@@ -11,7 +11,7 @@ up after multiplying by a headroom (latency varies; the limiter's waits are not 
 never goes below one worker, and stays under a cap (threads cost memory and the GIL, and a
 single process with 64 workers already holds 1,000 calls/s at 64 ms per call).
 
-Pure: no clock, no AWS. `~thingpress_core.services.AccountQuotas.plan` feeds it the rate
+Pure: no clock, no AWS. [`plan`][thingpress_core.services.AccountQuotas.plan] feeds it the rate
 limits read from the account.
 """
 

@@ -13,7 +13,10 @@ from thingpress_core.resilience._settings import ResilienceSettings
 
 
 class HoldsResilience(Protocol):
-    """Anything with a ``resilience`` field, such as `~thingpress_core.ThingpressSettings`."""
+    """Anything with a ``resilience`` field.
+
+    Such as [`ThingpressSettings`][thingpress_core.settings.ThingpressSettings].
+    """
 
     @property
     def resilience(self) -> ResilienceSettings: ...
@@ -29,9 +32,10 @@ class CircuitBreakerRegistry:
     ``settings.breaker_defaults`` merged with ``settings.breakers[name]``; later calls return
     the same object. Listeners added here are attached to every breaker, present and future.
 
-    ``settings`` is a `ResilienceSettings`, a `~thingpress_core.ThingpressSettings` (its
-    ``resilience`` is used) or None (``ResilienceSettings()``: the environment). Anything else
-    is a `TypeError` at once, not a failure on the first call.
+    ``settings`` is a `ResilienceSettings`, a
+    [`ThingpressSettings`][thingpress_core.settings.ThingpressSettings] (its ``resilience`` is
+    used) or None (``ResilienceSettings()``: the environment). Anything else is a `TypeError`
+    at once, not a failure on the first call.
     """
 
     def __init__(

@@ -306,8 +306,8 @@ class DynamoDBService(ServiceFacade):
         """Ask `describe_table` every ``poll`` seconds until the table is ACTIVE.
 
         Raises `ResourceNotFoundError` when the table does not exist, and
-        `~thingpress_core.errors.ServiceUnavailableError` (code ``TableNotActive``) when it
-        is not active after ``timeout`` seconds.
+        [`ServiceUnavailableError`][thingpress_core.errors.ServiceUnavailableError] (code
+        ``TableNotActive``) when it is not active after ``timeout`` seconds.
         """
         deadline = self._clock() + timeout
         while True:

@@ -6,16 +6,22 @@ answers it with a forged HTTP response / raises a connection error, or lets the 
 on it and loses the answer. Everything after that is botocore's own machinery: response
 parsing, error classification and the retry loop. So a throttle injected twice on a client
 configured for three attempts succeeds on the third, and one injected five times surfaces as a
-`~thingpress_core.errors.ThrottledError` from the facades, exactly as it would against AWS.
+[`ThrottledError`][thingpress_core.errors.ThrottledError] from the facades, exactly as it would against AWS.
 
-Use it in your own tests::
+Use it in your own tests (against moto or the sandbox):
 
-    with FaultInjector(factory, seed=7, fast_retries=True) as faults:
-        faults.throttle("iot.RegisterCertificateWithoutCA", times=2)
-        faults.server_error("iot.CreateThing", rate=0.1)
-        faults.lost_response("iot.AttachThingPrincipal", times=1)
-        ...
-    assert faults.count("iot.RegisterCertificateWithoutCA") == 2
+```python
+from thingpress_core import ClientFactory, ThingpressSettings
+from thingpress_core.testing import FaultInjector
+
+factory = ClientFactory(ThingpressSettings(total_max_attempts=3))
+with FaultInjector(factory, seed=7, fast_retries=True) as faults:
+    faults.throttle("iot.CreateThing", times=2)  # then the service answers
+    faults.server_error("iot.DescribeThing", rate=0.1)
+    faults.lost_response("iot.AttachThingPrincipal", times=1)
+    factory.iot().create_thing(thingName="sensor-1")  # succeeds on attempt 3
+assert faults.count("iot.CreateThing") == 2
+```
 
 Triggers (per rule): ``times=N`` fires on the next N matching requests, ``rate=p`` fires on
 each with probability ``p`` from a generator seeded by ``seed``, neither fires on every

@@ -33,7 +33,7 @@ class FaultInjector:
     """Inject AWS faults into boto3 clients, through botocore's real retry logic.
 
     Args:
-        target: a boto3 client, a `~thingpress_core.clients.ClientFactory` (its cached
+        target: a boto3 client, a [`ClientFactory`][thingpress_core.clients.ClientFactory] (its cached
             clients are used, so facades built on the same factory see the faults) or several
             clients.
         seed: seeds the generator behind ``rate=`` triggers and partial-failure choices, so a
