@@ -33,7 +33,12 @@ from thingpress_core.resilience import DEFAULT_RATE_LIMITS, CircuitBreakerSettin
 from thingpress_core.settings import ThingpressSettings
 
 ACCOUNT = "123456789012"
-PARAMETERS = {"Policies": "DevicePolicy", "ThingGroups": "Fleet", "ThingType": "Sensor"}
+PARAMETERS = {
+    "Policies": "DevicePolicy",
+    "ThingGroups": "Fleet",
+    "ThingType": "Sensor",
+    "BillingGroup": "Billing",
+}
 
 #: Statements the Lambda service uses with the function's role, not the function's code:
 #: writing its logs, the SQS event source polling the queue, the producer's dead-letter queue.
@@ -164,6 +169,7 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Stack:
         policyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )
     iot.create_thing_group(thingGroupName="Fleet")
+    iot.create_billing_group(billingGroupName="Billing")
     iot.create_thing_type(thingTypeName="Sensor")
     iot.create_thing_type(thingTypeName="Legacy")
     refs = {

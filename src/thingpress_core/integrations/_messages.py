@@ -70,10 +70,15 @@ class ImportRequest(BaseModel):
     ``certificate`` (and ``chain``) use the transport encoding of
     `~thingpress_core.certificates.encode_for_transport` (base64 of PEM text). ``thing_name``
     None lets the consumer's naming strategy decide. ``policies``, ``thing_groups``,
-    ``thing_type`` and (when set) ``status`` replace the consumer's own options for this
-    certificate. ``run_id`` (set by a producer with a ledger) is the ledger run the consumer
-    records the device under. Unknown fields are rejected: an incompatible change means a new
-    ``schema_version``.
+    ``thing_type`` and (when set) ``status``, ``billing_group``, ``attributes`` and
+    ``manifest_attributes`` replace the consumer's own options for this certificate;
+    ``vendor_id`` is the manifest's id for the chip (a thing attribute unless
+    ``manifest_attributes`` is off). ``run_id`` (set by a producer with a ledger) is the
+    ledger run the consumer records the device under. Unknown fields are rejected: an
+    incompatible change means a new ``schema_version``. The optional fields added later
+    (``billing_group``, ``attributes``, ``manifest_attributes``, ``vendor_id``) are left out
+    of a body when unset, so messages without them read as before; a consumer older than them
+    refuses a message that carries them (update consumers before producers).
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
@@ -88,6 +93,10 @@ class ImportRequest(BaseModel):
     status: RegistrationStatus | None = None
     source: ImportSource | None = None
     run_id: str | None = Field(default=None, pattern=r"^[0-9A-Za-z._:-]{1,64}$")
+    billing_group: str | None = Field(default=None, min_length=1, max_length=128)
+    attributes: dict[str, str] | None = Field(default=None, max_length=50)
+    manifest_attributes: bool | None = None
+    vendor_id: str | None = Field(default=None, max_length=800)
 
     @field_validator("policies")
     @classmethod
@@ -165,6 +174,10 @@ class ImportRequest(BaseModel):
             status=options.status if options is not None else None,
             source=source,
             run_id=run_id,
+            billing_group=options.billing_group if options is not None else None,
+            attributes=dict(options.attributes) if options is not None and options.attributes else None,
+            manifest_attributes=False if options is not None and not options.manifest_attributes else None,
+            vendor_id=None if isinstance(item, DeviceCertificate) else item.vendor_id,
         )
 
     def to_entry(self) -> ManifestEntry:
@@ -188,7 +201,12 @@ class ImportRequest(BaseModel):
         chain = tuple(decode_transport(self.chain, source=label)) if self.chain else ()
         index = self.source.index if self.source is not None and self.source.index is not None else 0
         return ManifestEntry(
-            thing_name=self.thing_name, certificate=certs[0], chain=chain, index=index, source=label
+            thing_name=self.thing_name,
+            certificate=certs[0],
+            chain=chain,
+            index=index,
+            source=label,
+            vendor_id=self.vendor_id,
         )
 
     def options_for(self, base: ImportOptions) -> ImportOptions:
@@ -205,9 +223,19 @@ class ImportRequest(BaseModel):
         }
         if self.status is not None:
             update["status"] = self.status
+        if self.billing_group is not None:
+            update["billing_group"] = self.billing_group
+        if self.attributes is not None:
+            update["attributes"] = dict(self.attributes)
+        if self.manifest_attributes is not None:
+            update["manifest_attributes"] = self.manifest_attributes
         if self.thing_name is not None:
             update["naming"] = None
             update["thing_name_prefix"] = None
+        if {"attributes", "manifest_attributes"} & update.keys() or "thing_type" in update:
+            # validated again: the attribute count depends on the thing type
+            fields = {name: getattr(base, name) for name in type(base).model_fields}
+            return type(base).model_validate({**fields, **update})
         return base.model_copy(update=update)
 
 

@@ -58,6 +58,13 @@ class LambdaSettings(ConfigSettings):
         default=None, description="Naming strategy; None: the manifest's own names, else the common name."
     )
     thing_name_prefix: str | None = None
+    billing_group: str | None = Field(default=None, description="Billing group of every thing (producer).")
+    attributes: dict[str, str] = Field(
+        default={}, description="Thing attributes every thing gets, a JSON object (producer)."
+    )
+    manifest_attributes: bool = Field(
+        default=True, description="Give things the manifest's vendor id as attribute vendor_id (producer)."
+    )
     status: RegistrationStatus = "ACTIVE"
     per_message: int = Field(default=1, ge=1, le=500, description="Requests per SQS message (producer).")
     manifest_format: str | None = Field(default=None, description="Manifest format; None: detect.")
@@ -127,6 +134,9 @@ class LambdaSettings(ConfigSettings):
             thing_name_prefix=self.thing_name_prefix,
             status=self.status,
             concurrency=1,
+            billing_group=self.billing_group,
+            attributes=self.attributes,
+            manifest_attributes=self.manifest_attributes,
         )
 
 
