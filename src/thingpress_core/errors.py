@@ -2,29 +2,29 @@
 
 ```
 ThingpressError
-├── ConfigurationError          (also ValueError)  a setting or option is invalid
-├── MissingExtraError           (also ImportError) an optional dependency is not installed
-├── CertificateError            (also ValueError)
-│   ├── CertificateParseError                      bytes that are not a certificate
-│   └── CertificateValidationError                 a certificate that is not acceptable
-├── ManifestError               (also ValueError)  a vendor manifest that cannot be read
-│   └── ManifestSignatureError                     a manifest entry whose signature fails
-├── PreflightError                                 policies, groups or thing type missing
-├── CircuitOpenError            (also RuntimeError) a breaker refused the call
-├── RateLimitTimeoutError       (also TimeoutError) no token before the deadline
-├── MessageParseError           (also ValueError)  an SQS body that is no import request
-├── EnqueueError                                   sending a manifest to SQS failed
-├── LedgerError                                    a ledger's storage failed, or it is closed
-│   └── LedgerBusyError                            another process writes the ledger
-└── AwsServiceError                                an AWS call failed
-    ├── ThrottledError                             throttled, after botocore's retries
-    ├── ResourceNotFoundError   (also LookupError)
-    ├── ResourceConflictError                      already exists, version conflict
-    ├── AccessDeniedError       (also PermissionError)
-    ├── InvalidRequestError     (also ValueError)  the request itself is wrong
-    ├── LimitExceededError                         a hard limit, not a throttle
-    ├── ServiceUnavailableError                    5xx, timeouts, connection errors
-    └── BatchSendError                             SQS messages that were not sent
+├── ConfigurationError             a bad setting or option (also ValueError)
+├── MissingExtraError              a dependency is missing (also ImportError)
+├── CertificateError               (also ValueError)
+│   ├── CertificateParseError      bytes that are no certificate
+│   └── CertificateValidationError a certificate not acceptable
+├── ManifestError                  a manifest not readable (also ValueError)
+│   └── ManifestSignatureError     an entry's signature fails
+├── PreflightError                 policy, group or type missing
+├── CircuitOpenError               a breaker refused (also RuntimeError)
+├── RateLimitTimeoutError          no token in time (also TimeoutError)
+├── MessageParseError              an SQS body is no request (also ValueError)
+├── EnqueueError                   sending to SQS failed
+├── LedgerError                    ledger storage failed or closed
+│   └── LedgerBusyError            another process writes it
+└── AwsServiceError                an AWS call failed
+    ├── ThrottledError             throttled after the retries
+    ├── ResourceNotFoundError      (also LookupError)
+    ├── ResourceConflictError      exists already, version conflict
+    ├── AccessDeniedError          (also PermissionError)
+    ├── InvalidRequestError        the request itself is wrong (also ValueError)
+    ├── LimitExceededError         a hard limit, not a throttle
+    ├── ServiceUnavailableError    5xx, timeouts, connections
+    └── BatchSendError             SQS messages not sent
 ```
 
 Not in the tree, because it is no error but Ctrl-C: `thingpress_core.importer.ImportInterrupted`,

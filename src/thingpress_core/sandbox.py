@@ -14,7 +14,8 @@ Examples:
             policies=["DevicePolicy"], thing_groups=["Fleet"], thing_type="Sensor"
         )
         iot = sandbox.factory.iot()
-        assert iot.get_policy(policyName="DevicePolicy")["policyName"] == "DevicePolicy"
+        policy = iot.get_policy(policyName="DevicePolicy")
+        assert policy["policyName"] == "DevicePolicy"
     ```
 """
 
