@@ -206,20 +206,7 @@ class IoTService(ServiceFacade):
             {"certificateId": certificate_id},
             certificate_id=certificate_id,
         )
-        desc: Mapping[str, Any] = response.get("certificateDescription") or {}
-        validity: Mapping[str, Any] = desc.get("validity") or {}
-        return CertificateDescription(
-            certificate_id=str(desc.get("certificateId") or certificate_id),
-            certificate_arn=str(desc.get("certificateArn") or self.certificate_arn(certificate_id)),
-            status=str(desc.get("status") or "UNKNOWN"),
-            ca_certificate_id=desc.get("caCertificateId") or None,
-            owned_by=desc.get("ownedBy") or None,
-            creation_date=desc.get("creationDate"),
-            last_modified_date=desc.get("lastModifiedDate"),
-            not_before=validity.get("notBefore"),
-            not_after=validity.get("notAfter"),
-            mode=desc.get("certificateMode") or None,
-        )
+        return _description(response, certificate_id, self.certificate_arn(certificate_id))
 
     def describe_ca_certificate(self, certificate_id: str) -> CertificateDescription:
         """CA certificate ``certificate_id`` as AWS IoT holds it (``DescribeCACertificate``):
@@ -232,19 +219,7 @@ class IoTService(ServiceFacade):
             {"certificateId": certificate_id},
             certificate_id=certificate_id,
         )
-        desc: Mapping[str, Any] = response.get("certificateDescription") or {}
-        validity: Mapping[str, Any] = desc.get("validity") or {}
-        return CertificateDescription(
-            certificate_id=str(desc.get("certificateId") or certificate_id),
-            certificate_arn=str(desc.get("certificateArn") or self._arn(f"cacert/{certificate_id}")),
-            status=str(desc.get("status") or "UNKNOWN"),
-            owned_by=desc.get("ownedBy") or None,
-            creation_date=desc.get("creationDate"),
-            last_modified_date=desc.get("lastModifiedDate"),
-            not_before=validity.get("notBefore"),
-            not_after=validity.get("notAfter"),
-            mode=desc.get("certificateMode") or None,
-        )
+        return _description(response, certificate_id, self._arn(f"cacert/{certificate_id}"))
 
     # -------------------------------------------------------------------------- things
 
@@ -604,3 +579,21 @@ class IoTService(ServiceFacade):
             searchable_attributes=tuple(props.get("searchableAttributes") or ()),
             deprecated=bool(meta.get("deprecated", False)),
         )
+
+
+def _description(response: Mapping[str, Any], certificate_id: str, arn: str) -> CertificateDescription:
+    """A DescribeCertificate or DescribeCACertificate answer (the same shape) as a model."""
+    desc: Mapping[str, Any] = response.get("certificateDescription") or {}
+    validity: Mapping[str, Any] = desc.get("validity") or {}
+    return CertificateDescription(
+        certificate_id=str(desc.get("certificateId") or certificate_id),
+        certificate_arn=str(desc.get("certificateArn") or arn),
+        status=str(desc.get("status") or "UNKNOWN"),
+        ca_certificate_id=desc.get("caCertificateId") or None,
+        owned_by=desc.get("ownedBy") or None,
+        creation_date=desc.get("creationDate"),
+        last_modified_date=desc.get("lastModifiedDate"),
+        not_before=validity.get("notBefore"),
+        not_after=validity.get("notAfter"),
+        mode=desc.get("certificateMode") or None,
+    )
