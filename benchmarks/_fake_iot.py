@@ -54,9 +54,29 @@ class CountingIoT:
         with self._lock:
             return Stats(calls=dict(self._calls), failures={})
 
-    def register_certificate(self, cert: Any, *, status: str = "ACTIVE") -> Registration:
-        self._count("iot.RegisterCertificateWithoutCA")
+    def register_certificate(
+        self,
+        cert: Any,
+        *,
+        status: str = "ACTIVE",
+        created_after: object = None,
+        ca_certificate: object = None,
+    ) -> Registration:
+        self._count(
+            "iot.RegisterCertificateWithoutCA" if ca_certificate is None else "iot.RegisterCertificate"
+        )
         return Registration(cert.certificate_id, ARN_PREFIX + cert.certificate_id, True)
+
+    def create_thing(
+        self,
+        name: str,
+        *,
+        thing_type: str | None = None,
+        attributes: object = None,
+        billing_group: str | None = None,
+    ) -> object:
+        self._count("iot.CreateThing")
+        return {"thingName": name}
 
     def ensure_thing(
         self, name: str, *, thing_type: str | None = None, attributes: object = None
