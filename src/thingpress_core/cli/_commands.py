@@ -112,6 +112,14 @@ CaCertificateOpt = Annotated[
         "every certificate must chain to it.",
     ),
 ]
+ExclusiveOpt = Annotated[
+    bool,
+    flag(
+        "--exclusive",
+        "Attach each certificate to its thing exclusively (EXCLUSIVE_THING): it names its thing, "
+        "and AWS refuses to attach it to a second one.",
+    ),
+]
 
 OnBadEntryOpt = Annotated[
     str,
@@ -267,6 +275,7 @@ def import_(
     no_manifest_attributes: NoManifestAttributesOpt = False,
     status: StatusOpt = "ACTIVE",
     ca_certificate: CaCertificateOpt = None,
+    exclusive: ExclusiveOpt = False,
     ledger: LedgerOpt = None,
     no_ledger: NoLedgerOpt = False,
     recheck: RecheckOpt = False,
@@ -313,6 +322,7 @@ def import_(
             attributes=parse_attributes(attribute),
             manifest_attributes=not no_manifest_attributes,
             ca_certificate=_read_ca(ca_certificate),
+            exclusive=exclusive,
         )
     factory = (
         None

@@ -151,6 +151,12 @@ class ImportOptions(ConfigModel):
             that it is ACTIVE, and unless ``trust_store`` is given each device certificate
             must chain to it (checked locally, before any call). PEM text or bytes, or a
             `DeviceCertificate`.
+        exclusive: attach each certificate to its thing exclusively
+            (AttachThingPrincipal with ``thingPrincipalType=EXCLUSIVE_THING``): the
+            certificate names its thing (lifecycle events carry the thing name, thing policy
+            variables need no client-id rule), and AWS refuses to attach it to a second
+            thing; such a refusal fails the certificate with reason
+            ``certificate_on_other_thing``. Default False.
 
     Invalid values raise `ConfigurationError` naming the option (pydantic's error is its
     ``__cause__``); type checkers see the typed constructor, so a misspelt option is an error
@@ -181,6 +187,7 @@ class ImportOptions(ConfigModel):
     attributes: dict[str, str] = Field(default={})  # pydantic copies it for each instance
     manifest_attributes: bool = True
     ca_certificate: DeviceCertificate | None = None
+    exclusive: bool = False
 
     @field_validator("attributes", mode="before")
     @classmethod
@@ -264,6 +271,7 @@ class ImportOptions(ConfigModel):
             "attributes": dict(self.attributes),
             "manifest_attributes": self.manifest_attributes,
             "ca_certificate_id": self.ca_certificate.certificate_id if self.ca_certificate else None,
+            "exclusive": self.exclusive,
         }
 
     def trust(self) -> TrustStore | None:

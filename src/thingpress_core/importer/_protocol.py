@@ -120,7 +120,12 @@ class IoTOperations(Protocol):
         """The names of the things a certificate is on."""
         ...
 
-    def attach_thing_principal(self, thing_name: str, certificate_arn: str, /) -> object: ...
+    def attach_thing_principal(
+        self, thing_name: str, certificate_arn: str, /, *, exclusive: bool = False
+    ) -> object:
+        """Attach the certificate to the thing (``exclusive``: as its only thing,
+        ``EXCLUSIVE_THING``; the importer passes it only then)."""
+        ...
 
     def attach_policy(self, policy_name: str, certificate_arn: str, /) -> object: ...
 

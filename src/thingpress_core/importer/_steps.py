@@ -308,7 +308,7 @@ def _calls(
                 )
         step = "attach_principal"
         if not work.principal_done:
-            _counted(work, client.attach_thing_principal, name, arn)
+            _attach_principal(client, work, name, arn, options)
             work.principal_done = True
             if journal is not None:
                 journal.confirm(work, "principal")
@@ -341,6 +341,38 @@ def _calls(
     finished_ours = work.ours and work.calls > 0
     status = OutcomeStatus.IMPORTED if work.created or finished_ours else OutcomeStatus.ALREADY_PRESENT
     return _finished(work, status, held)
+
+
+def _attach_principal(client: IoTOperations, work: Work, name: str, arn: str, options: ImportOptions) -> None:
+    """AttachThingPrincipal, exclusively when asked. AWS does not document its answer to an
+    exclusive attachment of a certificate that is on another thing; an InvalidRequestException
+    or ResourceAlreadyExistsException of that call is taken as that refusal, and the things
+    the certificate is on are listed (one more call, on this path only) to name them."""
+    if not options.exclusive:
+        _counted(work, client.attach_thing_principal, name, arn)
+        return
+    try:
+        _counted(work, client.attach_thing_principal, name, arn, exclusive=True)
+    except (InvalidRequestError, ResourceConflictError) as exc:
+        if exc.code not in _EXCLUSIVE_REFUSALS:
+            raise
+        try:
+            others = tuple(t for t in _counted(work, client.list_principal_things, arn) if t != name)
+        except AwsServiceError:
+            others = ()
+        shown = f" {', '.join(others[:5])}" + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise Refusal(
+            f"certificate {work.certificate_id} is attached to another thing{shown if others else ''} "
+            f"and AWS refused to attach it exclusively to thing {name!r} ({exc.code}); "
+            "detach it from the other thing first, or import without exclusive association",
+            reason="certificate_on_other_thing",
+            other_things=others,
+        ) from exc
+
+
+# AWS's answers to an exclusive AttachThingPrincipal for a certificate on another thing (not
+# documented; both are taken as that case).
+_EXCLUSIVE_REFUSALS = frozenset({"InvalidRequestException", "ResourceAlreadyExistsException"})
 
 
 def _verify_target(options: ImportOptions) -> str:
