@@ -31,30 +31,11 @@ pytestmark = pytest.mark.skipif(
 #: them again in an expected failure, which passes once the fixes are in: then empty this.
 PENDING_PAGES = {
     "importer/index.html": "long code lines (docs/importer.md)",
-    "services/iot/index.html": "long code lines (docs/services/iot.md)",
     "reference/importer/index.html": "doctest examples (importer/_importer.py)",
     "reference/services/index.html": "doctest examples, ~ roles, long lines (services/_iot.py, _quotas.py)",
-    "reference/aws_lambda/index.html": "~ roles (integrations/_messages.py)",
+    "reference/aws_lambda/index.html": "long code lines (the diagram in integrations/aws_lambda.py)",
     "reference/resilience/index.html": "~ roles (resilience/_settings.py)",
 }
-
-#: Guides (ours) whose code blocks still have lines over 80 columns, left to wrap (issue 19 is
-#: not finished there): checked in an expected failure, so a page fixed can leave this list.
-UNFINISHED_LONG_LINES = frozenset(
-    {
-        "manifests/espressif/index.html",
-        "manifests/generated/index.html",
-        "manifests/index.html",
-        "manifests/infineon/index.html",
-        "manifests/microchip/index.html",
-        "reference/aws_lambda/index.html",
-        "resilience/index.html",
-        "security/index.html",
-        "services/dynamodb/index.html",
-        "services/sqs/index.html",
-        "testing/index.html",
-    }
-)
 
 _PRE = re.compile(r"<pre\b([^>]*)>(.*?)</pre>", re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
@@ -123,13 +104,7 @@ def test_no_doctest_directives_sphinx_roles_or_long_code_lines(site: Path) -> No
     pages = {k: v for k, v in _pages(site).items() if k not in PENDING_PAGES}
     assert len(pages) > 30
     problems = _readability_problems(pages)
-    assert [p for p in problems if p.split(":")[0] not in UNFINISHED_LONG_LINES or "columns" not in p] == []
-
-
-@pytest.mark.xfail(reason="code lines over 80 columns still to wrap in these guides", strict=False)
-def test_unfinished_pages_have_no_long_code_lines(site: Path) -> None:
-    pages = {k: v for k, v in _pages(site).items() if k in UNFINISHED_LONG_LINES}
-    assert _long_code_lines(pages) == []
+    assert problems == []
 
 
 @pytest.mark.xfail(reason="fixes waiting in files another change owns (issue 19 report)", strict=False)
@@ -227,7 +202,7 @@ def test_every_diagram_has_a_text_summary_before_it(site: Path) -> None:
     assert _diagrams_without_summary(ours) == []
 
 
-@pytest.mark.xfail(reason="summaries for docs/importer.md, docs/services/iot.md (issue 19)", strict=False)
+@pytest.mark.xfail(reason="summaries for docs/importer.md (issue 19)", strict=False)
 def test_every_diagram_on_pending_pages_has_a_summary(site: Path) -> None:
     pages = {k: v for k, v in _pages(site).items() if k in PENDING_PAGES}
     assert _diagrams_without_summary(pages) == []

@@ -68,17 +68,17 @@ class ImportRequest(BaseModel):
     """One certificate to import, as it travels through SQS (``schema_version`` 1).
 
     ``certificate`` (and ``chain``) use the transport encoding of
-    `~thingpress_core.certificates.encode_for_transport` (base64 of PEM text). ``thing_name``
-    None lets the consumer's naming strategy decide. ``policies``, ``thing_groups``,
-    ``thing_type`` and (when set) ``status``, ``billing_group``, ``attributes`` and
-    ``manifest_attributes`` replace the consumer's own options for this certificate;
+    [`encode_for_transport`][thingpress_core.certificates.encode_for_transport] (base64 of PEM
+    text). ``thing_name`` None lets the consumer's naming strategy decide. ``policies``,
+    ``thing_groups``, ``thing_type`` and (when set) ``status``, ``billing_group``, ``attributes``
+    and ``manifest_attributes`` replace the consumer's own options for this certificate;
     ``vendor_id`` is the manifest's id for the chip (a thing attribute unless
-    ``manifest_attributes`` is off). ``run_id`` (set by a producer with a ledger) is the
-    ledger run the consumer records the device under. Unknown fields are rejected: an
-    incompatible change means a new ``schema_version``. The optional fields added later
-    (``billing_group``, ``attributes``, ``manifest_attributes``, ``vendor_id``) are left out
-    of a body when unset, so messages without them read as before; a consumer older than them
-    refuses a message that carries them (update consumers before producers).
+    ``manifest_attributes`` is off). ``run_id`` (set by a producer with a ledger) is the ledger run
+    the consumer records the device under. Unknown fields are rejected: an incompatible change
+    means a new ``schema_version``. The optional fields added later (``billing_group``,
+    ``attributes``, ``manifest_attributes``, ``vendor_id``) are left out of a body when unset, so
+    messages without them read as before; a consumer older than them refuses a message that carries
+    them (update consumers before producers).
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
@@ -183,8 +183,8 @@ class ImportRequest(BaseModel):
     def to_entry(self) -> ManifestEntry:
         """Decode the certificate (and chain) into a `ManifestEntry` for the importer.
 
-        Raises `~thingpress_core.errors.CertificateError` when the text is not exactly one
-        certificate (plus an optional chain).
+        Raises [`CertificateError`][thingpress_core.errors.CertificateError] when the text is not
+        exactly one certificate (plus an optional chain).
         """
         from thingpress_core.certificates import decode_transport
         from thingpress_core.manifests import ManifestEntry

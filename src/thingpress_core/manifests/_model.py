@@ -126,7 +126,7 @@ class ManifestReport:
 
 
 #: What a `ManifestReader` yields: `ManifestEntry`, or with ``on_error="yield"`` also the
-#: `~thingpress_core.errors.ManifestError` of each bad entry. A bare ``ManifestReader`` means
+#: [`ManifestError`][thingpress_core.errors.ManifestError] of each bad entry. A bare ``ManifestReader`` means
 #: ``ManifestReader[ManifestEntry]``.
 _Item_co = TypeVar("_Item_co", covariant=True, default=ManifestEntry)
 

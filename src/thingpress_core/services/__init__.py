@@ -2,10 +2,16 @@
 
 Every call goes rate limiter → circuit breaker → boto3 (botocore's own retries) → error
 mapping to `thingpress_core.errors` → per-operation counters (`CallStats`). Build the facades
-from one `~thingpress_core.clients.ClientFactory` and let them share breakers and limits::
+from one [`ClientFactory`][thingpress_core.clients.ClientFactory] and let them share breakers
+and limits:
 
-    iot = IoTService(factory)
-    sqs = SQSService(iot.factory, registry=iot.registry, limiter=iot.limiter)
+```python
+from thingpress_core.clients import ClientFactory
+from thingpress_core.services import IoTService, SQSService
+
+iot = IoTService(ClientFactory())
+sqs = SQSService(iot.factory, registry=iot.registry, limiter=iot.limiter)
+```
 """
 
 from __future__ import annotations
