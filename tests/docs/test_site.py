@@ -33,7 +33,6 @@ PENDING_PAGES = {
     "importer/index.html": "long code lines (docs/importer.md)",
     "reference/importer/index.html": "doctest examples (importer/_importer.py)",
     "reference/services/index.html": "doctest examples, ~ roles, long lines (services/_iot.py, _quotas.py)",
-    "reference/aws_lambda/index.html": "long code lines (the diagram in integrations/aws_lambda.py)",
     "reference/resilience/index.html": "~ roles (resilience/_settings.py)",
 }
 

@@ -2,8 +2,9 @@
 
 ```
 S3 upload ──s3_handler────────┐
-manifest ───enqueue_manifest──┴─▶ SQS queue ──sqs_handler (Lambda)──▶ AWS IoT Core
-                                      └── after maxReceiveCount ──▶ dead-letter queue
+manifest ───enqueue_manifest──┴─▶ SQS queue
+                                   ├─ sqs_handler (Lambda) ─▶ AWS IoT Core
+                                   └─ after maxReceiveCount ─▶ dead-letter queue
 ```
 
 Each SQS message carries one `ImportRequest` (JSON, ``schema_version`` 1) or, when the
