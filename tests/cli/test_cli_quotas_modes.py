@@ -47,3 +47,34 @@ def test_exclusive_flag_imports_every_certificate(fresh: Sandbox, tmp_path: Path
     report = json.loads(out.read_text())
     assert report["imported"] == 25
     assert report["calls"]["iot.AttachThingPrincipal"] == 25
+
+
+def test_policy_via_group_makes_four_calls_per_certificate(fresh: Sandbox, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = _import(fresh, "--policy-via-group", report=out)
+    assert result.exit_code == 0, result.output
+    calls = json.loads(out.read_text())["calls"]
+    assert calls["iot.AttachPolicy"] == 1  # once, to the group
+    per_certificate = {k: v for k, v in calls.items() if not k.startswith(("iot.Get", "iot.Describe"))}
+    per_certificate.pop("iot.AttachPolicy")
+    assert sum(per_certificate.values()) == 4 * 25
+    iot = fresh.factory.client("iot")
+    group_arn = iot.describe_thing_group(thingGroupName="Fleet")["thingGroupArn"]
+    assert [p["policyName"] for p in iot.list_attached_policies(target=group_arn)["policies"]] == [
+        "DevicePolicy"
+    ]
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        ["--policy", "DevicePolicy"],
+        ["--policy", "DevicePolicy", "--thing-group", "Fleet", "--thing-group", "Other"],
+        ["--thing-group", "Fleet"],
+    ],
+)
+def test_policy_via_group_refuses_other_combinations(fresh: Sandbox, resources: list[str]) -> None:
+    result = _import(fresh, "--policy-via-group", resources=resources)
+    assert result.exit_code == 2
+    assert "exactly one thing group" in result.output
+    assert fresh.factory.client("iot").list_certificates()["certificates"] == []

@@ -21,6 +21,7 @@ from thingpress_core.importer._models import (
     ImportOutcome,
     ImportReport,
     OutcomeStatus,
+    PolicyTarget,
 )
 from thingpress_core.importer._protocol import (
     CallCounts,
@@ -44,6 +45,7 @@ __all__ = [
     "ImportReport",
     "IoTOperations",
     "OutcomeStatus",
+    "PolicyTarget",
     "ProgressCallback",
     "RegistrationResult",
     "ThingState",

@@ -95,6 +95,7 @@ class CertificateImporter:
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
+        self._group_arn: str | None = None  # the thing group's ARN, once the preflight read it
 
     def __repr__(self) -> str:
         return f"CertificateImporter(options={self._options!r})"
@@ -151,6 +152,8 @@ class CertificateImporter:
         for kind, label, name, describe in checks:
             try:
                 info = describe(name)
+                if kind == "thing_group" and options.policy_target == "thing_group":
+                    self._group_arn = _arn_of(info)
             except ResourceNotFoundError:
                 logger.info(
                     "preflight: %s %r does not exist",
@@ -179,6 +182,54 @@ class CertificateImporter:
                 "cannot import: " + "; ".join(problems) + " (create them first, or fix the names)",
                 missing=missing,
             )
+
+    def attach_group_policies(self) -> str:
+        """Attach every policy to the thing group, once (``policy_target="thing_group"``).
+
+        AttachPolicy with the group's ARN as the target, one call per policy (repeating it is
+        harmless), after one DescribeThingGroup for the ARN unless the preflight read it.
+        `import_all` calls it before the first certificate (right after the preflight, and
+        even without one; not in a dry run); a caller of `import_certificate` calls it once
+        itself (a Lambda consumer at cold start). Returns the group's ARN. Raises
+        `ConfigurationError` in certificate mode, `PreflightError` when the group does not
+        exist.
+        """
+        options = self._options
+        if options.policy_target != "thing_group":
+            raise ConfigurationError(
+                "attach_group_policies needs ImportOptions(policy_target='thing_group')",
+                variable="policy_target",
+            )
+        iot = self.iot
+        group = options.thing_groups[0]
+        arn = self._group_arn
+        if arn is None:
+            try:
+                arn = _arn_of(iot.describe_thing_group(group))
+            except ResourceNotFoundError:
+                raise PreflightError(
+                    f"cannot import: thing group {group!r} does not exist (create it first, or fix the name)",
+                    missing=[f"thing_group:{group}"],
+                ) from None
+            self._group_arn = arn
+        for policy in options.group_policies:
+            iot.attach_policy(policy, arn)
+            logger.info(
+                "policy %s is attached to thing group %s (it applies to every thing in it)",
+                policy,
+                group,
+                extra={"operation": "iot.AttachPolicy", "resource": f"thing_group:{group}"},
+            )
+        return arn
+
+    def _before_first_call(self) -> None:
+        """What runs once before the first certificate's calls: the preflight (unless turned
+        off) and, in group-policy mode outside a dry run, the group's policies."""
+        options = self._options
+        if options.preflight:
+            self.preflight()
+        if options.policy_target == "thing_group" and not options.dry_run:
+            self.attach_group_policies()
 
     @property
     def ledger(self) -> Ledger | None:
@@ -298,8 +349,9 @@ class CertificateImporter:
         # With a ledger, the preflight waits for the first device that needs AWS: a re-run over
         # a finished ledger makes no call at all. Without one (or in a dry run) it comes first.
         lazy = self._ledger is not None and not options.dry_run
-        if options.preflight and not lazy:
-            self.preflight()
+        setup = options.preflight or (options.policy_target == "thing_group" and not options.dry_run)
+        if setup and not lazy:
+            self._before_first_call()
         journal = None
         if self._ledger is not None:
             run_id = run_id or new_run_id()
@@ -307,7 +359,7 @@ class CertificateImporter:
             lost_since = lost_since_for(self._ledger, key)  # read before this run is one
             self._ledger.begin_run(self._run_record(run_id, options, input_name, input_digest))
             journal = Journal(self._ledger, target=key, run_id=run_id, lost_since=lost_since)
-        gate = PreflightGate(self.preflight, lambda: self.iot) if options.preflight and lazy else None
+        gate = PreflightGate(self._before_first_call, lambda: self.iot) if setup and lazy else None
         notes: list[ImportOutcome] = []
         noted = 0
 
@@ -417,6 +469,17 @@ class PreflightGate:
         """The preflight's error (`PreflightError`, `AccessDeniedError`, ...) once it failed
         for a reason other than a transient one."""
         return self._error
+
+
+def _arn_of(info: object) -> str:
+    """The ARN a describe call answered (`ThingGroupInfo.arn`)."""
+    arn = getattr(info, "arn", None)
+    if not isinstance(arn, str) or not arn:
+        raise ConfigurationError(
+            "the IoT service gave no thing group ARN (DescribeThingGroup); group-policy mode needs it",
+            variable="policy_target",
+        )
+    return arn
 
 
 def _deprecated(info: object) -> bool:

@@ -94,7 +94,7 @@ class Journal:
             )
         if record.complete_for(
             thing_name=name,
-            policies=options.policies,
+            policies=options.certificate_policies,  # a group policy is no device step
             thing_groups=options.thing_groups,
             thing_type=options.thing_type,
             status=options.status,

@@ -25,6 +25,7 @@ __all__ = [
     "ImportOutcome",
     "ImportReport",
     "OutcomeStatus",
+    "PolicyTarget",
 ]
 
 #: The thing attribute that names the certificate a thing was created for. CreateThing with it
@@ -50,6 +51,9 @@ FailedStep = Literal[
     "attach_policy",
     "add_to_group",
 ]
+
+#: Where an import attaches its policies: to each certificate, or once to the thing group.
+PolicyTarget = Literal["certificate", "thing_group"]
 
 _MAX_POLICIES = 10  # AWS IoT: at most 10 policies per certificate
 _MAX_GROUPS = 10  # AWS IoT: a thing belongs to at most 10 static groups
@@ -156,7 +160,17 @@ class ImportOptions(ConfigModel):
             certificate names its thing (lifecycle events carry the thing name, thing policy
             variables need no client-id rule), and AWS refuses to attach it to a second
             thing; such a refusal fails the certificate with reason
-            ``certificate_on_other_thing``. Default False.
+            ``certificate_on_other_thing``. Default False; always True with
+            ``policy_target="thing_group"``.
+        policy_target: where the policies go. ``"certificate"`` (default): attached to
+            every certificate (one AttachPolicy per policy per certificate, 15 TPS by
+            default). ``"thing_group"``: attached once per run to the one thing group (its
+            ARN as the AttachPolicy target, in the preflight); a policy on a thing group
+            applies to every thing in it, so each certificate costs 4 calls (register,
+            CreateThing, AttachThingPrincipal exclusively, AddThingToThingGroup). Needs
+            exactly one thing group and at least one policy, and forces ``exclusive`` on
+            (the certificate then names its thing); other combinations raise
+            `ConfigurationError`.
 
     Invalid values raise `ConfigurationError` naming the option (pydantic's error is its
     ``__cause__``); type checkers see the typed constructor, so a misspelt option is an error
@@ -188,6 +202,38 @@ class ImportOptions(ConfigModel):
     manifest_attributes: bool = True
     ca_certificate: DeviceCertificate | None = None
     exclusive: bool = False
+    policy_target: PolicyTarget = "certificate"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_mode_is_exclusive(cls, data: object) -> object:
+        # a group policy reaches a device through its thing: the certificate must name it
+        if isinstance(data, Mapping) and data.get("policy_target") == "thing_group":  # pyright: ignore[reportUnknownMemberType]
+            return {**data, "exclusive": True}  # pyright: ignore[reportUnknownVariableType]
+        return data
+
+    @model_validator(mode="after")
+    def _check_policy_target(self) -> ImportOptions:
+        if self.policy_target != "thing_group":
+            return self
+        if len(self.thing_groups) != 1 or not self.policies:
+            raise ValueError(
+                "policy_target='thing_group' (--policy-via-group) needs exactly one thing group and "
+                f"at least one policy; got {len(self.thing_groups)} thing group(s) and "
+                f"{len(self.policies)} policy(ies)"
+            )
+        return self
+
+    @property
+    def certificate_policies(self) -> tuple[str, ...]:
+        """The policies attached to each certificate: ``policies``, or none when they go to
+        the thing group (``policy_target="thing_group"``)."""
+        return self.policies if self.policy_target == "certificate" else ()
+
+    @property
+    def group_policies(self) -> tuple[str, ...]:
+        """The policies attached once to the thing group (``policy_target="thing_group"``)."""
+        return self.policies if self.policy_target == "thing_group" else ()
 
     @field_validator("attributes", mode="before")
     @classmethod
@@ -272,6 +318,7 @@ class ImportOptions(ConfigModel):
             "manifest_attributes": self.manifest_attributes,
             "ca_certificate_id": self.ca_certificate.certificate_id if self.ca_certificate else None,
             "exclusive": self.exclusive,
+            "policy_target": self.policy_target,
         }
 
     def trust(self) -> TrustStore | None:
@@ -304,8 +351,20 @@ class ImportOptions(ConfigModel):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def calls_per_certificate(self) -> int:
-        """The IoT calls one new certificate costs: 3 plus one per policy and per group."""
-        return 3 + len(self.policies) + len(self.thing_groups)
+        """The IoT calls one new certificate costs: 3 plus one per policy attached to it and
+        one per group (4 with a group policy: the policies go to the group once per run)."""
+        return 3 + len(self.certificate_policies) + len(self.thing_groups)
+
+    def calls_by_operation(self) -> dict[str, float]:
+        """The IoT calls one new certificate costs, per ``service.Operation`` (what
+        `plan_concurrency` takes)."""
+        register = "iot.RegisterCertificate" if self.ca_certificate else "iot.RegisterCertificateWithoutCA"
+        calls: dict[str, float] = {register: 1.0, "iot.CreateThing": 1.0, "iot.AttachThingPrincipal": 1.0}
+        if self.certificate_policies:
+            calls["iot.AttachPolicy"] = float(len(self.certificate_policies))
+        if self.thing_groups:
+            calls["iot.AddThingToThingGroup"] = float(len(self.thing_groups))
+        return calls
 
 
 _CA_STORES: dict[str, TrustStore] = {}

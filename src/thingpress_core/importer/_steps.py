@@ -30,17 +30,10 @@ from thingpress_core.certificates import (
     verify_certificate,
 )
 from thingpress_core.errors import (
-    AccessDeniedError,
     AwsServiceError,
-    CertificateError,
     CircuitOpenError,
     InvalidRequestError,
-    LimitExceededError,
-    RateLimitTimeoutError,
     ResourceConflictError,
-    ResourceNotFoundError,
-    ServiceUnavailableError,
-    ThrottledError,
 )
 from thingpress_core.importer._models import (
     OWNER_ATTRIBUTE,
@@ -50,6 +43,7 @@ from thingpress_core.importer._models import (
     OutcomeStatus,
     attribute_problem,
 )
+from thingpress_core.importer._reasons import describe_step, reason_of, refused
 from thingpress_core.importer._refusal import Refusal, collision
 from thingpress_core.importer._work import StepTarget, Work, one_line, where
 from thingpress_core.resilience import is_transient
@@ -72,62 +66,12 @@ _OPERATION: dict[FailedStep, str] = {
     "add_to_group": "iot.AddThingToThingGroup",
 }
 
-# Most specific first: an AWS error's class gives the outcome's machine-readable reason.
-_AWS_REASONS: tuple[tuple[type[BaseException], str], ...] = (
-    (ThrottledError, "throttled"),
-    (ServiceUnavailableError, "service_unavailable"),
-    (ResourceNotFoundError, "not_found"),
-    (AccessDeniedError, "access_denied"),
-    (InvalidRequestError, "invalid_request"),
-    (LimitExceededError, "limit_exceeded"),
-    (ResourceConflictError, "conflict"),
-    (AwsServiceError, "aws_error"),
-    (CircuitOpenError, "circuit_open"),
-    (RateLimitTimeoutError, "rate_limited"),
-)
-
-
-def _describe(step: FailedStep, target: str | None) -> str:
-    if step == "verify":
-        return f"checking it ({target})" if target else "checking it"
-    if step == "name":
-        return "choosing its thing name"
-    if step == "register":
-        return "registering it"
-    if step == "thing":
-        return f"creating thing {target!r}"
-    if step == "attach_principal":
-        return f"attaching it to thing {target!r}"
-    if step == "attach_policy":
-        return f"attaching policy {target!r}"
-    if step == "add_to_group":
-        return f"adding its thing to group {target!r}"
-    return "reading it"
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, Refusal):
-        return exc.reason
-    if isinstance(exc, CertificateError):
-        return exc.reason or "invalid"
-    for cls, reason in _AWS_REASONS:
-        if isinstance(exc, cls):
-            return reason
-    return "error"
-
-
-def _refused(exc: BaseException) -> bool:
-    """True when ``exc`` refused the call before it was sent and says when to try again."""
-    if isinstance(exc, CircuitOpenError):
-        return exc.retry_after is not None  # forced open: no end in sight, so it counts
-    return isinstance(exc, RateLimitTimeoutError)
-
 
 def failure(work: Work, step: FailedStep, target: str | None, exc: Exception) -> ImportOutcome:
     """The failed outcome of ``work`` at ``step``; remembers a breaker's ``retry_after``."""
     if isinstance(exc, CircuitOpenError) and exc.retry_after is not None:
         work.retry_after = exc.retry_after
-    if _refused(exc):
+    if refused(exc):
         work.attempts = max(work.attempts - 1, 0)  # nothing was sent: not a try
     conflict = exc if isinstance(exc, Refusal) else None
     return ImportOutcome(
@@ -135,10 +79,12 @@ def failure(work: Work, step: FailedStep, target: str | None, exc: Exception) ->
         thing_name=work.thing_name,
         status=OutcomeStatus.FAILED,
         failed_step=step,
-        error=one_line(f"{where(work.certificate_id, work.index)}: {_describe(step, target)} failed: {exc}"),
+        error=one_line(
+            f"{where(work.certificate_id, work.index)}: {describe_step(step, target)} failed: {exc}"
+        ),
         error_type=type(exc).__name__,
         transient=is_transient(exc),
-        reason=_reason(exc),
+        reason=reason_of(exc),
         other_certificate_id=conflict.other_certificate_id if conflict else None,
         other_things=conflict.other_things if conflict else (),
         calls=work.calls,
@@ -313,7 +259,7 @@ def _calls(
             if journal is not None:
                 journal.confirm(work, "principal")
         step = "attach_policy"
-        for policy in options.policies:
+        for policy in options.certificate_policies:  # none when they go to the thing group
             if policy in work.policies_done:
                 continue
             target = policy
@@ -420,7 +366,7 @@ def _thing_config_checked(
             and work.thing_name is not None
             and record.complete_for(
                 thing_name=work.thing_name,
-                policies=options.policies,
+                policies=options.certificate_policies,
                 thing_groups=options.thing_groups,
                 thing_type=options.thing_type,
                 status=options.status,
@@ -442,7 +388,7 @@ def _thing_config_checked(
             work.certificate_arn = record.certificate_arn
         work.principal_done = record.done("principal")
         work.groups_done.update(g for g in record.groups() if g in options.thing_groups)
-        work.policies_done.update(p for p in record.policies() if p in options.policies)
+        work.policies_done.update(p for p in record.policies() if p in options.certificate_policies)
         decided = None
     work.thing_done = False
     return decided

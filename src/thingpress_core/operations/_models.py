@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from thingpress_core._config import ConfigModel
 from thingpress_core._vocabulary import RegistrationStatus
@@ -39,7 +39,8 @@ __all__ = [
 #: - ``thing_type``: the thing has another thing type, or none;
 #: - ``principal_not_attached``: the certificate is not attached to its thing;
 #: - ``other_things``: the certificate is attached to other things too;
-#: - ``policy_missing``: an expected policy is not attached to the certificate;
+#: - ``policy_missing``: an expected policy is not attached to the certificate (in
+#:   group-policy mode: to the device's thing group);
 #: - ``group_missing``: the thing is not in an expected thing group.
 ProblemCode: TypeAlias = Literal[
     "certificate_missing",
@@ -153,6 +154,10 @@ class ExpectedState(ConfigModel):
         naming: how a manifest entry's thing is named (as the import named it; see
             `ImportOptions`).
         thing_name_prefix: prepended to that name, as the import did.
+        policy_target: where the import attached the policies: ``"certificate"`` (each
+            certificate must hold them) or ``"thing_group"`` (the one thing group must hold
+            them, checked once per verify, and each thing must be in the group; a policy the
+            group lacks is drift of every device).
 
     `from_options` takes these from the `ImportOptions` of an import, `from_run` from the
     options a ledger's run record kept.
@@ -167,6 +172,20 @@ class ExpectedState(ConfigModel):
     allow_multiple_things: bool = False
     naming: ThingNaming | None = None
     thing_name_prefix: str | None = Field(default=None, max_length=127)
+    policy_target: Literal["certificate", "thing_group"] = "certificate"
+
+    @model_validator(mode="after")
+    def _check_policy_target(self) -> ExpectedState:
+        if self.policy_target == "thing_group" and (len(self.thing_groups) != 1 or not self.policies):
+            raise ValueError(
+                "policy_target='thing_group' needs exactly one thing group and at least one policy"
+            )
+        return self
+
+    @property
+    def certificate_policies(self) -> tuple[str, ...]:
+        """The policies each certificate must hold (none when they are on the thing group)."""
+        return self.policies if self.policy_target == "certificate" else ()
 
     @classmethod
     def from_options(cls, options: ImportOptions) -> ExpectedState:
@@ -179,6 +198,7 @@ class ExpectedState(ConfigModel):
             allow_multiple_things=options.allow_multiple_things,
             naming=options.naming,
             thing_name_prefix=options.thing_name_prefix,
+            policy_target=options.policy_target,
         )
 
     @classmethod
@@ -198,6 +218,8 @@ class ExpectedState(ConfigModel):
         thing_type = options.get("thing_type")
         naming = options.get("naming")
         prefix = options.get("thing_name_prefix")
+        groups = names("thing_groups")
+        grouped = options.get("policy_target") == "thing_group" and len(groups) == 1
         return cls(
             policies=names("policies"),
             thing_groups=names("thing_groups"),
@@ -205,6 +227,7 @@ class ExpectedState(ConfigModel):
             allow_multiple_things=options.get("allow_multiple_things") is True,
             naming=naming if naming in ("common_name", "certificate_id") else None,
             thing_name_prefix=prefix if isinstance(prefix, str) else None,
+            policy_target="thing_group" if grouped and names("policies") else "certificate",
         )
 
     def summary(self) -> dict[str, object]:
@@ -218,6 +241,7 @@ class ExpectedState(ConfigModel):
             "allow_multiple_things": self.allow_multiple_things,
             "naming": naming,
             "thing_name_prefix": self.thing_name_prefix,
+            "policy_target": self.policy_target,
         }
 
 

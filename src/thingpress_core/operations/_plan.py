@@ -14,6 +14,8 @@ made, in the order AWS requires::
 
 Steps the run found are left as they were, and so are policies, groups and thing types
 themselves: only attachments and the device's own thing and certificate are ever undone.
+A policy a group-policy run attached to its thing group is in no device's record, so no plan
+holds it: it stays on the group, shared by every device in it.
 A device whose certificate or thing the run made, but on which a later run built (attached a
 policy, added a group), is **blocked**: nothing of it is undone, and the message names the
 runs to roll back first (newest first).

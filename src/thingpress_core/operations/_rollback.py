@@ -8,13 +8,18 @@ RemoveThingFromThingGroup 100/s, DeleteThing 100/s, DeleteCertificate 10/s. So t
 ``min(10, 15 / P, 100 / G)`` devices a second: UpdateCertificate and DeleteCertificate bind
 at 10 devices a second with one policy, DetachPolicy from two policies on (7.5 a second).
 `RollbackPlan.minimum_seconds` computes it for a plan.
+
+A run in group-policy mode (``policy_target="thing_group"``) attached its policies to the thing
+group, not to any certificate: rollback never detaches them. A group policy is shared by every
+device in the group, including devices of other runs and devices made elsewhere, so it stays;
+the rollback logs that it did (detach it by hand once the group is empty, if it should go).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -232,9 +237,10 @@ def rollback_run(
     principal, remove the thing from each group, delete the thing (only if the run made it),
     delete the certificate (only if the run registered it). A device the run found already
     there has no such marks and is left as it was; policies, groups and thing types are never
-    deleted. A device a later run built on is left whole and reported failed at step
-    ``blocked`` (roll back the later run first). AWS's "not found" for an undo means it was
-    undone already and counts as done.
+    deleted. A policy a group-policy run attached to its thing group is never detached (every
+    device of the group shares it; the rollback logs that it stays). A device a later run
+    built on is left whole and reported failed at step ``blocked`` (roll back the later run
+    first). AWS's "not found" for an undo means it was undone already and counts as done.
 
     Resumable: each undo is saved in the ledger once AWS confirmed it (the step taken off the
     device's record), so a rollback interrupted (Ctrl-C, a crash, a device that failed) and
@@ -317,6 +323,7 @@ def rollback_run(
     session.begin()
     assert session.run_id is not None
     rollback_id.append(session.run_id)
+    _note_group_policies(run.options)
     devices = ledger.devices(target=run.target, run_id=run_id)
     interrupted = session.drive(runner, devices, lambda: {**runner.counts(), **tally.counts()})
     report = RollbackReport(
@@ -331,3 +338,17 @@ def rollback_run(
         raise OperationInterrupted(report)
     logger.info(report.summary(), extra={"operation": "rollback"})
     return report
+
+
+def _note_group_policies(options: Mapping[str, object]) -> None:
+    """Say that a group-policy run's policies stay on the thing group (shared by every device)."""
+    if options.get("policy_target") != "thing_group":
+        return
+    policies, groups = options.get("policies"), options.get("thing_groups")
+    logger.info(
+        "the run attached policies %s to thing group %s; rollback leaves them there (a group "
+        "policy applies to every thing in the group, other runs' devices too)",
+        ", ".join(str(p) for p in policies) if isinstance(policies, list) else "?",
+        ", ".join(str(g) for g in groups) if isinstance(groups, list) else "?",
+        extra={"operation": "rollback"},
+    )

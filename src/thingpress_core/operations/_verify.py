@@ -12,6 +12,11 @@ ListAttachedPolicies           15         the certificate exists and policies ar
 ListThingGroupsForThing        100        the thing exists and groups are expected
 =============================  =========  ==============================================
 
+In group-policy mode (`ExpectedState.policy_target` ``"thing_group"``) the policies are read
+once per verify from the thing group (DescribeThingGroup, then ListAttachedPolicies on its
+ARN), not per certificate; a policy the group lacks is ``policy_missing`` drift of every
+device, and a repair attaches it to the group once.
+
 So a device in sync costs 3 reads, plus one for policies and one for groups when expected
 (5 with both); a missing certificate costs 2 (or 3 with groups), a missing thing 3 (4 with
 policies). DescribeCertificate and ListPrincipalThings are one call each per device at
@@ -28,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from thingpress_core.errors import ResourceNotFoundError
+from thingpress_core.errors import ConfigurationError, ResourceNotFoundError
 from thingpress_core.operations._devices import DeviceInput, prepare
 from thingpress_core.operations._models import DeviceRef, Drift, ExpectedState, ProblemCode, RetryRounds
 from thingpress_core.operations._repair import Repairer, left_unrepaired, repair_note
@@ -55,13 +60,19 @@ class _Verify(Task[VerifyOutcome]):
     """One device's reads and comparison (and repair); a retry resumes at the read that failed."""
 
     def __init__(
-        self, ref: DeviceRef, iot: FleetOperations, expected: ExpectedState, repairer: Repairer | None
+        self,
+        ref: DeviceRef,
+        iot: FleetOperations,
+        expected: ExpectedState,
+        repairer: Repairer | None,
+        group_drift: tuple[Drift, ...] = (),
     ) -> None:
         super().__init__(certificate_id=ref.certificate_id, thing_name=ref.thing_name, index=ref.index)
         self._ref = ref
         self._iot = iot
         self._expected = expected
         self._repairer = repairer
+        self._group_drift = group_drift  # found once for every device (group-policy mode)
         self._certificate_read = self._certificate_missing = False
         self._status: str | None = None
         self._arn: str | None = None
@@ -131,7 +142,7 @@ class _Verify(Task[VerifyOutcome]):
                 if self._things is None:
                     step, doing = "list_principal_things", "listing its things (ListPrincipalThings)"
                     self._things = tuple(self.call(iot.list_principal_things, arn))
-                if self._expected.policies and self._policies is None:
+                if self._expected.certificate_policies and self._policies is None:
                     step, doing = "list_attached_policies", "listing its policies (ListAttachedPolicies)"
                     self._policies = tuple(self.call(iot.list_attached_policies, arn))
             wants_groups = bool(self._expected.thing_groups) and self._groups is None
@@ -191,8 +202,12 @@ class _Verify(Task[VerifyOutcome]):
                     f" and {len(others) - 5} more" if len(others) > 5 else ""
                 )
                 add("other_things", f"also attached to thing(s) {shown}", found=",".join(others))
+        problems.extend(
+            Drift(code=d.code, detail=f"certificate {cid}: {d.detail}", subject=d.subject)
+            for d in self._group_drift
+        )
         if self._policies is not None:
-            for policy in want.policies:
+            for policy in want.certificate_policies:
                 if policy not in self._policies:
                     add("policy_missing", f"policy {policy!r} is not attached", subject=policy)
         if self._groups is not None and name is not None:
@@ -281,12 +296,13 @@ def verify_devices(
     """
     want = expected if isinstance(expected, ExpectedState) else ExpectedState.from_options(expected)
     repairer: Repairer | None = None
+    group_drift: tuple[Drift, ...] = ()
 
     def make(item: object, position: int) -> Task[VerifyOutcome]:
         ref = prepare(item, position, naming=want.naming, prefix=want.thing_name_prefix)
         if isinstance(ref, dict):
             return Done(VerifyOutcome(**ref))
-        return _Verify(ref, iot, want, repairer)
+        return _Verify(ref, iot, want, repairer, group_drift)
 
     tally = _Tally()
     runner = Runner(
@@ -307,9 +323,13 @@ def verify_devices(
         options={**want.summary(), "repair": repair},
         clock=clock,
     )
+    if want.policy_target == "thing_group":  # before the run begins: an error leaves no record
+        group_drift = _group_policies(iot, want, repair=repair)
     session.begin()
     if repair:  # made once the run has its id: the steps a repair confirms are recorded under it
-        repairer = Repairer(iot, want, ledger=ledger, target=where, run_id=session.run_id)
+        # a device's repair never attaches a group's policies to its certificate
+        device_want = want.model_copy(update={"policies": want.certificate_policies})
+        repairer = Repairer(iot, device_want, ledger=ledger, target=where, run_id=session.run_id)
     interrupted = session.drive(runner, devices, lambda: {**runner.counts(), **tally.counts()})
     report = VerifyReport(
         **session.report_fields(runner, interrupted=interrupted),
@@ -325,3 +345,41 @@ def verify_devices(
         raise OperationInterrupted(report)
     logger.info(report.summary(), extra={"operation": "verify"})
     return report
+
+
+def _group_policies(iot: FleetOperations, want: ExpectedState, *, repair: bool) -> tuple[Drift, ...]:
+    """Group-policy mode: read the thing group's policies once (DescribeThingGroup for its ARN,
+    ListAttachedPolicies); the drift every device shares, one per policy the group lacks. With
+    ``repair`` a missing policy is attached to the group (AttachPolicy) and still reported."""
+    group = want.thing_groups[0]
+    try:
+        arn = getattr(iot.describe_thing_group(group), "arn", None)
+    except ResourceNotFoundError:
+        detail = f"thing group {group!r} does not exist, so its policy {{policy!r}} reaches no device"
+        return tuple(
+            Drift(code="policy_missing", detail=detail.format(policy=p), subject=p) for p in want.policies
+        )
+    if not isinstance(arn, str) or not arn:
+        raise ConfigurationError(
+            f"the IoT service gave no ARN for thing group {group!r}", variable="expected"
+        )
+    attached = set(iot.list_attached_policies(arn))
+    missing = [p for p in want.policies if p not in attached]
+    for policy in missing:
+        logger.warning(
+            "policy %s is not attached to thing group %s%s",
+            policy,
+            group,
+            "; attaching it" if repair else "",
+            extra={"operation": "verify", "resource": f"thing_group:{group}"},
+        )
+        if repair:
+            iot.attach_policy(policy, arn)
+    return tuple(
+        Drift(
+            code="policy_missing",
+            detail=f"policy {p!r} is not attached to its thing group {group!r}",
+            subject=p,
+        )
+        for p in missing
+    )
