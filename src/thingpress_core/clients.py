@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientFactory", "ServiceName"]
 
-ServiceName = Literal["iot", "s3", "sqs", "sts", "dynamodb"]
-_SERVICES: frozenset[str] = frozenset({"iot", "s3", "sqs", "sts", "dynamodb"})
+ServiceName = Literal["iot", "s3", "sqs", "sts", "dynamodb", "service-quotas"]
+_SERVICES: frozenset[str] = frozenset({"iot", "s3", "sqs", "sts", "dynamodb", "service-quotas"})
 
 
 class ClientFactory:
@@ -160,6 +160,8 @@ class ClientFactory:
     def client(self, name: Literal["sts"]) -> STSClient: ...
     @overload
     def client(self, name: Literal["dynamodb"]) -> DynamoDBClient: ...
+    @overload
+    def client(self, name: Literal["service-quotas"]) -> Any: ...  # no mypy-boto3-service-quotas
     def client(self, name: ServiceName) -> Any:
         """The cached client for ``name``, built on first request (once, even under threads)."""
         cached = self._clients.get(name)

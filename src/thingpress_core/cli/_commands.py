@@ -44,6 +44,8 @@ from thingpress_core.cli._app import (
     usage_errors,
     warn_unused_options,
 )
+from thingpress_core.cli._estimate import DEFAULT_WORKERS, account_resilience, choose_workers, print_estimate
+from thingpress_core.cli._import_options import ConcurrencyOpt, ExclusiveOpt, PolicyViaGroupOpt, QuotasOpt
 from thingpress_core.cli._ledger import (
     LedgerOpt,
     NoLedgerOpt,
@@ -112,23 +114,6 @@ CaCertificateOpt = Annotated[
         "every certificate must chain to it.",
     ),
 ]
-ExclusiveOpt = Annotated[
-    bool,
-    flag(
-        "--exclusive",
-        "Attach each certificate to its thing exclusively (EXCLUSIVE_THING): it names its thing, "
-        "and AWS refuses to attach it to a second one.",
-    ),
-]
-PolicyViaGroupOpt = Annotated[
-    bool,
-    flag(
-        "--policy-via-group",
-        "Attach the policies once to the one --thing-group instead of to every certificate: "
-        "4 calls per certificate, no AttachPolicy each (implies --exclusive).",
-    ),
-]
-
 OnBadEntryOpt = Annotated[
     str,
     typer.Option(
@@ -244,9 +229,8 @@ def import_(
             help="CA certificate file or folder; certificates that do not chain to it fail.",
         ),
     ] = None,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=128, metavar="N", help="Worker threads.")
-    ] = 8,
+    concurrency: ConcurrencyOpt = None,
+    quotas: QuotasOpt = None,
     report: ReportOpt = None,
     dry_run: Annotated[
         bool,
@@ -301,7 +285,12 @@ def import_(
     (nothing sent), 130 interrupted (the --report holds what finished and what did not).
     """
     from thingpress_core.certificates import TrustStore
-    from thingpress_core.importer import CertificateImporter, ImportInterrupted, ImportOptions
+    from thingpress_core.importer import (
+        DEFAULT_LATENCY,
+        CertificateImporter,
+        ImportInterrupted,
+        ImportOptions,
+    )
     from thingpress_core.resilience import RateLimiter
     from thingpress_core.services import IoTService
 
@@ -314,13 +303,15 @@ def import_(
     file = local_input(ctx, source, endpoint_url, region, profile)
     if status not in ("ACTIVE", "INACTIVE"):
         fail(f"--status must be ACTIVE or INACTIVE, not {status!r}")
+    if quotas not in (None, "builtin", "auto"):
+        fail(f"--quotas must be builtin or auto, not {quotas!r}")
     with usage_errors():
         options = ImportOptions(
             policies=tuple(policy or ()),
             thing_groups=tuple(thing_group or ()),
             thing_type=thing_type,
             naming=parse_naming(naming),
-            concurrency=concurrency,
+            concurrency=concurrency or DEFAULT_WORKERS,
             trust_store=TrustStore.from_path(trust_ca) if trust_ca else None,
             dry_run=dry_run,
             allow_expired=allow_expired,
@@ -337,7 +328,9 @@ def import_(
     factory = (
         None
         if sandbox
-        else client_factory(endpoint_url, region, profile, max_pool_connections=max(32, concurrency * 2))
+        else client_factory(
+            endpoint_url, region, profile, max_pool_connections=max(32, (concurrency or 64) * 2)
+        )
     )
     shown_options = reader_options(cert_type, verifier, on_bad_entry)
 
@@ -377,6 +370,19 @@ def import_(
         kept = import_ledger(
             stack, location=ledger, disabled=no_ledger, sandbox=sandbox, dry_run=dry_run, factory=factory
         )
+        rate_limits: dict[str, float] = {}
+        if limiter is None:
+            with usage_errors():
+                resilience = account_resilience(
+                    factory, options, quotas or factory.settings.resilience.quotas
+                )
+            limiter = RateLimiter(resilience)
+            rate_limits = resilience.effective_rate_limits()
+        if concurrency is None:
+            workers = choose_workers(options, rate_limits, DEFAULT_LATENCY)
+            options = options.model_copy(update={"concurrency": workers})
+        if dry_run:
+            print_estimate(options, total, rate_limits, latency=DEFAULT_LATENCY, workers=concurrency)
         importer = CertificateImporter(IoTService(factory, limiter=limiter), options=options, ledger=kept)
         with usage_errors():
             reader = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)

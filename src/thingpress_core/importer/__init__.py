@@ -11,6 +11,7 @@ See `docs/importer.md` for options, outcomes, retry rounds, preflight and memory
 """
 
 from thingpress_core._public import publish
+from thingpress_core.importer._estimate import DEFAULT_LATENCY, ImportEstimate, estimate_import
 from thingpress_core.importer._importer import CertificateImporter, ImportItem, ProgressCallback
 from thingpress_core.importer._models import (
     OWNER_ATTRIBUTE,
@@ -32,12 +33,14 @@ from thingpress_core.importer._protocol import (
 )
 
 __all__ = [
+    "DEFAULT_LATENCY",
     "OWNER_ATTRIBUTE",
     "VENDOR_ID_ATTRIBUTE",
     "CallCounts",
     "CertificateState",
     "CertificateImporter",
     "FailedStep",
+    "ImportEstimate",
     "ImportInterrupted",
     "ImportItem",
     "ImportOptions",
@@ -49,6 +52,7 @@ __all__ = [
     "ProgressCallback",
     "RegistrationResult",
     "ThingState",
+    "estimate_import",
 ]
 
 # Tracebacks, reprs and the API docs name this package, so the private modules can move.

@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -211,6 +211,12 @@ class ResilienceSettings(ConfigSettings):
         gt=0.0,
         le=1.0,
         description="Fraction of each account quota this process may use (0.1 = one of ten workers).",
+    )
+    quotas: Literal["builtin", "auto"] = Field(
+        default="builtin",
+        description="Where the CLI's import takes the rate limits from: builtin (rate_limits, AWS's "
+        "published defaults unless set) or auto (the account's applied IoT quotas, read from the "
+        "Service Quotas API at pre-flight; the built-in ones with a warning when that fails).",
     )
     rate_burst: float = Field(
         default=1.0,

@@ -216,8 +216,8 @@ class QuotaReader(ServiceFacade):
         registry: the circuit breakers (share them with `IoTService`).
         limiter: the rate limiter (share it with `IoTService`).
         client: a ready-made ``service-quotas`` boto3 client (tests, custom auth). When omitted
-            one is built from the factory's session and botocore config, with the settings'
-            region and endpoint.
+            the factory's (``factory.client("service-quotas")``: its session, botocore config,
+            region and endpoint).
 
     Example:
         >>> quotas = QuotaReader(factory).read()  # doctest: +SKIP
@@ -299,28 +299,25 @@ class QuotaReader(ServiceFacade):
         )
 
     def _quotas_client(self) -> Any:
-        """The Service Quotas client: as given, else built once from the factory's session."""
+        """The Service Quotas client: as given, else the factory's (cached, built once)."""
         if self._client is None:
-            factory = self.factory
-            kwargs: dict[str, Any] = {"config": factory.config, "region_name": factory.region}
-            if self.settings.endpoint_url:
-                kwargs["endpoint_url"] = self.settings.endpoint_url
+            client = _build_client(self.factory)
             with self._lock:
                 if self._client is None:
-                    self._client = _build_client(factory, kwargs)
+                    self._client = client
         return self._client
 
 
-def _build_client(factory: ClientFactory, kwargs: dict[str, Any]) -> Any:
-    """A ``service-quotas`` client from ``factory``'s session (the factory knows only the
-    services the import calls); a botocore setup error becomes `ConfigurationError`."""
+def _build_client(factory: ClientFactory) -> Any:
+    """The factory's ``service-quotas`` client; a botocore setup error becomes
+    `ConfigurationError` (the factory's own setup errors already are)."""
     from botocore.exceptions import BotoCoreError
 
     try:
-        return factory.session.client("service-quotas", **kwargs)
+        return factory.client("service-quotas")
     except BotoCoreError as exc:
         raise ConfigurationError(
-            f"cannot build a Service Quotas client: {exc}", variable="region", value=kwargs.get("region_name")
+            f"cannot build a Service Quotas client: {exc}", variable="region", value=factory.region
         ) from exc
 
 
