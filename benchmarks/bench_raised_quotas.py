@@ -9,8 +9,8 @@ measured call latency.
 - ``certificate mode at raised quotas``: RegisterCertificateWithoutCA raised to 100 TPS, every
   other quota at AWS's default (AttachPolicy 15): certificates/s, and which quota binds.
 - ``group-policy mode``: the same quotas, the policies attached once to the thing group
-  (4 calls per certificate). `group_policy_options` is where the lead wires the new option in;
-  until then this figure is skipped.
+  (4 calls per certificate, ``ImportOptions(policy_target="thing_group")``, built by
+  `group_policy_options`).
 - ``one-process ceiling``: every default quota x30 (RegisterCertificateWithoutCA 300/s, so
   1,500 calls/s): certificates/s of the import over a raw boto3 client making the same 5 calls
   per certificate from a thread pool of the same size (no limiter; botocore's standard retries
@@ -80,14 +80,13 @@ def _options(**overrides: object) -> Any:
 
 
 def group_policy_options(base: Any) -> Any | None:
-    """LEAD: the import options of group-policy mode, built from ``base`` (certificate mode).
+    """The import options of group-policy mode, built from ``base`` (certificate mode): the
+    policies attached once to the thing group, each certificate attached exclusively. Its
+    calls per certificate (4: register, create thing, attach principal exclusively, add to
+    group) are passed to `plan_concurrency` by `_group_policy_calls`."""
+    from thingpress_core.importer import ImportOptions
 
-    Return e.g. ``base.model_copy(update={"policy_target": "thing-group"})`` once the option
-    exists (issue 18, deliverable 1); None skips the group-policy figures. Its calls per
-    certificate (4: register, create thing, attach principal exclusively, add to group) are
-    passed to `plan_concurrency` by `_group_policy_calls`.
-    """
-    return None
+    return ImportOptions.model_validate({**base.model_dump(), "policy_target": "thing_group"})
 
 
 def _group_policy_calls() -> dict[str, float]:
@@ -107,9 +106,11 @@ def _measure_latency(endpoint_url: str) -> float:
     return statistics.median(samples)
 
 
-def _wire_calls(standin: IoTStandIn, count: int, before: Mapping[str, int]) -> tuple[float, int]:
+def _wire_calls(
+    standin: IoTStandIn, count: int, before: Mapping[str, int], setup: Mapping[str, int] | None = None
+) -> tuple[float, int]:
     counts = standin.counts()
-    answered = {op: n - before.get(op, 0) for op, n in counts["answered"].items()}
+    answered = {op: n - before.get(op, 0) - (setup or {}).get(op, 0) for op, n in counts["answered"].items()}
     per_cert = sum(n for op, n in answered.items() if op not in PREFLIGHT) / count
     return per_cert, sum(counts["throttled"].values())
 
@@ -141,7 +142,9 @@ def run_import(
             service, options=options.model_copy(update={"concurrency": plan.workers})
         )
         report = importer.import_all(iter(certs))
-        per_cert, throttled = _wire_calls(standin, len(certs), before)
+        # the group's policies are attached once per run (group-policy mode): not a certificate's
+        setup = {"AttachPolicy": len(getattr(options, "group_policies", ()))}
+        per_cert, throttled = _wire_calls(standin, len(certs), before, setup)
     return Measured(
         rate=report.rate_per_second,
         imported=report.imported,
