@@ -26,16 +26,6 @@ pytestmark = pytest.mark.skipif(
     reason="the docs tools are not installed (pip install --group docs; `nox -s docs` builds the site)",
 )
 
-#: Pages whose text comes (in part) from files another change owns, each with what is still to
-#: fix there (the replacement text is in the issue-19 report). The checks skip them and check
-#: them again in an expected failure, which passes once the fixes are in: then empty this.
-PENDING_PAGES = {
-    "importer/index.html": "long code lines (docs/importer.md)",
-    "reference/importer/index.html": "doctest examples (importer/_importer.py)",
-    "reference/services/index.html": "doctest examples, ~ roles, long lines (services/_iot.py, _quotas.py)",
-    "reference/resilience/index.html": "~ roles (resilience/_settings.py)",
-}
-
 _PRE = re.compile(r"<pre\b([^>]*)>(.*?)</pre>", re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 MAX_CODE_COLUMNS = 80
@@ -100,16 +90,10 @@ def _readability_problems(pages: dict[str, str]) -> list[str]:
 
 
 def test_no_doctest_directives_sphinx_roles_or_long_code_lines(site: Path) -> None:
-    pages = {k: v for k, v in _pages(site).items() if k not in PENDING_PAGES}
+    pages = _pages(site)
     assert len(pages) > 30
     problems = _readability_problems(pages)
     assert problems == []
-
-
-@pytest.mark.xfail(reason="fixes waiting in files another change owns (issue 19 report)", strict=False)
-def test_pending_pages_are_readable_too(site: Path) -> None:
-    pages = {k: v for k, v in _pages(site).items() if k in PENDING_PAGES}
-    assert _readability_problems(pages) == []
 
 
 def test_long_line_check_sees_rendered_code() -> None:
@@ -174,7 +158,6 @@ def test_protocol_and_small_classes_list_every_member(site: Path) -> None:
         assert f'id="thingpress_core.importer.CallCounts.{member}"' in counts, member
 
 
-@pytest.mark.xfail(reason="IoTOperations' docstrings are for importer/_protocol.py (issue 19)", strict=False)
 def test_protocol_methods_have_a_docstring(site: Path) -> None:
     page = (site / "reference/importer/index.html").read_text(encoding="utf-8")
     for method in _protocol_methods():
@@ -197,11 +180,4 @@ def _diagrams_without_summary(pages: dict[str, str]) -> list[str]:
 def test_every_diagram_has_a_text_summary_before_it(site: Path) -> None:
     pages = _pages(site)
     assert sum(page.count('<pre class="mermaid"') for page in pages.values()) >= 8
-    ours = {k: v for k, v in pages.items() if k not in PENDING_PAGES}
-    assert _diagrams_without_summary(ours) == []
-
-
-@pytest.mark.xfail(reason="summaries for docs/importer.md (issue 19)", strict=False)
-def test_every_diagram_on_pending_pages_has_a_summary(site: Path) -> None:
-    pages = {k: v for k, v in _pages(site).items() if k in PENDING_PAGES}
     assert _diagrams_without_summary(pages) == []

@@ -2,12 +2,15 @@
 
 ```python
 from thingpress_core.importer import CertificateImporter, ImportOptions
+from thingpress_core.manifests import read_manifest
 
-importer = CertificateImporter(options=ImportOptions(policies=("DevicePolicy",), thing_type="Sensor"))
-report = importer.import_all(certificates)
+options = ImportOptions(policies=("DevicePolicy",), thing_type="Sensor")
+importer = CertificateImporter(options=options)
+report = importer.import_all(read_manifest("devices.txt"))
 ```
 
-See `docs/importer.md` for options, outcomes, retry rounds, preflight and memory.
+See the [importer guide][the-importer-api] for options, outcomes, retry rounds, preflight and
+memory.
 """
 
 from thingpress_core._public import publish

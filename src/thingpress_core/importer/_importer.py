@@ -70,11 +70,15 @@ class CertificateImporter:
         sleep: how to pause before a retry round (tests pass a no-op).
         clock: monotonic seconds, for the report's duration.
 
-    Example:
-        >>> importer = CertificateImporter(  # doctest: +SKIP
-        ...     options=ImportOptions(policies=("DevicePolicy",), thing_groups=("Fleet",)))
-        >>> report = importer.import_all(read_manifest("devices.pem"))  # doctest: +SKIP
-        >>> print(report.summary())  # doctest: +SKIP
+    Examples:
+        ```python
+        from thingpress_core.importer import CertificateImporter, ImportOptions
+        from thingpress_core.manifests import read_manifest
+
+        options = ImportOptions(policies=("DevicePolicy",), thing_groups=("Fleet",))
+        importer = CertificateImporter(options=options)
+        print(importer.import_all(read_manifest("devices.pem")).summary())
+        ```
     """
 
     def __init__(

@@ -1,20 +1,25 @@
 """Resilience settings: breaker defaults and overrides, per-operation rate limits.
 
-`ResilienceSettings` is the ``resilience`` field of `~thingpress_core.ThingpressSettings`, so
-every field is read from ``THINGPRESS_RESILIENCE__<FIELD>`` (nested fields joined by ``__``,
-dictionaries as JSON)::
+`ResilienceSettings` is the ``resilience`` field of
+[`ThingpressSettings`][thingpress_core.settings.ThingpressSettings], so every field is read
+from ``THINGPRESS_RESILIENCE__<FIELD>`` (nested fields joined by ``__``, dictionaries as
+JSON):
 
-    THINGPRESS_RESILIENCE__BREAKER_DEFAULTS__FAILURE_THRESHOLD=3
-    THINGPRESS_RESILIENCE__QUOTA_SHARE=0.1
-    THINGPRESS_RESILIENCE__RATE_LIMITS='{"iot.CreateThing": 50}'
-    THINGPRESS_RESILIENCE__BREAKERS='{"iot.RegisterCertificateWithoutCA": {"failure_threshold": 2}}'
+```bash
+THINGPRESS_RESILIENCE__BREAKER_DEFAULTS__FAILURE_THRESHOLD=3
+THINGPRESS_RESILIENCE__QUOTA_SHARE=0.1
+THINGPRESS_RESILIENCE__RATE_LIMITS='{"iot.CreateThing": 50}'
+THINGPRESS_RESILIENCE__BREAKERS='{
+  "iot.RegisterCertificateWithoutCA": {"failure_threshold": 2}}'
+```
 
 Rate limits merge over `DEFAULT_RATE_LIMITS`: naming one operation changes that operation
 and keeps the AWS defaults of all the others. ``inf`` lifts the limit of one operation.
 A per-operation breaker override merges over ``breaker_defaults`` field by field: only the
 fields the override sets replace the defaults.
 
-Only `ResilienceSettings` (and `~thingpress_core.ThingpressSettings` above it) read the
+Only `ResilienceSettings` (and
+[`ThingpressSettings`][thingpress_core.settings.ThingpressSettings] above it) read the
 environment. `CircuitBreakerSettings` is a plain value and never does: the same class holds
 ``breaker_defaults`` and every per-operation override, so ``CircuitBreakerSettings()`` could
 not tell which variables are its own, and an override that picked up the defaults' variables
@@ -41,7 +46,7 @@ __all__ = ["DEFAULT_RATE_LIMITS", "ENV_PREFIX", "CircuitBreakerSettings", "Resil
 ENV_PREFIX = "THINGPRESS_RESILIENCE__"
 
 #: AWS IoT Core's default per-account quotas, in requests per second (all adjustable), for
-#: every IoT operation `~thingpress_core.services.IoTService` calls.
+#: every IoT operation [`IoTService`][thingpress_core.services.IoTService] calls.
 #:
 #: Where each figure comes from (docs/services/iot.md has the table and how to check yours):
 #:
@@ -111,7 +116,7 @@ class CircuitBreakerSettings(ConfigModel):
     """When a breaker opens, how long it stays open, and how it probes for recovery.
 
     A plain value: it reads no environment variables (see the module docstring). Invalid values
-    raise `~thingpress_core.errors.ConfigurationError` naming the field.
+    raise [`ConfigurationError`][thingpress_core.errors.ConfigurationError] naming the field.
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(frozen=True, extra="forbid")
@@ -182,7 +187,7 @@ class ResilienceSettings(ConfigSettings):
 
     Read standalone, it uses ``THINGPRESS_RESILIENCE__*``; inside `ThingpressSettings` the
     same variables reach it through the parent. Invalid values raise
-    `~thingpress_core.errors.ConfigurationError` naming the variable.
+    [`ConfigurationError`][thingpress_core.errors.ConfigurationError] naming the variable.
     """
 
     model_config: ClassVar[SettingsConfigDict] = SettingsConfigDict(

@@ -6,7 +6,7 @@ The happy path for one certificate with a policy, a group and a thing type is fi
 `list_thing_groups_for_thing`, ...) and take it apart again (`detach_policy`,
 `detach_thing_principal`, `remove_thing_from_group`, `delete_thing`, `delete_certificate`).
 Everything goes through the one call path (rate limit, circuit breaker, error mapping,
-counters) and raises from the `~thingpress_core.errors` tree; listings read every page.
+counters) and raises from the [`errors`][thingpress_core.errors] tree; listings read every page.
 """
 
 from __future__ import annotations
@@ -58,11 +58,20 @@ class IoTService(ServiceFacade):
         registry: circuit breakers (one per ``iot.Operation``); built from the settings.
         limiter: per-operation rate limits (the AWS IoT quotas × quota share by default).
 
-    Example:
-        >>> iot = IoTService(ClientFactory(ThingpressSettings(region="eu-west-1")))  # doctest: +SKIP
-        >>> reg = iot.register_certificate(cert)  # doctest: +SKIP
-        >>> thing = iot.ensure_thing("device-000001", thing_type="sensor")  # doctest: +SKIP
-        >>> iot.attach_thing_principal(thing.name, reg.certificate_arn)  # doctest: +SKIP
+    Examples:
+        ```python
+        from pathlib import Path
+
+        from thingpress_core import ClientFactory, ThingpressSettings
+        from thingpress_core.certificates import load_certificates
+        from thingpress_core.services import IoTService
+
+        cert, *_ = load_certificates(Path("devices.pem").read_bytes())
+        iot = IoTService(ClientFactory(ThingpressSettings(region="eu-west-1")))
+        reg = iot.register_certificate(cert)
+        thing = iot.ensure_thing("device-000001")
+        iot.attach_thing_principal(thing.name, reg.certificate_arn)
+        ```
     """
 
     _service = "iot"
@@ -285,8 +294,8 @@ class IoTService(ServiceFacade):
 
         AWS answers a repeat with the same configuration like a creation (``created=True``),
         and a thing that exists with another type or attributes with
-        `~thingpress_core.errors.ResourceConflictError` (expected: logged at DEBUG, not
-        counted as a failure). `ensure_thing` is the variant that updates instead.
+        [`ResourceConflictError`][thingpress_core.errors.ResourceConflictError] (expected:
+        logged at DEBUG, not counted as a failure). `ensure_thing` is the variant that updates instead.
         ``billing_group`` puts the thing in that billing group in the same call.
         """
         check_thing_name(name, "CreateThing")

@@ -219,9 +219,16 @@ class QuotaReader(ServiceFacade):
             the factory's (``factory.client("service-quotas")``: its session, botocore config,
             region and endpoint).
 
-    Example:
-        >>> quotas = QuotaReader(factory).read()  # doctest: +SKIP
-        >>> settings.resilience = quotas.apply(settings.resilience)  # doctest: +SKIP
+    Examples:
+        ```python
+        from thingpress_core import ClientFactory, ThingpressSettings
+        from thingpress_core.services import QuotaReader
+
+        settings = ThingpressSettings()
+        quotas = QuotaReader(ClientFactory(settings)).read()
+        resilience = quotas.apply(settings.resilience)
+        settings = settings.model_copy(update={"resilience": resilience})
+        ```
     """
 
     _service = "service-quotas"
