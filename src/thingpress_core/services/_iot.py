@@ -32,6 +32,7 @@ from thingpress_core.services._models import (
     ThingDescription,
     ThingGroupInfo,
     ThingTypeInfo,
+    description_from,
 )
 from thingpress_core.services._paging import pages
 
@@ -62,15 +63,13 @@ class IoTService(ServiceFacade):
         ```python
         from pathlib import Path
 
-        from thingpress_core import ClientFactory, ThingpressSettings
+        from thingpress_core import ClientFactory, IoTService, ThingpressSettings
         from thingpress_core.certificates import load_certificates
-        from thingpress_core.services import IoTService
 
         cert, *_ = load_certificates(Path("devices.pem").read_bytes())
         iot = IoTService(ClientFactory(ThingpressSettings(region="eu-west-1")))
         reg = iot.register_certificate(cert)
-        thing = iot.ensure_thing("device-000001")
-        iot.attach_thing_principal(thing.name, reg.certificate_arn)
+        iot.attach_thing_principal(iot.ensure_thing("device-000001").name, reg.certificate_arn)
         ```
     """
 
@@ -215,7 +214,7 @@ class IoTService(ServiceFacade):
             {"certificateId": certificate_id},
             certificate_id=certificate_id,
         )
-        return _description(response, certificate_id, self.certificate_arn(certificate_id))
+        return description_from(response, certificate_id, self.certificate_arn(certificate_id))
 
     def describe_ca_certificate(self, certificate_id: str) -> CertificateDescription:
         """CA certificate ``certificate_id`` as AWS IoT holds it (``DescribeCACertificate``):
@@ -228,7 +227,7 @@ class IoTService(ServiceFacade):
             {"certificateId": certificate_id},
             certificate_id=certificate_id,
         )
-        return _description(response, certificate_id, self._arn(f"cacert/{certificate_id}"))
+        return description_from(response, certificate_id, self._arn(f"cacert/{certificate_id}"))
 
     # -------------------------------------------------------------------------- things
 
@@ -588,21 +587,3 @@ class IoTService(ServiceFacade):
             searchable_attributes=tuple(props.get("searchableAttributes") or ()),
             deprecated=bool(meta.get("deprecated", False)),
         )
-
-
-def _description(response: Mapping[str, Any], certificate_id: str, arn: str) -> CertificateDescription:
-    """A DescribeCertificate or DescribeCACertificate answer (the same shape) as a model."""
-    desc: Mapping[str, Any] = response.get("certificateDescription") or {}
-    validity: Mapping[str, Any] = desc.get("validity") or {}
-    return CertificateDescription(
-        certificate_id=str(desc.get("certificateId") or certificate_id),
-        certificate_arn=str(desc.get("certificateArn") or arn),
-        status=str(desc.get("status") or "UNKNOWN"),
-        ca_certificate_id=desc.get("caCertificateId") or None,
-        owned_by=desc.get("ownedBy") or None,
-        creation_date=desc.get("creationDate"),
-        last_modified_date=desc.get("lastModifiedDate"),
-        not_before=validity.get("notBefore"),
-        not_after=validity.get("notAfter"),
-        mode=desc.get("certificateMode") or None,
-    )

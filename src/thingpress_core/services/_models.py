@@ -349,3 +349,21 @@ class ReceivedMessage(_Frozen):
     body: str = Field(repr=False)  # import requests carry certificates: keep them out of logs
     attributes: dict[str, str] = Field(default_factory=dict)
     message_attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+def description_from(response: Mapping[str, Any], certificate_id: str, arn: str) -> CertificateDescription:
+    """A DescribeCertificate or DescribeCACertificate answer (the same shape) as a model."""
+    desc: Mapping[str, Any] = response.get("certificateDescription") or {}
+    validity: Mapping[str, Any] = desc.get("validity") or {}
+    return CertificateDescription(
+        certificate_id=str(desc.get("certificateId") or certificate_id),
+        certificate_arn=str(desc.get("certificateArn") or arn),
+        status=str(desc.get("status") or "UNKNOWN"),
+        ca_certificate_id=desc.get("caCertificateId") or None,
+        owned_by=desc.get("ownedBy") or None,
+        creation_date=desc.get("creationDate"),
+        last_modified_date=desc.get("lastModifiedDate"),
+        not_before=validity.get("notBefore"),
+        not_after=validity.get("notAfter"),
+        mode=desc.get("certificateMode") or None,
+    )
