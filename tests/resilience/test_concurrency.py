@@ -167,3 +167,18 @@ def test_uncapped_workers_hold_the_quota(
     assert plan.workers >= in_flight
     assert not plan.limited_by_cap
     assert plan.expected_certificates_per_second == plan.quota_certificates_per_second
+
+
+def test_on_a_tie_the_registration_binds() -> None:
+    calls = dict.fromkeys(
+        (
+            "iot.AddThingToThingGroup",
+            "iot.AttachThingPrincipal",
+            "iot.CreateThing",
+            "iot.RegisterCertificateWithoutCA",
+        ),
+        1.0,
+    )
+    plan = plan_concurrency(calls, dict.fromkeys(calls, 100.0), latency=0.02)
+    assert plan.binding_operation == "iot.RegisterCertificateWithoutCA"
+    assert plan.quota_certificates_per_second == 100.0

@@ -103,6 +103,8 @@ class Repairer:
                     thing_groups=expected.thing_groups,
                     thing_type=expected.thing_type,
                     allow_multiple_things=expected.allow_multiple_things,
+                    # group-policy mode: the certificate goes on its thing exclusively, as imported
+                    exclusive=expected.policy_target == "thing_group",
                     recheck=True,
                     preflight=False,
                 )

@@ -132,7 +132,9 @@ def plan_concurrency(
         if calls == 0 or math.isinf(rate):
             continue
         pace = rate / calls
-        if pace < certificate_rate:
+        # on a tie the registration binds: it is the quota to raise first
+        registers = ".Register" in operation
+        if pace < certificate_rate or (pace == certificate_rate and registers):
             certificate_rate, binding = pace, operation
     seconds_per_certificate = total_calls * latency
     if math.isinf(certificate_rate):
