@@ -194,9 +194,13 @@ def test_runs_show_and_export(fresh: Sandbox, bundle: Path, certs: list[DeviceCe
     missing = runner.invoke(app, ["ledger", "show", DEFAULT_LEDGER, "no-such-thing"])
     assert missing.exit_code == 1
 
-    exported = runner.invoke(app, ["ledger", "export", DEFAULT_LEDGER, "--format", "csv", "--run", run_id])
+    # to a file: click before 8.2 mixes the summary on stderr into the runner's stdout
+    audit = Path("audit.csv")
+    exported = runner.invoke(
+        app, ["ledger", "export", DEFAULT_LEDGER, "--format", "csv", "--run", run_id, "-o", str(audit)]
+    )
     assert exported.exit_code == 0, exported.output
-    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    rows = list(csv.DictReader(io.StringIO(audit.read_text(encoding="utf-8"))))
     assert sorted(r["certificate_id"] for r in rows) == sorted(c.certificate_id for c in certs)
     assert {r["thing_name"] for r in rows} == {c.common_name for c in certs}
     assert all(r["last_run_id"] == run_id for r in rows)
