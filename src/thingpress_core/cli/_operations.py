@@ -419,58 +419,39 @@ def _set_status(
     raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
 
 
-@app.command()
-def activate(
-    file: OptionalFileArg = None,
-    ledger: OpsLedgerOpt = None,
-    run: RunOpt = None,
-    no_ledger: NoLedgerOpt = False,
-    fmt: FormatOpt = "auto",
-    verifier: VerifierOpt = None,
-    cert_type: CertTypeOpt = None,
-    concurrency: ConcurrencyOpt = 8,
-    report: ReportOpt = None,
-    endpoint_url: EndpointOpt = None,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-    verbose: VerboseOpt = 0,
-) -> None:
-    """Set every device's certificate ACTIVE (UpdateCertificate, 10/s); idempotent.
+def _status_command(status: str) -> Callable[..., None]:
+    """The ``activate`` or ``deactivate`` command: one signature, the status fixed."""
+
+    def command(
+        file: OptionalFileArg = None,
+        ledger: OpsLedgerOpt = None,
+        run: RunOpt = None,
+        no_ledger: NoLedgerOpt = False,
+        fmt: FormatOpt = "auto",
+        verifier: VerifierOpt = None,
+        cert_type: CertTypeOpt = None,
+        concurrency: ConcurrencyOpt = 8,
+        report: ReportOpt = None,
+        endpoint_url: EndpointOpt = None,
+        region: RegionOpt = None,
+        profile: ProfileOpt = None,
+        verbose: VerboseOpt = 0,
+    ) -> None:
+        _set_status(
+            status, file, ledger, run, no_ledger, fmt, verifier, cert_type, concurrency, report,
+            endpoint_url, region, profile, verbose,
+        )  # fmt: skip
+
+    command.__doc__ = f"""Set every device's certificate {status} (UpdateCertificate, 10/s); idempotent.
 
     Devices come from FILE or from the ledger (--ledger, --run); with a ledger, a device it
-    shows ACTIVE already costs no call, and the new status is recorded. Exit 1 when some failed.
+    shows {status} already costs no call, and the new status is recorded. Exit 1 when some failed.
     """
-    _set_status(
-        "ACTIVE", file, ledger, run, no_ledger, fmt, verifier, cert_type, concurrency, report,
-        endpoint_url, region, profile, verbose,
-    )  # fmt: skip
+    return command
 
 
-@app.command()
-def deactivate(
-    file: OptionalFileArg = None,
-    ledger: OpsLedgerOpt = None,
-    run: RunOpt = None,
-    no_ledger: NoLedgerOpt = False,
-    fmt: FormatOpt = "auto",
-    verifier: VerifierOpt = None,
-    cert_type: CertTypeOpt = None,
-    concurrency: ConcurrencyOpt = 8,
-    report: ReportOpt = None,
-    endpoint_url: EndpointOpt = None,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-    verbose: VerboseOpt = 0,
-) -> None:
-    """Set every device's certificate INACTIVE (UpdateCertificate, 10/s); idempotent.
-
-    Devices come from FILE or from the ledger (--ledger, --run); with a ledger, a device it
-    shows INACTIVE already costs no call, and the new status is recorded. Exit 1 when some failed.
-    """
-    _set_status(
-        "INACTIVE", file, ledger, run, no_ledger, fmt, verifier, cert_type, concurrency, report,
-        endpoint_url, region, profile, verbose,
-    )  # fmt: skip
+app.command("activate")(_status_command("ACTIVE"))
+app.command("deactivate")(_status_command("INACTIVE"))
 
 
 # -- rollback ----------------------------------------------------------------------------------
