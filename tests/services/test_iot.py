@@ -498,8 +498,22 @@ def test_reset_stats(iot: IoTService) -> None:
 
 
 def test_calls_counted_exactly_under_threads(iot: IoTService, iot_setup: None) -> None:
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    # moto in-process is not thread-safe ("OrderedDict mutated during iteration"): the stand-in
+    # handles one CreateThing at a time, while our threads still count concurrently around it
+    moto_lock = threading.Lock()
+
+    def enter(**_: object) -> None:
+        moto_lock.acquire()
+
+    def leave(**_: object) -> None:
+        moto_lock.release()
+
+    events = iot.factory.iot().meta.events
+    events.register("before-call.iot.CreateThing", enter)
+    events.register("after-call.iot.CreateThing", leave)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda i: iot.ensure_thing(f"t-{i}"), range(40)))
     assert iot.stats().calls == {"iot.CreateThing": 40}
