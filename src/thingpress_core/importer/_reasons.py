@@ -9,6 +9,7 @@ from thingpress_core.errors import (
     CertificateError,
     CircuitOpenError,
     InvalidRequestError,
+    LedgerError,
     LimitExceededError,
     RateLimitTimeoutError,
     ResourceConflictError,
@@ -21,7 +22,8 @@ from thingpress_core.importer._refusal import Refusal
 
 __all__ = ["describe_step", "reason_of", "refused"]
 
-# Most specific first: an AWS error's class gives the outcome's machine-readable reason.
+# Most specific first: an error's class gives an outcome's machine-readable reason. The one table:
+# import outcomes and fleet operations (verify, status, rollback) read their reasons from it.
 _AWS_REASONS: tuple[tuple[type[BaseException], str], ...] = (
     (ThrottledError, "throttled"),
     (ServiceUnavailableError, "service_unavailable"),
@@ -33,6 +35,7 @@ _AWS_REASONS: tuple[tuple[type[BaseException], str], ...] = (
     (AwsServiceError, "aws_error"),
     (CircuitOpenError, "circuit_open"),
     (RateLimitTimeoutError, "rate_limited"),
+    (LedgerError, "ledger"),
 )
 
 

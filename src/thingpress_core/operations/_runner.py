@@ -23,19 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Generic, TypeVar
 
-from thingpress_core.errors import (
-    AccessDeniedError,
-    AwsServiceError,
-    CircuitOpenError,
-    InvalidRequestError,
-    LedgerError,
-    LimitExceededError,
-    RateLimitTimeoutError,
-    ResourceConflictError,
-    ResourceNotFoundError,
-    ServiceUnavailableError,
-    ThrottledError,
-)
+from thingpress_core.errors import AwsServiceError, CircuitOpenError
+from thingpress_core.importer._reasons import reason_of, refused
 from thingpress_core.operations._models import RetryRounds
 from thingpress_core.operations._reports import DeviceOutcome, OperationStep
 from thingpress_core.resilience import is_transient
@@ -51,33 +40,11 @@ _MAX_PAUSE = 30.0
 _MIN_WAITING = 256
 _MAX_ERROR_CHARS = 600
 
-# Most specific first: an error's class gives the outcome's machine-readable reason.
-_REASONS: tuple[tuple[type[BaseException], str], ...] = (
-    (ThrottledError, "throttled"),
-    (ServiceUnavailableError, "service_unavailable"),
-    (ResourceNotFoundError, "not_found"),
-    (AccessDeniedError, "access_denied"),
-    (InvalidRequestError, "invalid_request"),
-    (LimitExceededError, "limit_exceeded"),
-    (ResourceConflictError, "conflict"),
-    (AwsServiceError, "aws_error"),
-    (CircuitOpenError, "circuit_open"),
-    (RateLimitTimeoutError, "rate_limited"),
-    (LedgerError, "ledger"),
-)
-
 
 def one_line(text: str) -> str:
     """``text`` on one line, at most 600 characters."""
     text = " ".join(text.split())
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
-
-
-def _reason(exc: BaseException) -> str:
-    for cls, reason in _REASONS:
-        if isinstance(exc, cls):
-            return reason
-    return "error"
 
 
 class Task(abc.ABC, Generic[OutcomeT]):
@@ -140,17 +107,14 @@ class Task(abc.ABC, Generic[OutcomeT]):
         breaker or the rate limiter refused before any call does not count as a try."""
         if isinstance(exc, CircuitOpenError) and exc.retry_after is not None:
             self.retry_after = exc.retry_after
-        refused = (isinstance(exc, CircuitOpenError) and exc.retry_after is not None) or isinstance(
-            exc, RateLimitTimeoutError
-        )
-        if refused:
+        if refused(exc):
             self.attempts = max(self.attempts - 1, 0)
         return self.failed_fields(
             step,
             f"{doing} failed: {exc}",
             error_type=type(exc).__name__,
             transient=is_transient(exc),
-            reason=_reason(exc),
+            reason=reason_of(exc),
         )
 
     def failed_fields(
