@@ -22,6 +22,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -34,6 +35,17 @@ THINGPRESS_CALLS = 11
 POLICY, GROUP, TYPE = "DevicePolicy", "Fleet", "Sensor"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 LATENCY = 0.020
+
+
+def create_import_resources(client: Any) -> None:
+    """Create the policy (allowing everything), thing group and thing type every import
+    benchmark attaches, in the AWS stand-in ``client`` talks to."""
+    import json
+
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    client.create_policy(policyName=POLICY, policyDocument=json.dumps(document))
+    client.create_thing_group(thingGroupName=GROUP)
+    client.create_thing_type(thingTypeName=TYPE)
 
 
 def _options(**overrides: object):  # type: ignore[no-untyped-def]
@@ -97,8 +109,6 @@ def _fake_aws_environment() -> Iterator[None]:
 
 def bench_throughput(count: int, scale: float, concurrency: int, *, backend: str) -> list[Result]:
     """``backend``: ``moto`` (in-process mock_aws) or ``stub`` (`StubIoTBackend` on the client)."""
-    import json
-
     from thingpress_core.certificates.generate import generate_device_certificates
     from thingpress_core.clients import ClientFactory
     from thingpress_core.importer import CertificateImporter
@@ -120,13 +130,7 @@ def bench_throughput(count: int, scale: float, concurrency: int, *, backend: str
         factory = ClientFactory(settings)
         client = factory.iot()
         if backend == "moto":
-            document = {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-            }
-            client.create_policy(policyName=POLICY, policyDocument=json.dumps(document))
-            client.create_thing_group(thingGroupName=GROUP)
-            client.create_thing_type(thingTypeName=TYPE)
+            create_import_resources(client)
         else:
             StubIoTBackend(ACCOUNT, REGION).attach(client)
         # The limiter is told the same quotas the injector enforces (the AWS defaults x scale).

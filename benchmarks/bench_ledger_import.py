@@ -57,14 +57,12 @@ from _harness import Result
 from bench_importer import (
     ACCOUNT,
     FLOOR,
-    GROUP,
     LATENCY,
-    POLICY,
     REGION,
-    TYPE,
     _backend,
     _fake_aws_environment,
     _options,
+    create_import_resources,
 )
 
 BENCH = "ledger_import"
@@ -359,13 +357,7 @@ def _throughput(
         )
         factory = ClientFactory(settings)
         client = factory.iot()
-        document = {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-        }
-        client.create_policy(policyName=POLICY, policyDocument=json.dumps(document))
-        client.create_thing_group(thingGroupName=GROUP)
-        client.create_thing_type(thingTypeName=TYPE)
+        create_import_resources(client)
         book: Any = None
         db_service = None
         if ledger == "sqlite":

@@ -20,7 +20,6 @@ The import that fills the ledger runs without quotas or latency; it is not measu
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from bench_importer import (
     _backend,
     _fake_aws_environment,
     _options,
+    create_import_resources,
 )
 
 BENCH = "operations"
@@ -62,13 +62,7 @@ def _fleet(count: int, directory: Path) -> Iterator[tuple[Any, Any, Any, str]]:
         settings = ThingpressSettings(region=REGION, account_id=ACCOUNT, max_pool_connections=32)
         factory = ClientFactory(settings)
         client = factory.iot()
-        document = {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-        }
-        client.create_policy(policyName=POLICY, policyDocument=json.dumps(document))
-        client.create_thing_group(thingGroupName=GROUP)
-        client.create_thing_type(thingTypeName=TYPE)
+        create_import_resources(client)
         target = Target(account_id=ACCOUNT, region=REGION)
         unpaced = IoTService(factory, limiter=RateLimiter(dict.fromkeys(DEFAULT_RATE_LIMITS, math.inf)))
         importer = CertificateImporter(unpaced, options=_options(), ledger=ledger, target=target)
