@@ -22,7 +22,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from thingpress_core.errors import ThingpressError
+from thingpress_core.importer._claims import ClaimedNames
 from thingpress_core.importer._models import ImportOptions, ImportOutcome, OutcomeStatus
+from thingpress_core.importer._refusal import collision
 from thingpress_core.importer._steps import attempt, failure, log_outcome, prepare
 from thingpress_core.importer._work import Work
 
@@ -38,6 +40,9 @@ _MAX_PAUSE = 30.0
 _MIN_WAITING = 256
 
 ProgressCallback = Callable[[ImportOutcome], object]
+
+# Outcomes after which the certificate holds its thing (a dry run's would, were it real).
+_HOLDING = frozenset({OutcomeStatus.IMPORTED, OutcomeStatus.ALREADY_PRESENT, OutcomeStatus.SKIPPED})
 
 
 class Run:
@@ -70,6 +75,7 @@ class Run:
         self._active: set[str] = set()  # certificate ids and thing names in flight or waiting
         self._held: dict[str, deque[Work]] = {}  # items waiting for an active key to finish
         self._held_count = 0
+        self._claims = ClaimedNames()  # thing names a certificate of this run holds
         self._next_round: list[Work] = []
         self._paused = 0.0  # seconds of pause asked of `sleep` so far
         self._pool: ThreadPoolExecutor | None = None
@@ -215,16 +221,30 @@ class Run:
             return
         self._start(work)
 
-    def _start(self, work: Work) -> None:
-        """Submit ``work``, or hold it while an item with its certificate or name is active."""
+    def _start(self, work: Work) -> bool:
+        """Submit ``work``, or hold it while an item with its certificate or name is active.
+
+        A certificate whose thing name another certificate of this run holds fails here as a
+        name collision when that is known for sure (it waited for that certificate), and reads
+        the thing before registering when the name was claimed earlier in the run (`_claims`).
+        False when it was settled here (it takes no key)."""
+        if work.claimed_by is not None:
+            work.attempts = max(work.attempts, 1)
+            name = work.thing_name or ""
+            refusal = collision(name, work.claimed_by, source="an earlier certificate of this import")
+            self._record(failure(work, "thing", name, refusal))
+            return False
+        if work.thing_name is not None and work.thing_name in self._claims:
+            work.suspect_name = True
         keys = self._keys(work)
         for key in keys:
             if key in self._active:
                 self._held.setdefault(key, deque()).append(work)
                 self._held_count += 1
-                return
+                return True
         self._active.update(keys)
         self._submit(work)
+        return True
 
     def _submit(self, work: Work) -> None:
         """Hand ``work`` to a worker thread. With a local ledger and no worker busy, begin a
@@ -271,21 +291,31 @@ class Run:
             self._next_round.append(work)
             return
         self._record(outcome)
-        self._release(work)
+        holds = work.thing_done or outcome.status in _HOLDING
+        if holds and work.thing_name is not None:
+            self._claims.add(work.thing_name)
+        self._release(work, holds=holds)
 
-    def _release(self, work: Work) -> None:
-        """``work`` is done: free its keys and start what waited for them."""
+    def _release(self, work: Work, *, holds: bool = False) -> None:
+        """``work`` is done: free its keys and start what waited for them (``holds``: its
+        certificate now holds its thing, so another certificate waiting for the name collides)."""
         for key in self._keys(work):
             self._active.discard(key)
         for key in self._keys(work):
             waiting = self._held.get(key)
-            if not waiting:
-                continue
-            follower = waiting.popleft()
-            if not waiting:
+            started = False
+            while waiting and not started:  # one follower takes the key; refused ones do not
+                follower = waiting.popleft()
+                self._held_count -= 1
+                if (
+                    holds
+                    and follower.thing_name == work.thing_name
+                    and follower.certificate_id != work.certificate_id
+                ):
+                    follower.claimed_by = work.certificate_id
+                started = self._start(follower)
+            if key in self._held and not self._held[key]:
                 del self._held[key]
-            self._held_count -= 1
-            self._start(follower)
 
     def _record(self, outcome: ImportOutcome) -> None:
         self.total += 1

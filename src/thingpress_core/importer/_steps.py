@@ -34,6 +34,7 @@ from thingpress_core.errors import (
     CircuitOpenError,
     InvalidRequestError,
     ResourceConflictError,
+    ResourceNotFoundError,
 )
 from thingpress_core.importer._models import (
     OWNER_ATTRIBUTE,
@@ -50,7 +51,7 @@ from thingpress_core.resilience import is_transient
 
 if TYPE_CHECKING:
     from thingpress_core.importer._journal import Journal
-    from thingpress_core.importer._protocol import IoTOperations
+    from thingpress_core.importer._protocol import IoTOperations, ThingState
 
 __all__ = ["Work", "attempt", "failure", "log_outcome", "prepare", "where"]
 
@@ -230,6 +231,13 @@ def _calls(
     held = _ledger_status(work, options)
     try:
         client = iot()
+        if work.suspect_name and not work.thing_done:
+            # a certificate of this run claimed this name: see whose thing it is before
+            # registering (a stand-in that replaces a thing instead of refusing CreateThing
+            # must not merge two devices either)
+            step, target = "thing", name
+            _check_claimed(client, work, name)
+            work.suspect_name = False
         step = "register"
         if work.certificate_arn is None:
             held = None
@@ -503,15 +511,7 @@ def _claim_thing(client: IoTOperations, work: Work, name: str, options: ImportOp
     except ResourceConflictError:
         pass  # the thing exists with another configuration: find out whose it is
     found = _counted(work, client.describe_thing, name)
-    claimed = found.attributes.get(OWNER_ATTRIBUTE)
-    if claimed is not None and claimed != certificate_id:
-        raise collision(name, claimed)
-    if claimed is None:
-        # made outside thingpress-core (or by 0.1.0): whose certificates are on it?
-        principals = _counted(work, client.list_thing_principals, name)
-        others = sorted({p.rpartition("/")[2] for p in principals} - {certificate_id})
-        if others:
-            raise collision(name, others[0])
+    claimed = _owner_checked(client, work, name, found)
     retyped = options.thing_type is not None and found.thing_type != options.thing_type
     missing = {k: v for k, v in wanted.items() if found.attributes.get(k) != v}
     if retyped or missing:
@@ -536,6 +536,37 @@ def _claim_thing(client: IoTOperations, work: Work, name: str, options: ImportOp
     if retyped or rebilled or set(missing) - {OWNER_ATTRIBUTE}:
         work.created = True  # a changed type, attribute or billing group is news this run made
     return claimed is None  # a thing made elsewhere was adopted
+
+
+def _check_claimed(client: IoTOperations, work: Work, name: str) -> None:
+    """Raise a name collision when thing ``name`` exists and belongs to another certificate
+    (one DescribeThing; made only for a name this run saw claimed, never on the common path)."""
+    try:
+        found = _counted(work, client.describe_thing, name)
+    except ResourceNotFoundError:
+        return
+    _owner_checked(client, work, name, found)
+
+
+def _owner_checked(client: IoTOperations, work: Work, name: str, found: ThingState) -> str | None:
+    """The certificate the existing thing ``found`` names as its owner (None: none named);
+    raises a name collision when that, or a certificate attached to a thing without an owner,
+    is another certificate."""
+    certificate_id = work.certificate_id
+    assert certificate_id is not None
+    claimed = found.attributes.get(OWNER_ATTRIBUTE)
+    if claimed is not None and claimed != certificate_id:
+        raise collision(name, claimed)
+    if claimed is None:
+        # made outside thingpress-core (or by 0.1.0): whose certificates are on it?
+        principals = _counted(work, client.list_thing_principals, name)
+        own = {certificate_id}
+        if work.certificate_arn is not None:  # AWS's id for it (a stand-in's may differ)
+            own.add(work.certificate_arn.rpartition("/")[2])
+        others = sorted({p.rpartition("/")[2] for p in principals} - own)
+        if others:
+            raise collision(name, others[0])
+    return claimed
 
 
 def log_outcome(outcome: ImportOutcome, *, retrying: bool) -> None:

@@ -31,6 +31,7 @@ class Work:
         "certificate_arn",
         "certificate_id",
         "chain",
+        "claimed_by",
         "created",
         "first_failure",
         "given_name",
@@ -47,6 +48,7 @@ class Work:
         "retry_after",
         "rounds",
         "source",
+        "suspect_name",
         "thing_done",
         "thing_name",
         "vendor_id",
@@ -76,6 +78,10 @@ class Work:
         self.principal_done = False
         self.policies_done: set[str] = set()
         self.groups_done: set[str] = set()
+        # another certificate of this run holds the thing name (decided locally, no call)
+        self.claimed_by: str | None = None
+        # a certificate of this run may hold the thing name: read the thing before registering
+        self.suspect_name = False
         self.record: DeviceRecord | None = None  # the ledger's record, once read
         self.ours = False  # an earlier run of the ledger registered the certificate
         self.registered = False  # this run's registration created the certificate
