@@ -285,9 +285,12 @@ def _calls(
             if journal is not None:
                 journal.group(work, group)
     except Exception as exc:
-        if register_started is not None and _maybe_sent(exc) and work.register_sent is None:
-            # the request may have reached AWS with its answer lost: a later "already
-            # registered" is then checked against the time it was sent
+        if register_started is not None and step == "register" and work.register_sent is None:
+            # The request may have reached AWS with its answer lost, or the check that follows
+            # a lost answer (DescribeCertificate) may have failed: a later "already registered"
+            # is then checked against the time it was sent. Any failure of this step counts, so
+            # no such case is missed; the creation time keeps it exact (a certificate registered
+            # before this run stays already_present), at one DescribeCertificate on that path.
             work.register_sent = register_started
         return failure(work, step, target, exc)
     # imported: this run registered the certificate, or finished a device an earlier run of the
@@ -414,11 +417,6 @@ def _check(work: Work, certificate: DeviceCertificate, options: ImportOptions) -
         verify_certificate(certificate, trust, intermediates=work.chain, at=at)
     elif not options.allow_expired:
         check_validity(certificate)
-
-
-def _maybe_sent(exc: BaseException) -> bool:
-    """Whether a failed call may still have been carried out by AWS (its answer lost)."""
-    return isinstance(exc, AwsServiceError) and exc.uncertain_attempts > 0
 
 
 def _register(
