@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "the thingpress-core command needs its extra: pip install 'thingpress-core[cli]'"
     ) from exc
 
+from thingpress_core.cli._group import ThingpressGroup
 from thingpress_core.errors import ConfigurationError, ThingpressError
 
 if TYPE_CHECKING:
@@ -47,16 +48,49 @@ app: typer.Typer = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=ThingpressGroup,
 )
 console: Console = Console()
 err_console: Console = Console(stderr=True)
 
 # -- shared options ---------------------------------------------------------------------------
 
+
+def regular_file(path: Path | None) -> Path | None:
+    """FILE must be a regular file: a FIFO or a device passes click's ``exists`` check, then
+    blocks the command forever (a FIFO nobody writes) or fails mid-read."""
+    if path is not None:
+        problem = unreadable(path)
+        if problem:
+            raise typer.BadParameter(f"{path} {problem}; give a manifest or certificate file")
+    return path
+
+
+def unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input file ("is a folder", "does not exist", ...),
+    or None. One byte is read, so a file the system refuses (``/proc/self/mem``, a file
+    without read permission) is named here, not mid-import."""
+    if path.is_dir():
+        return "is a folder"
+    if not path.exists():
+        return "does not exist"
+    if not path.is_file():
+        return "is not a regular file (a FIFO or a device)"
+    try:
+        with path.open("rb") as stream:
+            stream.read(1)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None
+
+
 FileArg = Annotated[
     Path,
     typer.Argument(
-        exists=True, dir_okay=False, readable=True, metavar="FILE", help="The manifest or certificate file."
+        metavar="FILE",
+        callback=regular_file,
+        show_default=False,
+        help="The manifest or certificate file.",
     ),
 ]
 FormatOpt = Annotated[
@@ -186,7 +220,9 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def explain(exc: BaseException) -> str:
     """One sentence for an error a user can fix, naming the flag or variable to change."""
     if isinstance(exc, ConfigurationError) and exc.variable in _FLAGS and not str(exc).startswith("invalid"):
-        return f"{exc} ({_FLAGS[exc.variable]})"
+        flag_name = _FLAGS[exc.variable]
+        if flag_name not in for_cli(str(exc)):
+            return f"{exc} ({flag_name})"
     return str(exc)
 
 
@@ -211,8 +247,15 @@ def check_writable(path: Path | None, flag_name: str) -> None:
         fail(f"{flag_name} {path} is a folder; give a file name")
     if not parent.is_dir():
         fail(f"{flag_name} {path}: the folder {parent} does not exist; create it or choose another path")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        fail(f"{flag_name} {path} cannot be written (permission denied); choose another path")
+    # Try it: os.access says yes to root everywhere, also in /proc or on a read-only mount.
+    existed = path.exists()
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        fail(f"{flag_name} {path} cannot be written ({exc.strerror or exc}); choose another path")
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def client_factory(
@@ -228,12 +271,32 @@ def client_factory(
     from thingpress_core.clients import ClientFactory
     from thingpress_core.settings import ThingpressSettings
 
+    if not region and not os.environ.get("THINGPRESS_REGION"):
+        # boto3 reads AWS_DEFAULT_REGION only; the AWS CLI v2 and the other SDKs read AWS_REGION
+        # first, and so does this command (the profile's region comes after both)
+        region = os.environ.get("AWS_REGION") or None
     given: dict[str, Any] = {"endpoint_url": endpoint_url, "region": region, "profile": profile}
     with usage_errors():
         factory = ClientFactory(ThingpressSettings(**{k: v for k, v in given.items() if v}, **extra))
         for name in services:
             factory.client(name)  # type: ignore[call-overload]  # one of the literal service names
+    check_credentials(factory)
     return factory
+
+
+def check_credentials(factory: ClientFactory) -> None:
+    """Fail now when boto3's credential chain finds nothing: its NoCredentialsError would
+    otherwise come from the first call, worded as that call's failure. Walking the chain makes
+    no AWS API call (on EC2 it asks the instance metadata service, as the first call would)."""
+    try:
+        found = factory.session.get_credentials()
+    except Exception as exc:  # botocore's chain raises its own (an expired SSO token, a failing process)
+        fail(f"the AWS credentials cannot be loaded: {exc}; fix them or pass another --profile")
+    if found is None:
+        fail(
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, pass "
+            "--profile (or set THINGPRESS_PROFILE or AWS_PROFILE), or sign in with 'aws sso login'"
+        )
 
 
 def parse_naming(value: str | None) -> ThingNamingChoice | None:

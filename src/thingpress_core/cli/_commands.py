@@ -41,6 +41,7 @@ from thingpress_core.cli._app import (
     open_manifest,
     parse_naming,
     reader_options,
+    unreadable,
     usage_errors,
     warn_unused_options,
 )
@@ -433,8 +434,9 @@ def local_input(
     the input digest) then reads it exactly as a local file."""
     if not source.startswith("s3://"):
         path = Path(source)
-        if not path.is_file():
-            fail(f"FILE {source!r} does not exist or is not a file")
+        problem = unreadable(path)
+        if problem:
+            fail(f"FILE {source} {problem}; give a manifest or certificate file")
         return path
     import shutil
     import tempfile

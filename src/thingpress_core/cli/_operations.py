@@ -43,6 +43,7 @@ from thingpress_core.cli._app import (
     flag,
     open_manifest,
     parse_naming,
+    regular_file,
     usage_errors,
 )
 from thingpress_core.cli._ledger import DEFAULT_LEDGER, open_cli_ledger
@@ -57,10 +58,8 @@ _R = TypeVar("_R")
 OptionalFileArg = Annotated[
     Path | None,
     typer.Argument(
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        metavar="[FILE]",
+        metavar="FILE",
+        callback=regular_file,
         help="The manifest of the devices; without it, the devices of --ledger.",
         show_default=False,
     ),

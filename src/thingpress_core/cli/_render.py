@@ -41,7 +41,8 @@ def run_import(
         TimeRemainingColumn,
     )
 
-    from thingpress_core.importer import OutcomeStatus
+    from thingpress_core.errors import ThingpressError
+    from thingpress_core.importer import ImportInterrupted, OutcomeStatus
 
     failures = 0
     started = time.monotonic()
@@ -68,9 +69,16 @@ def run_import(
             done = progress.tasks[0].completed + 1
             progress.update(task, advance=1, failures=failures, rate=done / elapsed)
 
-        return importer.import_all(
-            entries, progress=on_outcome, input_name=input_name, input_digest=input_digest
-        )
+        try:
+            return importer.import_all(
+                entries, progress=on_outcome, input_name=input_name, input_digest=input_digest
+            )
+        except ThingpressError as exc:
+            if not isinstance(exc, ImportInterrupted):
+                # a pre-flight or setup error ends the command with its one error line: the bar
+                # of a run that never began goes with it
+                progress.live.transient = True
+            raise
 
 
 def print_summary(result: ImportReport, *, source: str, fmt: str, options: dict[str, Any]) -> None:
