@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
+import os
 import re
+import stat
 
 from thingpress_core.certificates._der import DerError, read_tlv
 from thingpress_core.certificates._model import DeviceCertificate, _where, parse_pem_bundle
@@ -25,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_CERTIFICATE_BYTES",
     "check_positive_int",
     "load_certificate",
+    "open_input",
     "load_certificates",
     "parse_pem_bundle",
 ]
@@ -104,6 +108,23 @@ def _load(data: bytes, *, source: str | None, depth: int) -> list[DeviceCertific
     raise CertificateParseError(
         f"{where}not a certificate in PEM, DER, base64 or the legacy b'...' form", source=source
     )
+
+
+def open_input(path: str | os.PathLike[str]) -> io.FileIO:
+    """``path`` opened for reading, without waiting for a FIFO's writer (OSError as ``open`` raises).
+
+    Opening a named pipe blocks until some process opens it for writing, which may be never:
+    it is opened non-blocking, then read blocking as any file. A FIFO nobody writes to then
+    reads as empty (an error that says so) instead of hanging the import.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.set_blocking(fd, True)
+        return io.FileIO(fd, "r", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def check_positive_int(option: str, value: object) -> int:

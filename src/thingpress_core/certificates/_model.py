@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pydantic.config import ExtraValues
     from typing_extensions import Self
 
-__all__ = ["DeviceCertificate", "parse_pem_bundle"]
+__all__ = ["DeviceCertificate", "parse_pem_bundle", "shown_text"]
 
 _DER = serialization.Encoding.DER
 _CN = NameOID.COMMON_NAME
@@ -77,6 +77,7 @@ _X509_ERRORS: tuple[type[Exception], ...] = (
     UserWarning,
 )
 _MAX_REASON = 200
+_MAX_SHOWN = 64  # characters of a CN quoted in a message
 # Issuer Names (DER) that parsed already: the certificates of one manifest mostly share one
 # issuer, whose Name is then checked once rather than per certificate. Bounded; a success only.
 _READABLE_ISSUERS: dict[bytes, None] = {}
@@ -103,14 +104,28 @@ def _common_name(cert: x509.Certificate) -> str | None:
     return None
 
 
+def shown_text(text: str, limit: int = _MAX_SHOWN) -> str:
+    """Text a certificate chose (its CN, a reason quoting its subject) made fit for a one-line message.
+
+    At most ``limit`` characters, and every character that is not printable (line breaks,
+    terminal escapes, bidirectional overrides) written as its escape, so a certificate can
+    neither forge log lines nor flood a report with a 10 KB subject.
+    """
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
 def _reason(exc: BaseException) -> str:
     """cryptography's explanation on one line of bounded length.
 
     cryptography names the ASN.1 location of a problem, not the bytes; the bound keeps any
-    fragment a message might quote short, so an error never carries a certificate body.
+    fragment a message might quote short, so an error never carries a certificate body. Its
+    verifier does quote the subject, which the certificate chose: `shown_text` escapes it.
     """
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+    return shown_text(" ".join(str(exc).split()) or type(exc).__name__, _MAX_REASON)
 
 
 _Fields: TypeAlias = tuple[str | None, datetime, datetime]

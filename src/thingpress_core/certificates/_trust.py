@@ -11,6 +11,7 @@ rather than a generic ``untrusted``.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,8 +27,9 @@ from thingpress_core.certificates._loading import (
     DEFAULT_MAX_CERTIFICATE_BYTES,
     check_positive_int,
     load_certificates,
+    open_input,
 )
-from thingpress_core.certificates._model import _X509_ERRORS, DeviceCertificate
+from thingpress_core.certificates._model import _X509_ERRORS, DeviceCertificate, _reason, shown_text
 from thingpress_core.errors import CertificateParseError, CertificateValidationError
 
 __all__ = ["TRUST_FILE_SUFFIXES", "TrustStore", "VerifiedChain", "check_validity", "verify_certificate"]
@@ -37,6 +39,13 @@ TRUST_FILE_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".der"})
 
 # a signature check between certificates cryptography may refuse to read
 _SIGNATURE_ERRORS: tuple[type[Exception], ...] = (InvalidSignature, *_X509_ERRORS)
+# The fallback for a leaf cryptography's verifier cannot read runs one verification per issuer
+# candidate whose signature on the leaf holds; the candidates come with the manifest entry, so
+# an entry carrying hundreds of them cost seconds (quadratic). Real chains offer one or two.
+_MAX_LENIENT_ISSUERS = 4
+_MAX_LENIENT_SIGNATURE_CHECKS = 64
+# How far `_raise_for_issuer_validity` climbs: beyond cryptography's own maximum chain depth (8).
+_MAX_ISSUER_LEVELS = 16
 
 
 def _utc(at: _dt.datetime | None) -> _dt.datetime:
@@ -48,7 +57,9 @@ def _utc(at: _dt.datetime | None) -> _dt.datetime:
 
 
 def _label(cert: DeviceCertificate) -> str:
-    return f"certificate {cert.certificate_id}" + (f" ({cert.common_name})" if cert.common_name else "")
+    return f"certificate {cert.certificate_id}" + (
+        f" ({shown_text(cert.common_name)})" if cert.common_name else ""
+    )
 
 
 class TrustStore(BaseModel):
@@ -131,13 +142,26 @@ class TrustStore(BaseModel):
 
 def _read_bounded(file: Path, max_bytes: int) -> bytes:
     try:
-        with file.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
+        with open_input(file) as handle:
+            data = _read_up_to(handle, max_bytes + 1)
     except (OSError, ValueError) as exc:
         raise CertificateParseError(f"{file}: cannot read: {_os_reason(exc)}", source=str(file)) from None
     if len(data) > max_bytes:
         raise CertificateParseError(f"{file}: larger than the limit of {max_bytes} bytes", source=str(file))
     return data
+
+
+def _read_up_to(handle: io.FileIO, size: int) -> bytes:
+    """Up to ``size`` bytes: a pipe answers a read with what it has, so read until full or the end."""
+    parts: list[bytes] = []
+    left = size
+    while left > 0:
+        part = handle.read(left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def _os_reason(exc: OSError | ValueError) -> str:
@@ -223,7 +247,7 @@ def verify_certificate(
         if lenient is None:
             _raise_for_issuer_validity(cert, pool, trust_store, when)
             raise CertificateValidationError(
-                f"{_label(cert)} does not chain to a trusted CA: {exc}",
+                f"{_label(cert)} does not chain to a trusted CA: {_reason(exc)}",
                 certificate_id=cert.certificate_id,
                 reason="untrusted",
             ) from None
@@ -269,12 +293,17 @@ def _verify_unparseable_leaf(
     """
     leaf = cert.x509()
     anchors = trust_store.certificates
-    for candidate in (*pool, *anchors):
+    checks = issuers = 0
+    for candidate in dict.fromkeys((*pool, *anchors)):
+        if checks >= _MAX_LENIENT_SIGNATURE_CHECKS or issuers >= _MAX_LENIENT_ISSUERS:
+            return None
         issuer = candidate.x509()
+        checks += 1
         try:
             leaf.verify_directly_issued_by(issuer)
         except _SIGNATURE_ERRORS:
             continue
+        issuers += 1
         if candidate in anchors:
             if _out_of_window(candidate, when):
                 continue
@@ -300,7 +329,7 @@ def _raise_for_issuer_validity(
     candidates = (*pool, *trust_store.certificates)
     current = cert
     seen: set[str] = {cert.certificate_id}
-    while True:
+    for _ in range(_MAX_ISSUER_LEVELS):
         issuers = [c for c in candidates if c.subject == current.issuer and c.certificate_id not in seen]
         if not issuers:
             return
