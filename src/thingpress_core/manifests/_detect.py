@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 import os
 import re
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
+from thingpress_core.certificates._loading import open_input
 from thingpress_core.errors import ConfigurationError, ManifestError
 from thingpress_core.manifests._model import ManifestFormat
 from thingpress_core.manifests._source import HEAD_BYTES, ManifestSource, source_name, suffix_name
@@ -64,8 +65,8 @@ def _head(source: ManifestSource) -> bytes:
     if isinstance(source, str | os.PathLike):
         name = os.fspath(source)
         try:
-            with Path(source).open("rb") as handle:
-                return handle.read(HEAD_BYTES)
+            with open_input(source) as handle:  # a FIFO without a writer must not hang detection
+                return handle.read(HEAD_BYTES) or b""
         except OSError as exc:
             raise ManifestError(f"{name}: cannot open manifest: {exc.strerror or exc}", source=name) from exc
     peek = getattr(source, "peek", None)

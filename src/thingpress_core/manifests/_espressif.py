@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterator
 from typing import IO
 
+from thingpress_core.certificates._model import shown_text
 from thingpress_core.errors import ManifestError
 from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, offered_name, parse_pem
 from thingpress_core.manifests._model import ManifestEntry
@@ -14,6 +15,28 @@ from thingpress_core.manifests._model import ManifestEntry
 __all__ = ["read_espressif"]
 
 _COLUMNS = ("mac", "cn", "cert")
+# A physical line longer than this is refused before it is held whole: csv reads a line at a
+# time, and a 256 MiB manifest without a line break would otherwise sit in memory at once.
+# Real rows are a MAC, a CN and 64-character PEM lines; the csv module refuses fields over
+# 131,072 characters anyway.
+MAX_LINE_CHARS = 1024 * 1024
+
+
+def _lines(text: io.TextIOWrapper, *, source: str, limit: int) -> Iterator[str]:
+    """The physical lines of ``text``; `ManifestError` for one longer than ``limit`` characters."""
+    number = 0
+    while True:
+        line = text.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit:
+            raise ManifestError(
+                f"{source}: line {number} is longer than {limit} characters; not an Espressif manifest "
+                "(the rows after it cannot be read)",
+                source=source,
+            )
+        yield line
 
 
 def _header(reader: Iterator[list[str]], source: str) -> dict[str, int]:
@@ -52,7 +75,7 @@ def _row_entry(
     if not mac:
         raise entry_error(source, index, "has no MAC", noun="row", line=line)
     if not pem:
-        raise entry_error(source, index, f"MAC {mac} has no certificate", noun="row", line=line)
+        raise entry_error(source, index, f"MAC {shown_text(mac)} has no certificate", noun="row", line=line)
     cert = parse_pem(pem, source=source, index=index, noun="row", line=line)
     name = offered_name(naming, cert, vendor_id=mac, common_name=cn)
     return ManifestEntry(thing_name=name, certificate=cert, vendor_id=mac, index=index, source=source)
@@ -70,7 +93,7 @@ def read_espressif(
     ``on_error`` says, because nothing after it can be read.
     """
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, strict=True)
+    reader = csv.reader(_lines(text, source=source, limit=MAX_LINE_CHARS), strict=True)
     index = 0
     try:
         columns = _header(reader, source)

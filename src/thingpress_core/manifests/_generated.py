@@ -13,7 +13,27 @@ from thingpress_core.errors import CertificateError, ManifestError
 from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, offered_name, parse_der
 from thingpress_core.manifests._model import ManifestEntry
 
-__all__ = ["read_generated"]
+__all__ = ["MAX_LINE_BYTES", "read_generated"]
+
+#: The longest line read: base64 of a PEM bundle of 1 MiB (a certificate and its chain). A
+#: longer one fails as its entry, and is skipped in bounded reads rather than held whole.
+MAX_LINE_BYTES = 1_500_000
+
+
+def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes | None]:
+    """Each line of ``stream``, or None for a line longer than ``limit`` bytes."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while True:  # skip the rest of the long line, a bounded piece at a time
+            rest = stream.readline(limit)
+            if not rest or rest.endswith(b"\n"):
+                break
+        yield None
 
 
 def _decode_line(raw: bytes) -> bytes:
@@ -56,7 +76,12 @@ def read_generated(
     A line that decodes to several PEM certificates gives the first as the device certificate
     and the rest as its chain.
     """
-    for index, raw in enumerate(stream):
+    for index, line in enumerate(_lines(stream, MAX_LINE_BYTES)):
+        if line is None:
+            message = f"is longer than {MAX_LINE_BYTES} bytes, too long for a certificate and its chain"
+            yield from policy.fail(entry_error(source, index, message, noun="line"), code="invalid")
+            continue
+        raw = line
         if index == 0 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if not raw.strip():

@@ -16,14 +16,16 @@ from __future__ import annotations
 import io
 import posixpath
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from typing import IO
 
 from thingpress_core.certificates._loading import check_positive_int
+from thingpress_core.certificates._model import shown_text
 from thingpress_core.errors import ConfigurationError, ManifestError
 from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, offered_name, parse_pem
 from thingpress_core.manifests._model import ManifestEntry
-from thingpress_core.manifests._sevenzip import Archive, Budget, Limits, Member
+from thingpress_core.manifests._sevenzip import Archive, Budget, Limits, Member, output_name
 
 __all__ = [
     "DEFAULT_MAX_DICTIONARY_BYTES",
@@ -45,6 +47,19 @@ MAX_PEM_BYTES = 64 * 1024
 _CERT_ARCHIVE = re.compile(r"^(?P<prefix>.+)_(?P<type>E0E[0-9A-F])_Certs\.7z$", re.IGNORECASE)
 _PEM_MEMBER = re.compile(r"^(?P<chip>.+?)(?:_(?P<type>E0E[0-9A-F]))?\.pem$", re.IGNORECASE)
 _CERT_TYPE = re.compile(r"^E0E[0-9A-F]$", re.IGNORECASE)
+# Member names come from the archive: in messages they are escaped and cut to this length.
+_MAX_NAME_SHOWN = 120
+
+
+def _shown(name: str) -> str:
+    return shown_text(name, _MAX_NAME_SHOWN)
+
+
+def _namesakes(members: Sequence[Member]) -> set[str]:
+    """Names that more than one member has (as py7zr hands them out): py7zr extracts by name, so
+    such members cannot be told apart, and one member's bytes would stand for another's."""
+    counts = Counter(output_name(m.name) for m in members)
+    return {m.name for m in members if counts[output_name(m.name)] > 1}
 
 
 def read_infineon(
@@ -99,10 +114,17 @@ def read_infineon(
                 source=source,
             )
         selected.sort(key=lambda m: m.name)
+        twice = _namesakes([m for m in outer.members if m.is_file])
         for member in selected:
+            if member.name in twice:
+                raise ManifestError(
+                    f"{source}: the Infineon archive holds more than one member named "
+                    f"{_shown(member.name)}; refusing it (cannot tell which holds the certificates)",
+                    source=source,
+                )
             if member.size > max_bytes:
                 raise ManifestError(
-                    f"{source}: {member.name} unpacks to {member.size} bytes, "
+                    f"{source}: {_shown(member.name)} unpacks to {member.size} bytes, "
                     f"more than max_bytes={max_bytes}; refusing it (raise max_bytes to read it)",
                     source=source,
                 )
@@ -114,8 +136,8 @@ def read_infineon(
         for member in selected:
             data = contents.pop(member.name, None)
             if data is None:
-                raise ManifestError(f"{source}: {member.name} could not be extracted", source=source)
-            inner_name = f"{source}!{member.name}"
+                raise ManifestError(f"{source}: {_shown(member.name)} could not be extracted", source=source)
+            inner_name = f"{source}!{_shown(member.name)}"
             yield from _read_inner(
                 data,
                 source=source,
@@ -154,7 +176,8 @@ def _read_inner(
     try:
         files = sorted((m for m in inner.members if m.is_file), key=lambda m: m.name)
         count[0] = len(files)
-        pems = [m for m in files if _PEM_MEMBER.match(posixpath.basename(m.name))]
+        twice = _namesakes(files)
+        pems = [m for m in files if _PEM_MEMBER.match(posixpath.basename(m.name)) and m.name not in twice]
         total = sum(m.size for m in pems if m.size <= MAX_PEM_BYTES)
         if total > max_bytes:
             raise ManifestError(
@@ -166,8 +189,9 @@ def _read_inner(
         contents = inner.extract(readable, limit=MAX_PEM_BYTES) if readable else {}
         for offset, member in enumerate(files):
             index = start + offset
-            base = posixpath.basename(member.name)
-            match = _PEM_MEMBER.match(base)
+            raw_base = posixpath.basename(member.name)
+            base = _shown(raw_base)
+            match = _PEM_MEMBER.match(raw_base)
             if match is None:
                 policy.skip(
                     index,
@@ -176,6 +200,19 @@ def _read_inner(
                 )
                 continue
             chip = match.group("chip")
+            if member.name in twice:
+                yield from policy.fail(
+                    entry_error(
+                        inner_name,
+                        index,
+                        "shares its name with another member; cannot tell which certificate is which",
+                        noun="member",
+                        label=base,
+                    ),
+                    code="invalid",
+                    vendor_id=chip,
+                )
+                continue
             member_type = match.group("type")
             if member_type is not None and member_type.upper() != cert_type:
                 yield from policy.fail(

@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any, cast
@@ -36,7 +36,7 @@ from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.errors import CertificateError, ConfigurationError, ManifestError, ManifestSignatureError
 from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, logger, offered_name
 from thingpress_core.manifests._model import ManifestEntry
-from thingpress_core.manifests._verifiers import Verifier, VerifierInput, load_verifiers
+from thingpress_core.manifests._verifiers import Verifier, VerifierInput, verifier_list
 
 __all__ = ["read_microchip"]
 
@@ -69,6 +69,18 @@ def _decode_b64url(value: object, field: str) -> bytes:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError) as exc:
         raise _EntryProblem(f"{field} is not valid base64url", signature=False) from exc
+
+
+def _valid_at(verifier: Verifier, moment: datetime) -> bool:
+    return verifier.certificate.not_valid_before_utc <= moment <= verifier.certificate.not_valid_after_utc
+
+
+def _verifies(verifier: Verifier, der_sig: bytes, signed: bytes) -> bool:
+    try:
+        verifier.public_key.verify(der_sig, signed, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _json_object(data: bytes, field: str) -> dict[str, Any]:
@@ -129,38 +141,48 @@ def _parse_timestamp(value: object) -> datetime | None:
 class _Checker:
     def __init__(
         self,
-        verifiers: Mapping[str, Verifier],
+        verifiers: Sequence[Verifier],
         *,
         source: str,
         check_validity: bool,
     ) -> None:
-        self.verifiers = verifiers
-        self.by_thumbprint = {v.x5t_s256: v for v in verifiers.values()}
+        # a kid names a key, which a renewed signer certificate keeps: one kid, several verifiers
+        self.verifiers: dict[str, list[Verifier]] = {}
+        for verifier in verifiers:
+            self.verifiers.setdefault(verifier.kid, []).append(verifier)
+        self.by_thumbprint = {v.x5t_s256: v for v in verifiers}
         self.source = source
         self.check_validity = check_validity
         self.chain_cache: dict[bytes, DeviceCertificate] = {}
 
-    def signer(self, header: Mapping[str, Any]) -> Verifier:
+    def signer(self, header: Mapping[str, Any]) -> list[Verifier]:
+        """The verifiers the header names: one, or (a kid alone, a renewed signer) several."""
         kid = header.get("kid")
         x5t = header.get("x5t#S256")
         if kid is None and x5t is None:
             raise _EntryProblem("protected header names no signer (no kid, no x5t#S256)", signature=True)
         if kid is not None:
-            verifier = self.verifiers.get(kid) if isinstance(kid, str) else None
-            if verifier is None:
+            candidates = self.verifiers.get(kid, []) if isinstance(kid, str) else []
+            if not candidates:
                 raise _EntryProblem(f"unknown signer: no verifier has kid {str(kid)[:64]!r}", signature=True)
         else:
-            verifier = self.by_thumbprint.get(x5t) if isinstance(x5t, str) else None
-            if verifier is None:
+            found = self.by_thumbprint.get(x5t) if isinstance(x5t, str) else None
+            if found is None:
                 raise _EntryProblem(
                     f"unknown signer: no verifier has x5t#S256 {str(x5t)[:64]!r}", signature=True
                 )
-        if x5t is not None and x5t != verifier.x5t_s256:
-            raise _EntryProblem(
-                f"signer thumbprint x5t#S256 does not match verifier {verifier.name!r} (kid {verifier.kid})",
-                signature=True,
-            )
-        return verifier
+            candidates = [found]
+        if x5t is not None:
+            named = [v for v in candidates if v.x5t_s256 == x5t]
+            if not named:
+                verifier = candidates[0]
+                raise _EntryProblem(
+                    f"signer thumbprint x5t#S256 does not match verifier {verifier.name!r} "
+                    f"(kid {verifier.kid})",
+                    signature=True,
+                )
+            candidates = named
+        return candidates
 
     def check(self, raw: object, index: int) -> _Checked:
         if not isinstance(raw, dict):
@@ -180,20 +202,19 @@ class _Checker:
                 f"unsupported signature algorithm {str(header.get('alg'))[:32]!r} (expected ES256)",
                 signature=True,
             )
-        verifier = self.signer(header)
+        candidates = self.signer(header)
         sig = _decode_b64url(signature, "signature")
         if len(sig) != 64:
             raise _EntryProblem(f"ES256 signature must be 64 bytes (r || s), not {len(sig)}", signature=True)
         der_sig = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
-        try:
-            verifier.public_key.verify(
-                der_sig, f"{protected}.{payload}".encode("ascii"), ec.ECDSA(hashes.SHA256())
-            )
-        except InvalidSignature:
+        signed = f"{protected}.{payload}".encode("ascii")
+        verified = [v for v in candidates if _verifies(v, der_sig, signed)]
+        if not verified:
             raise _EntryProblem(
-                f"signature does not verify with signer {verifier.name!r} (payload or signature altered)",
+                f"signature does not verify with signer {candidates[0].name!r} "
+                "(payload or signature altered)",
                 signature=True,
-            ) from None
+            )
         body = _json_object(payload_bytes, "payload")
         unique_id = body.get("uniqueId")
         if not isinstance(unique_id, str) or not unique_id.strip():
@@ -210,11 +231,12 @@ class _Checker:
                     signature=True,
                 )
         if self.check_validity:
-            self._check_validity(verifier, body.get("provisioningTimestamp"))
+            self._check_validity(verified, body.get("provisioningTimestamp"))
         certificate, chain = self._certificate(body, index)
         return _Checked(index=index, unique_id=unique_id, certificate=certificate, chain=chain)
 
-    def _check_validity(self, verifier: Verifier, stamp: object) -> None:
+    def _check_validity(self, verifiers: Sequence[Verifier], stamp: object) -> None:
+        """One of ``verifiers`` (certificates of the key that signed) was valid at ``stamp``."""
         moment = _parse_timestamp(stamp)
         if moment is None:
             raise _EntryProblem(
@@ -222,8 +244,9 @@ class _Checker:
                 "(check_verifier_validity=False skips this check)",
                 signature=True,
             )
-        cert = verifier.certificate
-        if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
+        if not any(_valid_at(v, moment) for v in verifiers):
+            verifier = verifiers[0]
+            cert = verifier.certificate
             raise _EntryProblem(
                 f"signer {verifier.name!r} was not valid at provisioning time {moment.isoformat()} "
                 f"(valid {cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()})",
@@ -327,7 +350,7 @@ def read_microchip(
     ``"skip"`` and ``"yield"`` entries are verified one at a time and each comes out (or its
     error, for ``"yield"``) as soon as it is checked.
     """
-    table = load_verifiers(verifiers)
+    table = verifier_list(verifiers)
     if not table:
         raise ConfigurationError(
             "a Microchip manifest is signed: pass verifiers= (the Microchip manifest signer "

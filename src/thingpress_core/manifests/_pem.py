@@ -6,6 +6,8 @@ import binascii
 from collections.abc import Iterator
 from typing import IO
 
+from thingpress_core.certificates._loading import DEFAULT_MAX_CERTIFICATE_BYTES
+from thingpress_core.certificates._model import shown_text
 from thingpress_core.certificates._pem import BEGIN, CERTIFICATE_LABELS, PemSyntaxError, scan_pem
 from thingpress_core.errors import ManifestError
 from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, offered_name, parse_der
@@ -83,7 +85,12 @@ def read_pem(
     head: bytes = peek(64)[:64] if peek is not None else b""
     if head[:1] == b"\x30" and BEGIN not in head:
         try:
-            cert = parse_der(stream.read(), source=source, index=0, noun="certificate")
+            # one certificate: read no more than one may hold, whatever the manifest limit
+            der = stream.read(DEFAULT_MAX_CERTIFICATE_BYTES + 1)
+            if len(der) > DEFAULT_MAX_CERTIFICATE_BYTES:
+                too_large = f"DER data larger than {DEFAULT_MAX_CERTIFICATE_BYTES} bytes is not a certificate"
+                raise entry_error(source, 0, too_large, noun="certificate")
+            cert = parse_der(der, source=source, index=0, noun="certificate")
         except ManifestError as exc:
             # the one entry of a DER file, reported like any other
             yield from policy.fail(exc, code="invalid")
@@ -103,7 +110,7 @@ def read_pem(
             break
         label, body, line = item
         if label not in CERTIFICATE_LABELS:
-            shown = label.decode("ascii", "replace")
+            shown = shown_text(label.decode("ascii", "replace"))
             policy.skip(
                 index,
                 "not_a_certificate",

@@ -24,7 +24,7 @@ from typing import IO, Any
 from thingpress_core.errors import ManifestError, MissingExtraError
 from thingpress_core.manifests._sevenzip_headers import Limits, survey
 
-__all__ = ["Archive", "Budget", "Limits", "Member"]
+__all__ = ["Archive", "Budget", "Limits", "Member", "output_name"]
 
 _EXTRA_HINT = "reading Infineon manifests needs py7zr: pip install 'thingpress-core[manifests]'"
 
@@ -143,7 +143,7 @@ def _archive_error(source: str, what: str, exc: BaseException) -> ManifestError:
     return ManifestError(f"{source}: {what} is not a readable 7z archive: {detail}", source=source)
 
 
-def _output_name(name: str) -> str:
+def output_name(name: str) -> str:
     """The name py7zr hands its writer for a member (relative, normalized)."""
     return posixpath.normpath(name.lstrip("/"))
 
@@ -237,7 +237,7 @@ class Archive:
         def sink(filename: str, data: bytes) -> None:
             got[filename] = data
 
-        keep = set(names) | {_output_name(n) for n in names}
+        keep = set(names) | {output_name(n) for n in names}
         try:
             self.archive.reset()
             self.archive.extract(targets=targets, factory=_writer_factory(keep, limit, self.budget, sink))
@@ -251,7 +251,7 @@ class Archive:
             raise _archive_error(self.source, self.what, exc) from exc
         result: dict[str, bytes] = {}
         for name in names:
-            key = name if name in got else _output_name(name)
+            key = name if name in got else output_name(name)
             if key in got:
                 result[name] = got[key]
         return result

@@ -14,7 +14,7 @@ import io
 import os
 from typing import IO, BinaryIO, Union, cast
 
-from thingpress_core.certificates._loading import check_positive_int
+from thingpress_core.certificates._loading import check_positive_int, open_input
 from thingpress_core.errors import ConfigurationError, ManifestError
 
 __all__ = [
@@ -229,7 +229,7 @@ def open_source(source: ManifestSource, *, name: str, max_bytes: int) -> OpenedS
         raw_input = io.BytesIO(data)
     elif isinstance(source, str | os.PathLike):
         try:
-            owned = raw_input = io.FileIO(os.fspath(source), "r")
+            owned = raw_input = open_input(source)
             size = os.fstat(raw_input.fileno()).st_size
         except OSError as exc:
             if owned is not None:

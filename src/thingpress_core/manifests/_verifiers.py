@@ -27,7 +27,7 @@ from thingpress_core.certificates import DeviceCertificate, TrustStore, load_cer
 from thingpress_core.certificates._trust import TRUST_FILE_SUFFIXES
 from thingpress_core.errors import CertificateError, ConfigurationError
 
-__all__ = ["Verifier", "VerifierInput", "load_verifiers"]
+__all__ = ["Verifier", "VerifierInput", "load_verifiers", "verifier_list"]
 
 #: What ``verifiers=`` accepts: a path (file or directory of .crt/.pem/.cer/.der), PEM or DER
 #: bytes, a cryptography certificate, a DeviceCertificate, or an iterable of those.
@@ -189,8 +189,15 @@ def load_verifiers(verifiers: VerifierInput | Iterable[VerifierInput] | None) ->
 
     Raises `ConfigurationError` (naming the file for a path) for an input that is not a
     readable P-256 certificate, or is a certificate that cannot be a manifest signer (a device
-    or TLS client certificate: see `Verifier.from_x509`).
+    or TLS client certificate: see `Verifier.from_x509`). Two certificates of one key (a
+    renewed signer) share a ``kid``: the last given stands for it here; the Microchip reader
+    keeps both (`verifier_list`) and tells them apart by ``x5t#S256``.
     """
+    return {verifier.kid: verifier for verifier in verifier_list(verifiers)}
+
+
+def verifier_list(verifiers: VerifierInput | Iterable[VerifierInput] | None) -> list[Verifier]:
+    """Every verifier certificate given, in order, without duplicates (see `load_verifiers`)."""
     given = cast(object, verifiers)  # checked at run time: callers are not always typed
     items: Iterable[object]
     if given is None:
@@ -201,7 +208,7 @@ def load_verifiers(verifiers: VerifierInput | Iterable[VerifierInput] | None) ->
         items = cast(Iterable[object], given)
     else:
         items = (given,)
-    result: dict[str, Verifier] = {}
+    result: dict[str, Verifier] = {}  # by thumbprint: one entry per certificate
     for item in items:
         certs: list[tuple[x509.Certificate, str | None]]
         if isinstance(item, x509.Certificate):
@@ -220,5 +227,5 @@ def load_verifiers(verifiers: VerifierInput | Iterable[VerifierInput] | None) ->
             )
         for cert, file in certs:
             verifier = Verifier.from_x509(cert, source=file)
-            result[verifier.kid] = verifier
-    return result
+            result[verifier.x5t_s256] = verifier
+    return list(result.values())
