@@ -276,3 +276,16 @@ def test_an_unreadable_trust_file_names_itself(tmp_path: Path) -> None:
     (tmp_path / "other.pem").symlink_to(loop)
     with pytest.raises(CertificateParseError, match=r"loop\.pem: cannot read"):
         TrustStore.from_path(loop)
+
+
+def test_the_constructors_raise_only_our_errors_and_never_quote_the_input() -> None:
+    """``DeviceCertificate(der=...)`` and ``TrustStore(...)`` raised pydantic's ValidationError,
+    whose text quotes the input (a certificate body, or part of one)."""
+    body = b"\x30\x82\x01\x00" + b"SECRET-BODY" * 20
+    with pytest.raises(CertificateParseError) as caught:
+        DeviceCertificate(der=body)
+    assert "SECRET-BODY" not in str(caught.value)
+    assert caught.value.__cause__ is None  # pydantic's error, with the input in it, is not chained
+    for bad in ((), (body,)):
+        with pytest.raises(CertificateParseError, match=r"not a trust store|at least one|needs a mapping"):
+            TrustStore(certificates=bad)  # type: ignore[arg-type]  # a hostile caller's value, on purpose

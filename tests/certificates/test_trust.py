@@ -189,7 +189,8 @@ def test_trust_store_from_path_errors(tmp_path: Path) -> None:
 
 
 def test_trust_store_needs_a_certificate() -> None:
-    with pytest.raises(ValidationError, match="at least one"):
+    # a CertificateParseError, not pydantic's ValidationError: only ThingpressError leaves the package
+    with pytest.raises(CertificateParseError, match="at least one"):
         TrustStore(certificates=())
 
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pydantic.config import ExtraValues
     from typing_extensions import Self
 
-__all__ = ["DeviceCertificate", "parse_pem_bundle", "shown_text"]
+__all__ = ["DeviceCertificate", "certificate_error", "parse_pem_bundle", "shown_text"]
 
 _DER = serialization.Encoding.DER
 _CN = NameOID.COMMON_NAME
@@ -226,6 +226,16 @@ class DeviceCertificate(BaseModel):
 
     _FIELDS_SET: ClassVar[frozenset[str]] = frozenset({"der", "certificate_id", "common_name"})
 
+    if not TYPE_CHECKING:  # type checkers keep pydantic's typed constructor
+
+        def __init__(self, /, **data: Any) -> None:
+            """``DeviceCertificate(der=...)`` or ``(pem=...)``; bad input raises `CertificateParseError`,
+            as `model_validate` does, never pydantic's ``ValidationError`` (which quotes the input)."""
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise certificate_error(exc) from None
+
     # -- construction -------------------------------------------------------------------
 
     @classmethod
@@ -321,7 +331,7 @@ class DeviceCertificate(BaseModel):
         try:
             return super().model_validate(obj, **options)
         except ValidationError as exc:
-            raise _certificate_error(exc) from None
+            raise certificate_error(exc) from None
 
     @classmethod
     def model_validate_json(
@@ -339,7 +349,7 @@ class DeviceCertificate(BaseModel):
         try:
             return super().model_validate_json(json_data, **options)
         except ValidationError as exc:
-            raise _certificate_error(exc) from None
+            raise certificate_error(exc) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -506,7 +516,7 @@ def _given(**options: Any) -> dict[str, Any]:
     return {name: value for name, value in options.items() if value is not None}
 
 
-def _certificate_error(error: ValidationError) -> CertificateError:
+def certificate_error(error: ValidationError, what: str = "a DeviceCertificate") -> CertificateError:
     """The error a failed validation stands for: the certificate error raised inside it, or one
     listing pydantic's complaints (never the input, which may be a certificate body)."""
     problems = []
@@ -516,7 +526,7 @@ def _certificate_error(error: ValidationError) -> CertificateError:
             return cause
         location = ".".join(str(part) for part in item.get("loc", ()))
         problems.append(f"{location}: {item['msg']}" if location else item["msg"])
-    return CertificateParseError("not a DeviceCertificate: " + "; ".join(problems))
+    return CertificateParseError(f"not {what}: " + "; ".join(problems))
 
 
 def _key_type(cert: x509.Certificate) -> str:

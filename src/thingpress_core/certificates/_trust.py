@@ -15,13 +15,13 @@ import io
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
 from thingpress_core.certificates._loading import (
     DEFAULT_MAX_CERTIFICATE_BYTES,
@@ -29,7 +29,13 @@ from thingpress_core.certificates._loading import (
     load_certificates,
     open_input,
 )
-from thingpress_core.certificates._model import _X509_ERRORS, DeviceCertificate, _reason, shown_text
+from thingpress_core.certificates._model import (
+    _X509_ERRORS,
+    DeviceCertificate,
+    _reason,
+    certificate_error,
+    shown_text,
+)
 from thingpress_core.errors import CertificateParseError, CertificateValidationError
 
 __all__ = ["TRUST_FILE_SUFFIXES", "TrustStore", "VerifiedChain", "check_validity", "verify_certificate"]
@@ -74,6 +80,16 @@ class TrustStore(BaseModel):
     certificates: tuple[DeviceCertificate, ...]
 
     _store: verification.Store | None = PrivateAttr(default=None)
+
+    if not TYPE_CHECKING:  # type checkers keep pydantic's typed constructor
+
+        def __init__(self, /, **data: Any) -> None:
+            """Bad input (no certificate, something that is not one) raises `CertificateParseError`,
+            never pydantic's ``ValidationError``: only ThingpressError leaves this package."""
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise certificate_error(exc, "a trust store") from None
 
     @field_validator("certificates")
     @classmethod
