@@ -305,3 +305,33 @@ def test_help_says_how_v_counts_and_that_verifier_takes_a_folder() -> None:
     assert "Usage: thingpress-core import [OPTIONS] FILE" in text
     verify = CliRunner().invoke(app, ["verify", "--help"]).output
     assert "Usage: thingpress-core verify [OPTIONS] [FILE]" in verify
+
+
+# -- option values the library refuses: named as flags, without the library's keywords ----------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--thing-group", ""], "--thing-group: names must be 1 to 128 characters"),
+        (["--attribute", "k=v v"], "--attribute: attribute 'k'"),
+        (["--attribute", "a=1", "--attribute", "b=2", "--attribute", "c=3"], "--no-manifest-attributes"),
+        (["--policy-via-group"], "--policy-via-group needs exactly one thing group"),
+        ([arg for i in range(11) for arg in ("--policy", f"p{i}")], "--policy: "),
+        (["--trust-ca", str(ROOT / "README.md")], "--trust-ca "),
+        (["--ca-certificate", str(EXAMPLE)], "--ca-certificate "),
+        (["--ledger", "s3://bucket/ledger.db"], "a ledger is a file path or dynamodb://TABLE"),
+    ],
+)
+def test_an_option_value_the_library_refuses_is_named_as_its_flag(args: list[str], expected: str) -> None:
+    where = ["--region", "eu-west-1", "--endpoint-url", "http://127.0.0.1:9"]
+    line = _one_error_line(_run("import", str(EXAMPLE), *where, *args))
+    assert expected in line
+    for keyword in (
+        "ImportOptions",
+        "thing_groups=",
+        "attributes=",
+        "policy_target=",
+        "manifest_attributes=",
+    ):
+        assert keyword not in line

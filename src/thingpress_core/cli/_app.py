@@ -181,6 +181,8 @@ _FLAG_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bnaming=", "--naming "),
         (r"\bregion=", "--region "),
         (r"\bprofile=", "--profile "),
+        (r"policy_target='thing_group' \(--policy-via-group\)", "--policy-via-group"),
+        (r"manifest_attributes=False / --no-manifest-attributes", "--no-manifest-attributes"),
         (r"\ballow_expired\b", "--allow-expired"),
         (r"\ballow_multiple_things\b", "--allow-multiple-things"),
     )
@@ -197,6 +199,13 @@ _FLAGS: dict[str, str] = {
     "thing_groups": "--thing-group",
     "thing_type": "--thing-type",
     "concurrency": "--concurrency",
+    "attributes": "--attribute",
+    "billing_group": "--billing-group",
+    "status": "--status",
+    "trust_store": "--trust-ca",
+    "ca_certificate": "--ca-certificate",
+    "manifest_attributes": "--no-manifest-attributes",
+    "policy_target": "--policy-via-group",
 }
 
 
@@ -219,6 +228,8 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 def explain(exc: BaseException) -> str:
     """One sentence for an error a user can fix, naming the flag or variable to change."""
+    if isinstance(exc, ConfigurationError) and str(exc).startswith("invalid configuration in "):
+        return _options_problems(exc)
     if isinstance(exc, ConfigurationError) and exc.variable in _FLAGS and not str(exc).startswith("invalid"):
         flag_name = _FLAGS[exc.variable]
         if flag_name not in for_cli(str(exc)):
@@ -233,6 +244,24 @@ def usage_errors(prefix: str = "") -> Generator[None]:
         yield
     except ThingpressError as exc:  # MissingExtraError too: it says which extra to install
         fail(prefix + explain(exc))
+
+
+def _options_problems(exc: ConfigurationError) -> str:
+    """An options model's validation error with each field named as its flag, and without the
+    model's repr (``ImportOptions={'policies': ...}``) the library's message carries."""
+    from pydantic import ValidationError
+
+    cause = exc.__cause__
+    if not isinstance(cause, ValidationError):
+        return str(exc)
+    problems: list[str] = []
+    for item in cause.errors(include_url=False):
+        message = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
+        loc = [str(part) for part in item.get("loc", ())]
+        if loc and loc[0] in _FLAGS:
+            message = f"{_FLAGS[loc[0]]}: {message}"
+        problems.append(message)
+    return "; ".join(problems)
 
 
 # -- setup checks, before any AWS call ---------------------------------------------------------

@@ -306,6 +306,10 @@ def import_(
         fail(f"--status must be ACTIVE or INACTIVE, not {status!r}")
     if quotas not in (None, "builtin", "auto"):
         fail(f"--quotas must be builtin or auto, not {quotas!r}")
+    with usage_errors("--trust-ca "):
+        trust_store = TrustStore.from_path(trust_ca) if trust_ca else None
+    with usage_errors("--ca-certificate "):
+        ca = _read_ca(ca_certificate)
     with usage_errors():
         options = ImportOptions(
             policies=tuple(policy or ()),
@@ -313,7 +317,7 @@ def import_(
             thing_type=thing_type,
             naming=parse_naming(naming),
             concurrency=concurrency or DEFAULT_WORKERS,
-            trust_store=TrustStore.from_path(trust_ca) if trust_ca else None,
+            trust_store=trust_store,
             dry_run=dry_run,
             allow_expired=allow_expired,
             allow_multiple_things=allow_multiple_things,
@@ -322,7 +326,7 @@ def import_(
             billing_group=billing_group,
             attributes=parse_attributes(attribute),
             manifest_attributes=not no_manifest_attributes,
-            ca_certificate=_read_ca(ca_certificate),
+            ca_certificate=ca,
             exclusive=exclusive,
             policy_target="thing_group" if policy_via_group else "certificate",
         )
@@ -483,7 +487,7 @@ def _read_ca(path: Path | None) -> Any:
         data = stream.read(DEFAULT_MAX_CERTIFICATE_BYTES + 1)
     found = load_certificates(data, source=str(path))
     if len(found) != 1:
-        fail(f"--ca-certificate {path}: expected one certificate, found {len(found)}")
+        fail(f"{path}: expected one certificate, found {len(found)}")
     return found[0]
 
 

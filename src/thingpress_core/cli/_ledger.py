@@ -102,6 +102,8 @@ def open_cli_ledger(location: str, *, factory: ClientFactory | None, read_only: 
     from thingpress_core.ledger import open_ledger
 
     if not location.startswith(_DYNAMODB):
+        if "://" in location:
+            fail(f"a ledger is a file path or dynamodb://TABLE, not {location!r}")
         path = Path(location)
         if path.is_dir():
             fail(f"ledger {location} is a folder; give a file name")
@@ -154,6 +156,8 @@ def init(
         state = "created" if created else "already exists"
         console.print(f"DynamoDB ledger table {table} {state}", highlight=False)
         return
+    if "://" in location:
+        fail(f"a ledger is a file path or dynamodb://TABLE, not {location!r}")
     existed = Path(location).exists()
     if not existed:
         check_writable(Path(location), "LEDGER")

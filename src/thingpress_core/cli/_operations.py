@@ -25,12 +25,9 @@ from thingpress_core.cli._app import (
     EndpointOpt,
     FormatOpt,
     NamingOpt,
-    PolicyOpt,
     ProfileOpt,
     RegionOpt,
     ReportOpt,
-    ThingGroupOpt,
-    ThingTypeOpt,
     VerboseOpt,
     VerifierOpt,
     app,
@@ -63,6 +60,18 @@ OptionalFileArg = Annotated[
         help="The manifest of the devices; without it, the devices of --ledger.",
         show_default=False,
     ),
+]
+# verify reads what each device has: its options say what to expect, not what to attach
+ExpectPolicyOpt = Annotated[
+    list[str] | None,
+    typer.Option("--policy", metavar="NAME", help="IoT policy each certificate must have (repeatable)."),
+]
+ExpectGroupOpt = Annotated[
+    list[str] | None,
+    typer.Option("--thing-group", metavar="NAME", help="Thing group each thing must be in (repeatable)."),
+]
+ExpectTypeOpt = Annotated[
+    str | None, typer.Option("--thing-type", metavar="NAME", help="Thing type each thing must have.")
 ]
 OpsLedgerOpt = Annotated[
     str | None,
@@ -267,9 +276,9 @@ def verify(
     file: OptionalFileArg = None,
     ledger: OpsLedgerOpt = None,
     run: RunOpt = None,
-    policy: PolicyOpt = None,
-    thing_group: ThingGroupOpt = None,
-    thing_type: ThingTypeOpt = None,
+    policy: ExpectPolicyOpt = None,
+    thing_group: ExpectGroupOpt = None,
+    thing_type: ExpectTypeOpt = None,
     status: StatusOpt = None,
     naming: NamingOpt = None,
     fmt: FormatOpt = "auto",
