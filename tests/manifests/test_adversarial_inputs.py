@@ -12,6 +12,7 @@ without a writer that hung the read.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import subprocess
@@ -270,3 +271,28 @@ def test_dev_zero_is_refused_within_bounded_memory(fmt: str) -> None:
     message, grown_mib = result.stdout.strip().rsplit("\n", 1)
     assert "/dev/zero" in message
     assert int(grown_mib) < 64, result.stdout
+
+
+class _FailingStream(io.RawIOBase):
+    """A stream whose device fails part way, as a disk or a network mount can."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise OSError(5, "Input/output error")
+
+
+def test_a_stream_that_fails_while_read_raises_our_error_naming_it() -> None:
+    with pytest.raises(ManifestError, match=r"devices\.csv: cannot read manifest: Input/output error"):
+        list(read_manifest(io.BufferedReader(_FailingStream()), name="devices.csv"))
+
+
+def test_a_source_name_from_outside_is_escaped_in_messages(certs: list[DeviceCertificate]) -> None:
+    """An S3 key may hold line breaks and escapes; every message names the source."""
+    manifest = f'MAC,cn,cert\r\naa,cn,"{certs[0].pem[:-30]}"\r\n'.encode()
+    reader = read_manifest(manifest, name="uploads/x\n2026-01-01 INFO forged\x1b[2J.csv", on_error="yield")
+    _, errors = _counted(reader)
+    _only_ours(str(errors[0]))
+    assert str(errors[0]).startswith(r"uploads/x\n2026-01-01 INFO forged\x1b[2J.csv: row 1")
+    assert reader.report.source == r"uploads/x\n2026-01-01 INFO forged\x1b[2J.csv"

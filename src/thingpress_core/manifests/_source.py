@@ -52,13 +52,21 @@ def source_name(source: object, name: str | None = None) -> str:
             value=source[:24],
         )
     if name:
-        return name
+        return _printable(name)
     if isinstance(source, str | os.PathLike):
-        return os.fspath(source)
+        return _printable(os.fspath(source))
     if isinstance(source, bytes | bytearray | memoryview):
         return "<bytes>"
     stream_name = getattr(source, "name", None)
     return stream_name if isinstance(stream_name, str) else "<stream>"
+
+
+def _printable(name: str) -> str:
+    """``name`` with line breaks, escapes and bidirectional overrides escaped: every message and
+    log line names the source, and an S3 key may hold any character."""
+    if name.isprintable():
+        return name
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in name)
 
 
 def suffix_name(display: str, name: str | None) -> str | None:
@@ -130,7 +138,12 @@ class _BoundedStream(io.RawIOBase):
         return end - self._start
 
     def _read(self, size: int) -> bytes:
-        data = self._raw.read(size)
+        try:
+            data = self._raw.read(size)
+        except OSError as exc:  # a disk or network error part way: the input, not a bug of ours
+            raise ManifestError(
+                f"{self._name}: cannot read manifest: {exc.strerror or exc}", source=self._name
+            ) from exc
         if not data:  # the end, or (None) a non-blocking stream with nothing ready: treated alike
             return b""
         if not isinstance(data, bytes | bytearray):  # pyright: ignore[reportUnnecessaryIsInstance]
