@@ -5,7 +5,7 @@ Exit codes: 0 every certificate imported or already present, 1 some failed, 2 a 
 setup error (a bad option or ``THINGPRESS_*`` value, no region, an unknown profile, an output
 path that cannot be written, a missing extra, a pre-flight failure: one ``error:`` line, and
 nothing sent to AWS), 130 interrupted (Ctrl-C; the ``--report`` then holds what finished and
-what did not).
+what did not), 141 the reader of the output went away (``| head``).
 """
 
 from __future__ import annotations
