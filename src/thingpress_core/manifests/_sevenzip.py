@@ -21,6 +21,7 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import IO, Any
 
+from thingpress_core.certificates._model import shown_text
 from thingpress_core.errors import ManifestError, MissingExtraError
 from thingpress_core.manifests._sevenzip_headers import Limits, survey
 
@@ -139,7 +140,8 @@ def _archive_error(source: str, what: str, exc: BaseException) -> ManifestError:
         return ManifestError(
             f"{source}: {what} needs more memory than is available; refusing it", source=source
         )
-    detail = str(exc).strip().replace("\n", " ")[:200] or type(exc).__name__
+    # py7zr's text may quote member names, which the archive chose
+    detail = shown_text(" ".join(str(exc).split()), 200) or type(exc).__name__
     return ManifestError(f"{source}: {what} is not a readable 7z archive: {detail}", source=source)
 
 
