@@ -23,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
 from thingpress_core.certificates import (
     DeviceCertificate,
@@ -31,6 +33,7 @@ from thingpress_core.certificates import (
     load_certificate,
     verify_certificate,
 )
+from thingpress_core.certificates._model import shown_text
 from thingpress_core.errors import CertificateParseError, CertificateValidationError
 
 _START = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
@@ -289,3 +292,12 @@ def test_the_constructors_raise_only_our_errors_and_never_quote_the_input() -> N
     for bad in ((), (body,)):
         with pytest.raises(CertificateParseError, match=r"not a trust store|at least one|needs a mapping"):
             TrustStore(certificates=bad)  # type: ignore[arg-type]  # a hostile caller's value, on purpose
+
+
+@given(st.text(max_size=300), st.integers(min_value=4, max_value=200))
+def test_shown_text_is_one_printable_line_of_bounded_length(text: str, limit: int) -> None:
+    shown = shown_text(text, limit)
+    assert shown.isprintable()
+    assert len(shown) <= 10 * limit
+    if text.isprintable() and len(text) <= limit:
+        assert shown == text  # ordinary names are shown as they are

@@ -107,9 +107,9 @@ def _common_name(cert: x509.Certificate) -> str | None:
 def shown_text(text: str, limit: int = _MAX_SHOWN) -> str:
     """Text a certificate chose (its CN, a reason quoting its subject) made fit for a one-line message.
 
-    At most ``limit`` characters, and every character that is not printable (line breaks,
-    terminal escapes, bidirectional overrides) written as its escape, so a certificate can
-    neither forge log lines nor flood a report with a 10 KB subject.
+    At most ``limit`` characters of the text, each that is not printable (line breaks,
+    terminal escapes, bidirectional overrides) written as its escape (up to 10 characters), so
+    a certificate can neither forge log lines nor flood a report with a 10 KB subject.
     """
     if len(text) > limit:
         text = text[: limit - 3] + "..."
