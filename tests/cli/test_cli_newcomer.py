@@ -335,3 +335,73 @@ def test_an_option_value_the_library_refuses_is_named_as_its_flag(args: list[str
         "manifest_attributes=",
     ):
         assert keyword not in line
+
+
+# -- credentials that exist but cannot be loaded ------------------------------------------------
+
+
+def _profile_config(tmp_path: Path, body: str) -> dict[str, str]:
+    config = tmp_path / "aws-config"
+    config.write_text(body)
+    return {"AWS_CONFIG_FILE": str(config), "HOME": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # a credential_process that fails
+        ("[profile fleet]\nregion = eu-west-1\ncredential_process = /bin/false\n", "fix them"),
+        # an SSO profile nobody signed in to: the SSO token cache is empty
+        (
+            "[profile fleet]\nregion = eu-west-1\nsso_session = corp\nsso_account_id = 123456789012\n"
+            "sso_role_name = Admin\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n"
+            "sso_region = eu-west-1\n",
+            "aws sso login",
+        ),
+    ],
+    ids=["credential-process", "sso-not-signed-in"],
+)
+def test_credentials_that_cannot_be_loaded_are_one_line_before_any_call(
+    tmp_path: Path, body: str, expected: str, stand_in: tuple[str, list[str]]
+) -> None:
+    endpoint, requests = stand_in
+    completed = _run(
+        "import",
+        str(EXAMPLE),
+        "--profile",
+        "fleet",
+        "--no-ledger",
+        "--endpoint-url",
+        endpoint,
+        env=_profile_config(tmp_path, body),
+        keys=False,
+    )
+    line = _one_error_line(completed)
+    assert "the AWS credentials cannot be loaded" in line
+    assert expected in line
+    assert "--profile" in line
+    assert "Traceback" not in completed.stderr  # botocore's logged refresh tracebacks too
+    assert requests == []  # before: every certificate failed, one by one, with exit 1
+
+
+def test_an_unknown_aws_profile_variable_is_named() -> None:
+    line = _one_error_line(
+        _run("import", str(EXAMPLE), "--region", "eu-west-1", env={"AWS_PROFILE": "nosuch"})
+    )
+    assert "'nosuch'" in line
+    assert "None" not in line
+
+
+def test_a_manifest_over_the_size_limit_says_what_to_do(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.pem"
+    with huge.open("wb") as out:  # sparse: no disk used
+        out.truncate(300 << 20)
+    line = _one_error_line(_run("inspect", str(huge)))
+    assert "256 MiB" in line
+    assert "split it" in line
+    assert "max_bytes" not in line  # a keyword the command has no flag for
+
+
+def test_rollback_with_both_run_and_last_says_so(tmp_path: Path) -> None:
+    line = _one_error_line(_run("rollback", "--run", "r1", "--last", "--ledger", str(tmp_path / "l.db")))
+    assert "--run and --last exclude each other" in line

@@ -209,10 +209,23 @@ _FLAGS: dict[str, str] = {
 }
 
 
+# the command has no flag for the manifest size limit: what to do is split the file
+_SIZE_LIMIT = re.compile(
+    r"larger than max_bytes=(\d+); refusing to read it \(raise max_bytes to read it whole\)"
+)
+
+
+def _size_limit(match: re.Match[str]) -> str:
+    limit = int(match.group(1))
+    mib = f"{limit / (1 << 20):g} MiB"
+    return f"larger than the command's limit of {limit} bytes ({mib}); split it into smaller files"
+
+
 def for_cli(message: str) -> str:
     """``message`` with the library's keyword spellings replaced by this command's flags."""
     for pattern, replacement in _FLAG_WORDS:
         message = pattern.sub(replacement, message)
+    message = _SIZE_LIMIT.sub(_size_limit, message)
     return " ".join(message.split())
 
 
@@ -304,24 +317,49 @@ def client_factory(
         # boto3 reads AWS_DEFAULT_REGION only; the AWS CLI v2 and the other SDKs read AWS_REGION
         # first, and so does this command (the profile's region comes after both)
         region = os.environ.get("AWS_REGION") or None
+    if not profile and not os.environ.get("THINGPRESS_PROFILE"):
+        profile = os.environ.get("AWS_PROFILE") or None  # as boto3 would, but named in our errors
     given: dict[str, Any] = {"endpoint_url": endpoint_url, "region": region, "profile": profile}
-    with usage_errors():
+    with usage_errors(), _credential_errors():
         factory = ClientFactory(ThingpressSettings(**{k: v for k, v in given.items() if v}, **extra))
         for name in services:
             factory.client(name)  # type: ignore[call-overload]  # one of the literal service names
-    check_credentials(factory)
+        check_credentials(factory)
     return factory
 
 
-def check_credentials(factory: ClientFactory) -> None:
-    """Fail now when boto3's credential chain finds nothing: its NoCredentialsError would
-    otherwise come from the first call, worded as that call's failure. Walking the chain makes
-    no AWS API call (on EC2 it asks the instance metadata service, as the first call would)."""
+@contextmanager
+def _credential_errors() -> Generator[None]:
+    """botocore's errors while it loads credentials (a failing credential_process, an SSO
+    profile not signed in, a role it cannot assume) as one line: without this they come at
+    the first call, as that call's failure, or from every certificate of the import."""
+    from botocore.exceptions import BotoCoreError
+
+    # botocore logs each failed refresh with its traceback before it raises; the one line
+    # below says the same
+    quiet = [logging.getLogger(name) for name in ("botocore.credentials", "botocore.tokens")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.CRITICAL)
     try:
-        found = factory.session.get_credentials()
-    except Exception as exc:  # botocore's chain raises its own (an expired SSO token, a failing process)
-        fail(f"the AWS credentials cannot be loaded: {exc}; fix them or pass another --profile")
-    if found is None:
+        yield
+    except BotoCoreError as exc:
+        hint = "sign in with 'aws sso login'" if "SSO" in type(exc).__name__ else "fix them"
+        fail(f"the AWS credentials cannot be loaded ({exc}); {hint}, or pass another --profile")
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
+
+
+def check_credentials(factory: ClientFactory) -> None:
+    """Fail now when boto3's credential chain finds nothing, or finds credentials it cannot
+    load: botocore would otherwise raise at the first call, worded as that call's failure.
+    Loading them makes no call to the services the command uses (an SSO profile asks the SSO
+    portal, an EC2 instance its metadata service, as the first call would)."""
+    found = factory.session.get_credentials()
+    if found is not None:
+        found.get_frozen_credentials()  # resolves deferred ones (SSO, credential_process)
+    else:
         fail(
             "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, pass "
             "--profile (or set THINGPRESS_PROFILE or AWS_PROFILE), or sign in with 'aws sso login'"

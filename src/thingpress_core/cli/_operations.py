@@ -491,7 +491,9 @@ def rollback(
 
     configure_logging(verbose)
     check_writable(report, "--report")
-    if (run is None) == (not last):
+    if run is not None and last:
+        fail("--run and --last exclude each other; give one")
+    if run is None and not last:
         fail("give the run to roll back: --run ID or --last")
     iot = _service(endpoint_url, region, profile, concurrency)
     with ExitStack() as stack:
