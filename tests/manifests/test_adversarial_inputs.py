@@ -296,3 +296,33 @@ def test_a_source_name_from_outside_is_escaped_in_messages(certs: list[DeviceCer
     _only_ours(str(errors[0]))
     assert str(errors[0]).startswith(r"uploads/x\n2026-01-01 INFO forged\x1b[2J.csv: row 1")
     assert reader.report.source == r"uploads/x\n2026-01-01 INFO forged\x1b[2J.csv"
+
+
+def test_a_manifest_of_bad_entries_is_refused_past_the_bound_on_skipped_entries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every skipped entry costs a report record and a log line: 14 MiB of ``[[],[],...]`` cost
+    2.4 GB and 80 s. Past MAX_SKIPPED_ENTRIES the rest of the manifest is refused; past 1,000
+    skips one line says the rest are in the report only."""
+    from thingpress_core.manifests._common import MAX_SKIPPED_ENTRIES
+
+    manifest = b"x\n" * (MAX_SKIPPED_ENTRIES + 10)
+    reader = read_manifest(manifest, format="generated", on_error="skip")
+    with caplog.at_level("INFO", logger="thingpress_core.manifests"):
+        with pytest.raises(ManifestError, match=rf"more than {MAX_SKIPPED_ENTRIES} entries skipped"):
+            list(reader)
+    assert len(reader.report.skipped) == MAX_SKIPPED_ENTRIES
+    assert not reader.report.complete
+    lines = [r.getMessage() for r in caplog.records if r.name == "thingpress_core.manifests"]
+    assert len(lines) == 1001
+    assert lines[-1] == "more than 1000 manifest entries skipped: the rest are listed in the report only"
+
+
+def test_a_microchip_refusal_keeps_a_bounded_list_of_errors_and_counts_them_all(signer: Any) -> None:
+    from thingpress_core.manifests._common import MAX_SKIPPED_ENTRIES
+
+    total = MAX_SKIPPED_ENTRIES + 5
+    manifest = b"[" + b",".join([b"[]"] * total) + b"]"
+    with pytest.raises(ManifestError, match=rf"{total} of {total} entries failed") as caught:
+        list(read_manifest(manifest, format="microchip", verifiers=signer.certificate))
+    assert len(caught.value.errors) == MAX_SKIPPED_ENTRIES

@@ -34,7 +34,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from thingpress_core.certificates import DeviceCertificate
 from thingpress_core.errors import CertificateError, ConfigurationError, ManifestError, ManifestSignatureError
-from thingpress_core.manifests._common import Policy, ReaderNaming, entry_error, logger, offered_name
+from thingpress_core.manifests._common import (
+    MAX_SKIPPED_ENTRIES,
+    Policy,
+    ReaderNaming,
+    entry_error,
+    logger,
+    offered_name,
+)
 from thingpress_core.manifests._model import ManifestEntry
 from thingpress_core.manifests._verifiers import Verifier, VerifierInput, verifier_list
 
@@ -362,14 +369,17 @@ def read_microchip(
     entries = _load_entries(stream, source)
     if policy.on_error == "raise":
         checked: list[_Checked] = []
-        problems: list[ManifestError] = []
+        problems: list[ManifestError] = []  # the first MAX_SKIPPED_ENTRIES, with `failed` counting all
+        failed = 0
         for index, raw in enumerate(entries):
             try:
                 checked.append(checker.check(raw, index))
             except _EntryProblem as problem:
-                problems.append(entry_error(source, index, problem.reason, signature=problem.signature))
+                failed += 1
+                if len(problems) < MAX_SKIPPED_ENTRIES:
+                    problems.append(entry_error(source, index, problem.reason, signature=problem.signature))
         if problems:
-            raise _refusal(source, len(entries), problems)
+            raise _refusal(source, len(entries), problems, failed)
         for item in checked:
             yield from _emit(item, source, policy, naming)
         return
@@ -414,16 +424,16 @@ def _emit(item: _Checked, source: str, policy: Policy, naming: ReaderNaming) -> 
     )
 
 
-def _refusal(source: str, total: int, problems: list[ManifestError]) -> ManifestError:
+def _refusal(source: str, total: int, problems: list[ManifestError], failed: int) -> ManifestError:
     signature = any(isinstance(p, ManifestSignatureError) for p in problems)
     prefix = f"{source}: "
     listed = "; ".join(str(p).removeprefix(prefix) for p in problems[:_LISTED_ERRORS])
-    more = len(problems) - _LISTED_ERRORS
+    more = failed - _LISTED_ERRORS
     if more > 0:
         listed += f"; and {more} more"
     cls = ManifestSignatureError if signature else ManifestError
     message = (
-        f"{source}: manifest refused, nothing imported: {len(problems)} of {total} entries failed "
+        f"{source}: manifest refused, nothing imported: {failed} of {total} entries failed "
         f"verification ({listed}); on_error='skip' imports the entries that verify"
     )
     return cls(message, source=source, index=problems[0].index, errors=problems)
