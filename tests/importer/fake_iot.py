@@ -71,6 +71,7 @@ class FakeThing:
     groups: list[str] = field(default_factory=list)
     attributes: dict[str, str] = field(default_factory=dict)
     billing_group: str | None = None
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class ThingView:
     thing_type: str | None
     attributes: dict[str, str]
     billing_group: str | None = None
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -232,19 +234,35 @@ class FakeIoT:
             thing = self.things.get(name)
             if thing is None:
                 raise self._missing("iot.DescribeThing", f"thing {name}")
-            return ThingView(name, thing.thing_type, dict(thing.attributes), thing.billing_group)
+            return ThingView(
+                name, thing.thing_type, dict(thing.attributes), thing.billing_group, thing.version
+            )
 
     def update_thing(
-        self, name: str, *, thing_type: str | None = None, attributes: Mapping[str, str] | None = None
+        self,
+        name: str,
+        *,
+        thing_type: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        expected_version: int | None = None,
     ) -> None:
         self._enter("iot.UpdateThing", name)
         with self._lock:
             thing = self.things.get(name)
             if thing is None:
                 raise self._missing("iot.UpdateThing", f"thing {name}")
+            if expected_version is not None and expected_version != thing.version:
+                raise ResourceConflictError(
+                    f"thing {name} is at version {thing.version}, not {expected_version}",
+                    service="iot",
+                    operation="UpdateThing",
+                    code="VersionConflictException",
+                    http_status=409,
+                )
             if thing_type is not None:
                 thing.thing_type = thing_type
             thing.attributes.update(attributes or {})
+            thing.version += 1
 
     def list_thing_principals(self, thing_name: str) -> tuple[str, ...]:
         self._enter("iot.ListThingPrincipals", thing_name)

@@ -128,3 +128,35 @@ def test_claimed_names_never_forget_a_name() -> None:
     assert all(name in claims for name in names)
     strangers = sum(f"other-{i}" in claims for i in range(5000))
     assert strangers <= 5  # 5,000 of 16.7 M bits set: a false "maybe" is rare
+
+
+def test_two_importers_adopting_one_foreign_thing_at_once_cannot_both_win(ca: GeneratedCA) -> None:
+    # A thing made outside thingpress-core, no device on it. Between this importer's read and
+    # its UpdateThing, another importer (another process, another Lambda) adopts it: the update
+    # is made only if the thing is still as read, so this one reads again and backs off.
+    from fake_iot import ARN_PREFIX, FakeIoT
+
+    from thingpress_core.importer import OWNER_ATTRIBUTE
+
+    fake = FakeIoT(policies=[POLICY], thing_groups=[GROUP], thing_types=[TYPE])
+    fake.faults = None
+    ours, _ = issue_certificate("shared", issuer=ca)
+    theirs, _ = issue_certificate("shared", issuer=ca)
+    fake.create_thing("shared", thing_type=TYPE)
+    raced: list[str] = []
+
+    def other_importer_first(operation: str, subject: str) -> BaseException | None:
+        if operation == "iot.UpdateThing" and not raced:
+            raced.append(subject)
+            fake.update_thing("shared", attributes={OWNER_ATTRIBUTE: theirs.certificate_id})
+            fake.register_certificate(theirs)
+            fake.attach_thing_principal("shared", f"{ARN_PREFIX}{theirs.certificate_id}")
+        return None  # the call itself goes through
+
+    fake.faults = other_importer_first
+    outcome = CertificateImporter(fake, options=OPTIONS).import_certificate(ours)
+    assert raced == ["shared"]
+    assert (outcome.status.value, outcome.reason) == ("failed", "name_collision")
+    assert outcome.other_certificate_id == theirs.certificate_id
+    assert fake.things["shared"].attributes[OWNER_ATTRIBUTE] == theirs.certificate_id
+    assert all(ours.certificate_id not in p for p in fake.things["shared"].principals)

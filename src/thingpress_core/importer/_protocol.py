@@ -114,9 +114,16 @@ class IoTOperations(Protocol):
         ...
 
     def update_thing(
-        self, name: str, /, *, thing_type: str | None, attributes: Mapping[str, str] | None
+        self,
+        name: str,
+        /,
+        *,
+        thing_type: str | None,
+        attributes: Mapping[str, str] | None,
+        expected_version: int | None = None,
     ) -> object:
-        """Set the type and merge the attributes."""
+        """Set the type and merge the attributes (refused with `ResourceConflictError`,
+        VersionConflictException, when ``expected_version`` is not the thing's version)."""
         ...
 
     def list_thing_principals(self, thing_name: str, /) -> Sequence[str]:

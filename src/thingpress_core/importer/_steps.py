@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from thingpress_core.certificates import (
     DeviceCertificate,
@@ -34,30 +34,26 @@ from thingpress_core.errors import (
     CircuitOpenError,
     InvalidRequestError,
     ResourceConflictError,
-    ResourceNotFoundError,
 )
 from thingpress_core.importer._models import (
-    OWNER_ATTRIBUTE,
     FailedStep,
     ImportOptions,
     ImportOutcome,
     OutcomeStatus,
-    attribute_problem,
 )
 from thingpress_core.importer._reasons import describe_step, reason_of, refused
-from thingpress_core.importer._refusal import Refusal, collision
-from thingpress_core.importer._work import StepTarget, Work, one_line, where
+from thingpress_core.importer._refusal import Refusal
+from thingpress_core.importer._things import check_claimed, claim_thing
+from thingpress_core.importer._work import StepTarget, Work, counted, one_line, where
 from thingpress_core.resilience import is_transient
 
 if TYPE_CHECKING:
     from thingpress_core.importer._journal import Journal
-    from thingpress_core.importer._protocol import IoTOperations, ThingState
+    from thingpress_core.importer._protocol import IoTOperations
 
 __all__ = ["Work", "attempt", "failure", "log_outcome", "prepare", "where"]
 
 logger = logging.getLogger("thingpress_core.importer")
-
-_T = TypeVar("_T")
 
 _OPERATION: dict[FailedStep, str] = {
     "register": "iot.RegisterCertificateWithoutCA",  # iot.RegisterCertificate with a CA
@@ -114,17 +110,6 @@ def _finished(work: Work, status: OutcomeStatus, held: _StatusSeen | None = None
         certificate_status=held.status if held is not None else None,
         note=note,
     )
-
-
-def _counted(work: Work, method: Callable[..., _T], *args: object, **kwargs: object) -> _T:
-    """Call ``method`` and count it as one IoT call when it reached AWS."""
-    try:
-        result = method(*args, **kwargs)
-    except AwsServiceError:
-        work.calls += 1
-        raise
-    work.calls += 1
-    return result
 
 
 def attempt(
@@ -236,7 +221,7 @@ def _calls(
             # registering (a stand-in that replaces a thing instead of refusing CreateThing
             # must not merge two devices either)
             step, target = "thing", name
-            _check_claimed(client, work, name)
+            check_claimed(client, work, name)
             work.suspect_name = False
         step = "register"
         if work.certificate_arn is None:
@@ -249,7 +234,7 @@ def _calls(
         assert arn is not None
         step, target = "thing", name
         if not work.thing_done:
-            adopted = _claim_thing(client, work, name, options)
+            adopted = claim_thing(client, work, name, options)
             work.thing_done = True
             if journal is not None:
                 journal.confirm(
@@ -271,7 +256,7 @@ def _calls(
             if policy in work.policies_done:
                 continue
             target = policy
-            _counted(work, client.attach_policy, policy, arn)
+            counted(work, client.attach_policy, policy, arn)
             work.policies_done.add(policy)
             if journal is not None:
                 journal.policy(work, policy)
@@ -280,7 +265,7 @@ def _calls(
             if group in work.groups_done:
                 continue
             target = group
-            _counted(work, client.add_thing_to_group, name, group)
+            counted(work, client.add_thing_to_group, name, group)
             work.groups_done.add(group)
             if journal is not None:
                 journal.group(work, group)
@@ -306,15 +291,15 @@ def _attach_principal(client: IoTOperations, work: Work, name: str, arn: str, op
     or ResourceAlreadyExistsException of that call is taken as that refusal, and the things
     the certificate is on are listed (one more call, on this path only) to name them."""
     if not options.exclusive:
-        _counted(work, client.attach_thing_principal, name, arn)
+        counted(work, client.attach_thing_principal, name, arn)
         return
     try:
-        _counted(work, client.attach_thing_principal, name, arn, exclusive=True)
+        counted(work, client.attach_thing_principal, name, arn, exclusive=True)
     except (InvalidRequestError, ResourceConflictError) as exc:
         if exc.code not in _EXCLUSIVE_REFUSALS:
             raise
         try:
-            others = tuple(t for t in _counted(work, client.list_principal_things, arn) if t != name)
+            others = tuple(t for t in counted(work, client.list_principal_things, arn) if t != name)
         except AwsServiceError:
             others = ()
         shown = f" {', '.join(others[:5])}" + (f" and {len(others) - 5} more" if len(others) > 5 else "")
@@ -365,7 +350,7 @@ def _thing_config_checked(
 ) -> ImportOutcome | None:
     """The ledger's verdict, unless the thing was made with other attributes or another billing
     group than these options ask: then its CreateThing is made again (AWS brings the thing in
-    line, see `_claim_thing`), and the other steps resume from the record."""
+    line, see `claim_thing`), and the other steps resume from the record."""
     record = work.record
     if record is None or options.recheck:
         return decided
@@ -427,7 +412,7 @@ def _register(
     extra: dict[str, object] = {}
     if options.ca_certificate is not None:
         extra["ca_certificate"] = options.ca_certificate
-    registration = _counted(
+    registration = counted(
         work,
         client.register_certificate,
         certificate,
@@ -437,7 +422,7 @@ def _register(
     )
     arn = registration.certificate_arn
     if not registration.created and not options.allow_multiple_things:
-        things = _counted(work, client.list_principal_things, arn)
+        things = counted(work, client.list_principal_things, arn)
         others = tuple(t for t in things if t != work.thing_name)
         if others and work.thing_name not in things:
             shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
@@ -463,11 +448,11 @@ def _reconcile_status(
     """Read the status of a certificate registered before and set the one asked when AWS holds
     an ACTIVE or INACTIVE one that differs (a revoked or transferred certificate is reported,
     not changed)."""
-    found = _counted(work, client.describe_certificate, certificate_id).status
+    found = counted(work, client.describe_certificate, certificate_id).status
     if found == options.status:
         return None
     if found in ("ACTIVE", "INACTIVE"):
-        _counted(work, client.update_certificate_status, certificate_id, options.status)
+        counted(work, client.update_certificate_status, certificate_id, options.status)
         logger.info(
             "certificate %s was %s; set to %s",
             certificate_id,
@@ -477,94 +462,6 @@ def _reconcile_status(
         )
         return _StatusSeen(found, "AWS", changed=True)
     return _StatusSeen(found, "AWS", changed=False)
-
-
-def _claim_thing(client: IoTOperations, work: Work, name: str, options: ImportOptions) -> bool:
-    """Create the thing for this certificate, or adopt it, or refuse a name collision.
-
-    The thing is created with its type, attributes (`OWNER_ATTRIBUTE` among them) and billing
-    group in one CreateThing. A thing that exists with another configuration (409) is read:
-    another certificate's thing is a collision; a thing of this certificate or of none is
-    brought in line (UpdateThing for its type and attributes, merged; AddThingToBillingGroup
-    for its billing group), each call only when something differs.
-
-    True when a thing made elsewhere was adopted (so the run did not make it)."""
-    certificate_id = work.certificate_id
-    assert certificate_id is not None
-    wanted = options.thing_attributes(certificate_id, work.vendor_id)
-    for key, value in wanted.items():
-        problem = attribute_problem(key, value)
-        if problem is not None:
-            raise Refusal(
-                f"{problem} (from the manifest; manifest_attributes=False, or "
-                "--no-manifest-attributes, leaves it out)",
-                reason="invalid_attribute",
-            )
-    extra: dict[str, object] = {}
-    if options.billing_group is not None:
-        extra["billing_group"] = options.billing_group
-    try:
-        _counted(work, client.create_thing, name, thing_type=options.thing_type, attributes=wanted, **extra)
-        return False
-    except ResourceConflictError:
-        pass  # the thing exists with another configuration: find out whose it is
-    found = _counted(work, client.describe_thing, name)
-    claimed = _owner_checked(client, work, name, found)
-    retyped = options.thing_type is not None and found.thing_type != options.thing_type
-    missing = {k: v for k, v in wanted.items() if found.attributes.get(k) != v}
-    if retyped or missing:
-        _counted(
-            work,
-            client.update_thing,
-            name,
-            thing_type=options.thing_type if retyped else None,
-            attributes=missing or None,
-        )
-        logger.info(
-            "thing %s existed %s; updated",
-            name,
-            "with another thing type" if retyped else "with other attributes",
-            extra={"operation": "iot.UpdateThing", "certificate_id": certificate_id, "thing_name": name},
-        )
-    billing = options.billing_group
-    rebilled = billing is not None and getattr(found, "billing_group", None) != billing
-    if rebilled:
-        assert billing is not None
-        _counted(work, client.add_thing_to_billing_group, name, billing)
-    if retyped or rebilled or set(missing) - {OWNER_ATTRIBUTE}:
-        work.created = True  # a changed type, attribute or billing group is news this run made
-    return claimed is None  # a thing made elsewhere was adopted
-
-
-def _check_claimed(client: IoTOperations, work: Work, name: str) -> None:
-    """Raise a name collision when thing ``name`` exists and belongs to another certificate
-    (one DescribeThing; made only for a name this run saw claimed, never on the common path)."""
-    try:
-        found = _counted(work, client.describe_thing, name)
-    except ResourceNotFoundError:
-        return
-    _owner_checked(client, work, name, found)
-
-
-def _owner_checked(client: IoTOperations, work: Work, name: str, found: ThingState) -> str | None:
-    """The certificate the existing thing ``found`` names as its owner (None: none named);
-    raises a name collision when that, or a certificate attached to a thing without an owner,
-    is another certificate."""
-    certificate_id = work.certificate_id
-    assert certificate_id is not None
-    claimed = found.attributes.get(OWNER_ATTRIBUTE)
-    if claimed is not None and claimed != certificate_id:
-        raise collision(name, claimed)
-    if claimed is None:
-        # made outside thingpress-core (or by 0.1.0): whose certificates are on it?
-        principals = _counted(work, client.list_thing_principals, name)
-        own = {certificate_id}
-        if work.certificate_arn is not None:  # AWS's id for it (a stand-in's may differ)
-            own.add(work.certificate_arn.rpartition("/")[2])
-        others = sorted({p.rpartition("/")[2] for p in principals} - own)
-        if others:
-            raise collision(name, others[0])
-    return claimed
 
 
 def log_outcome(outcome: ImportOutcome, *, retrying: bool) -> None:

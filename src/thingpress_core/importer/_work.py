@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from thingpress_core.certificates import DeviceCertificate, thing_name_for
+from thingpress_core.errors import AwsServiceError
 from thingpress_core.importer._models import FailedStep, ImportOptions, ImportOutcome, OutcomeStatus
 from thingpress_core.manifests import ManifestEntry
 
@@ -13,7 +15,9 @@ if TYPE_CHECKING:
 
     from thingpress_core.ledger import DeviceRecord
 
-__all__ = ["StepTarget", "Work", "one_line", "where"]
+__all__ = ["StepTarget", "Work", "counted", "one_line", "where"]
+
+_T = TypeVar("_T")
 
 _MAX_ERROR_CHARS = 600
 
@@ -160,6 +164,17 @@ class Work:
                 offered=self.given_name,
             )
         return self.thing_name
+
+
+def counted(work: Work, method: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+    """Call ``method`` and count it as one IoT call of ``work`` when it reached AWS."""
+    try:
+        result = method(*args, **kwargs)
+    except AwsServiceError:
+        work.calls += 1
+        raise
+    work.calls += 1
+    return result
 
 
 def where(certificate_id: str | None, index: int | None) -> str:

@@ -321,10 +321,17 @@ class IoTService(ServiceFacade):
         *,
         thing_type: str | None = None,
         attributes: Mapping[str, str] | None = None,
+        expected_version: int | None = None,
     ) -> None:
-        """One ``UpdateThing`` call: set the thing type and merge ``attributes`` in."""
+        """One ``UpdateThing`` call: set the thing type and merge ``attributes`` in.
+
+        With ``expected_version`` (a `ThingDescription.version`) AWS refuses the update when the
+        thing changed since it was read: `ResourceConflictError`, code VersionConflictException.
+        """
         check_thing_name(name, "UpdateThing")
         update: dict[str, Any] = {"thingName": name}
+        if expected_version is not None:
+            update["expectedVersion"] = expected_version
         if thing_type is not None:
             update["thingTypeName"] = thing_type
         if attributes:
