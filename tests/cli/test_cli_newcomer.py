@@ -405,3 +405,28 @@ def test_a_manifest_over_the_size_limit_says_what_to_do(tmp_path: Path) -> None:
 def test_rollback_with_both_run_and_last_says_so(tmp_path: Path) -> None:
     line = _one_error_line(_run("rollback", "--run", "r1", "--last", "--ledger", str(tmp_path / "l.db")))
     assert "--run and --last exclude each other" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--endpoint-url", "localhost:4566"], {}, "--endpoint-url 'localhost:4566'"),
+        (["--region", "EU-WEST-1"], {}, "--region 'EU-WEST-1'"),
+        ([], {"AWS_REGION": "mars"}, "AWS_REGION='mars'"),
+        ([], {"THINGPRESS_REGION": "mars"}, "THINGPRESS_REGION='mars'"),
+    ],
+)
+def test_a_bad_setting_is_named_where_the_user_gave_it(
+    args: list[str], env: dict[str, str], named: str
+) -> None:
+    line = _one_error_line(_run("import", str(EXAMPLE), *args, env=env))
+    assert named in line
+    assert "Value error" not in line  # pydantic's wording, not ours
+
+
+def test_a_bad_entry_is_logged_once_not_once_per_pass(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.txt"
+    broken.write_text(EXAMPLE.read_text().splitlines()[0][:200] + "\n")
+    completed = _run("import", str(broken), "--dry-run", "--no-ledger", "--region", "eu-west-1")
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.count("manifest entry skipped") <= 1, completed.stderr

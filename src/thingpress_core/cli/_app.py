@@ -225,7 +225,7 @@ def for_cli(message: str) -> str:
     """``message`` with the library's keyword spellings replaced by this command's flags."""
     for pattern, replacement in _FLAG_WORDS:
         message = pattern.sub(replacement, message)
-    message = _SIZE_LIMIT.sub(_size_limit, message)
+    message = _SIZE_LIMIT.sub(_size_limit, message).replace(": Value error, ", ": ")
     return " ".join(message.split())
 
 
@@ -313,19 +313,36 @@ def client_factory(
     from thingpress_core.clients import ClientFactory
     from thingpress_core.settings import ThingpressSettings
 
+    region_from_env = None
     if not region and not os.environ.get("THINGPRESS_REGION"):
         # boto3 reads AWS_DEFAULT_REGION only; the AWS CLI v2 and the other SDKs read AWS_REGION
         # first, and so does this command (the profile's region comes after both)
-        region = os.environ.get("AWS_REGION") or None
+        region_from_env = region = os.environ.get("AWS_REGION") or None
     if not profile and not os.environ.get("THINGPRESS_PROFILE"):
         profile = os.environ.get("AWS_PROFILE") or None  # as boto3 would, but named in our errors
     given: dict[str, Any] = {"endpoint_url": endpoint_url, "region": region, "profile": profile}
-    with usage_errors(), _credential_errors():
+    with usage_errors(), _as_flags(given, from_aws_region=region_from_env), _credential_errors():
         factory = ClientFactory(ThingpressSettings(**{k: v for k, v in given.items() if v}, **extra))
         for name in services:
             factory.client(name)  # type: ignore[call-overload]  # one of the literal service names
         check_credentials(factory)
     return factory
+
+
+@contextmanager
+def _as_flags(given: dict[str, Any], *, from_aws_region: str | None) -> Generator[None]:
+    """A settings error about a value the command line gave names its flag, not the
+    ``THINGPRESS_*`` variable the settings model knows it by."""
+    try:
+        yield
+    except ConfigurationError as exc:
+        message = str(exc)
+        for field, value in given.items():
+            variable = f"THINGPRESS_{field.upper()}="
+            if value and variable in message:
+                source = "AWS_REGION=" if field == "region" and value == from_aws_region else None
+                message = message.replace(variable, source or f"{_FLAGS[field]} ")
+        raise ConfigurationError(message, variable=exc.variable, value=exc.value) from exc
 
 
 @contextmanager
@@ -431,6 +448,18 @@ def open_manifest(
         reader.close()
         return read_manifest(path, on_error="raise", **options)
     return reader
+
+
+def count_entries(reader: ManifestReader[ManifestEntry | ManifestError]) -> int:
+    """How many entries ``reader`` holds (for the progress bar), quietly: a bad entry is logged
+    once, when the import reads it, not once more by this first pass."""
+    quiet = logging.getLogger("thingpress_core.manifests")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return sum(1 for _ in reader)
+    finally:
+        quiet.setLevel(level)
 
 
 def warn_unused_options(

@@ -35,6 +35,7 @@ from thingpress_core.cli._app import (
     client_factory,
     configure_logging,
     console,
+    count_entries,
     err_console,
     fail,
     flag,
@@ -345,7 +346,7 @@ def import_(
             counting = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
             found = counting.format.value
             warn_unused_options(file, fmt, found, verifier, cert_type)
-            total = sum(1 for _ in counting)
+            total = count_entries(counting)
     except KeyboardInterrupt:
         err_console.print("interrupted before the import began: nothing was sent", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -547,7 +548,7 @@ def enqueue(
     with usage_errors():
         counting = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
         warn_unused_options(file, fmt, counting.format.value, verifier, cert_type)
-        total = sum(1 for _ in counting)
+        total = count_entries(counting)
         reader = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
     with Progress(
         TextColumn("[bold]enqueueing"),
