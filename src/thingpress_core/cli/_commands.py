@@ -62,7 +62,7 @@ from thingpress_core.cli._render import (
     print_summary,
     run_import,
 )
-from thingpress_core.errors import ManifestError, PreflightError
+from thingpress_core.errors import ManifestError, PreflightError, ThingpressError
 
 if TYPE_CHECKING:
     from thingpress_core.importer import ImportReport
@@ -559,14 +559,18 @@ def enqueue(
     ) as progress:
         task = progress.add_task("enqueue", total=total)
         with usage_errors():
-            result = enqueue_manifest(
-                reader,
-                queue_url,
-                options=options,
-                sqs=sqs,
-                per_message=per_message,
-                progress=lambda p: progress.update(task, completed=p.total),
-            )
+            try:
+                result = enqueue_manifest(
+                    reader,
+                    queue_url,
+                    options=options,
+                    sqs=sqs,
+                    per_message=per_message,
+                    progress=lambda p: progress.update(task, completed=p.total),
+                )
+            except ThingpressError:
+                progress.live.transient = True  # the error line says what happened, alone
+                raise
     console.print(f"sent {result.sent} of {result.total} certificate(s); {len(result.failed)} failed")
     for failure in result.failed[:50]:
         console.print(f"  index {failure.index}: {failure.reason}", highlight=False, markup=False)
