@@ -28,7 +28,7 @@ class ClaimedNames:
     __slots__ = ("_bits", "count")
 
     def __init__(self) -> None:
-        self._bits = bytearray(_BITS // 8)
+        self._bits = bytearray()  # allocated with the first name: a run that claims none costs nothing
         self.count = 0
 
     @staticmethod
@@ -38,6 +38,8 @@ class ClaimedNames:
 
     def add(self, name: str) -> None:
         """Remember that a certificate of this run holds thing ``name``."""
+        if not self._bits:
+            self._bits = bytearray(_BITS // 8)
         for position in self._positions(name):
             self._bits[position >> 3] |= 1 << (position & 7)
         self.count += 1
