@@ -18,6 +18,7 @@ importer's ``transient_rounds`` per certificate and its ``retry_deadline`` per r
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -101,9 +102,13 @@ class ClientFactory:
             from botocore.exceptions import ProfileNotFound
 
             profile = self._settings.profile
+            # boto3 reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda, containers and the
+            # other AWS SDKs set, so it counts here too (after the settings' region).
+            region = self._settings.region or os.environ.get("AWS_REGION") or None
             try:
-                self._session = boto3.Session(profile_name=profile, region_name=self._settings.region)
+                self._session = boto3.Session(profile_name=profile, region_name=region)
             except ProfileNotFound as exc:
+                profile = profile or str(exc.kwargs.get("profile") or os.environ.get("AWS_PROFILE") or "")
                 raise ConfigurationError(
                     f"AWS profile {profile!r} is not in the AWS config files: pass another profile= "
                     "(or set THINGPRESS_PROFILE or AWS_PROFILE), or add the profile with "

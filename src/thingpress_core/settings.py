@@ -79,7 +79,10 @@ class ThingpressSettings(ConfigSettings):
 
     region: str | None = Field(
         default=None,
-        description="AWS region, e.g. eu-west-1. None: boto3's own lookup (AWS_REGION, profile).",
+        description=(
+            "AWS region, e.g. eu-west-1. None: AWS_REGION, else boto3's own lookup "
+            "(AWS_DEFAULT_REGION, the profile)."
+        ),
     )
     profile: str | None = Field(default=None, description="Named AWS profile for the boto3 session.")
     endpoint_url: str | None = Field(

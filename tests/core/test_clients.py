@@ -129,3 +129,57 @@ def test_repr_names_region_and_cache() -> None:
     factory = ClientFactory(ThingpressSettings(region="eu-west-1"))
     factory.iot()
     assert repr(factory) == "ClientFactory(region='eu-west-1', cached=['iot'])"
+
+
+def test_aws_region_is_honoured_when_boto3_would_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    # boto3 itself reads AWS_DEFAULT_REGION only; Lambda and the other SDKs set AWS_REGION
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert boto3.Session().region_name is None
+    factory = ClientFactory(ThingpressSettings())
+    assert factory.iot().meta.region_name == "eu-west-3"
+    assert factory.region == "eu-west-3"
+
+
+def test_the_settings_region_wins_over_aws_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert ClientFactory(ThingpressSettings(region="ap-south-1")).iot().meta.region_name == "ap-south-1"
+
+
+def test_an_unknown_profile_from_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(ConfigurationError, match="'no-such-profile'") as info:
+        ClientFactory(ThingpressSettings()).iot()
+    assert "None" not in str(info.value)
+
+
+def test_missing_credentials_are_a_permanent_access_error_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from thingpress_core.errors import AccessDeniedError
+    from thingpress_core.resilience import is_transient
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    from thingpress_core.services import IoTService
+
+    service = IoTService(
+        ClientFactory(ThingpressSettings(region="us-east-1", endpoint_url="http://127.0.0.1:9"))
+    )
+    with pytest.raises(AccessDeniedError, match="credentials cannot be loaded") as info:
+        service.describe_thing("sensor-1")
+    assert info.value.code == "NoCredentialsError"
+    assert not is_transient(info.value)
+
+
+def test_an_sso_profile_not_signed_in_maps_like_missing_credentials() -> None:
+    from botocore.exceptions import SSOTokenLoadError
+
+    from thingpress_core.errors import AccessDeniedError
+    from thingpress_core.services import map_aws_error
+
+    error = map_aws_error(
+        SSOTokenLoadError(error_msg="token expired"), service="iot", operation="CreateThing"
+    )
+    assert isinstance(error, AccessDeniedError)
+    assert "aws sso login" in str(error)

@@ -109,6 +109,19 @@ def map_botocore_error(
         error_class = ServiceUnavailableError
     elif isinstance(error, bce.ParamValidationError | bce.ValidationError):
         error_class = InvalidRequestError
+    elif isinstance(error, _credential_errors()):
+        # no credentials, or ones botocore cannot load (a failing credential_process, an SSO
+        # profile not signed in): no call can succeed until the user fixes them, so not transient
+        return AccessDeniedError(
+            f"the AWS credentials cannot be loaded ({' '.join(str(error).split()) or kind}): set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose another profile, or sign in with "
+            "'aws sso login'",
+            service=service,
+            operation=operation,
+            code=kind,
+            certificate_id=certificate_id,
+            thing_name=thing_name,
+        )
     else:
         error_class = AwsServiceError
     if error_class is InvalidRequestError:
@@ -123,6 +136,21 @@ def map_botocore_error(
         certificate_id=certificate_id,
         thing_name=thing_name,
     )
+
+
+def _credential_errors() -> tuple[type[BaseException], ...]:
+    """botocore's errors for credentials it has not got or cannot load."""
+    from botocore import exceptions as bce
+
+    names = (
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "CredentialRetrievalError",
+        "SSOError",  # SSOTokenLoadError, UnauthorizedSSOTokenError
+        "TokenRetrievalError",
+        "NoAuthTokenError",
+    )
+    return tuple(getattr(bce, name) for name in names if hasattr(bce, name))
 
 
 _PARAM_PROBLEM = re.compile(
