@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Union
 
-from thingpress_core.errors import ConfigurationError, PreflightError, ResourceNotFoundError, ThingpressError
+from thingpress_core.errors import ConfigurationError, PreflightError, ResourceNotFoundError
+from thingpress_core.importer._gate import PreflightGate, RunHalted
 from thingpress_core.importer._journal import Journal, lost_since_for
 from thingpress_core.importer._models import (
     MAX_NOTES,
@@ -325,8 +326,9 @@ class CertificateImporter:
         Runs `preflight` first (unless ``options.preflight`` is False) and raises its
         `PreflightError` before any certificate is sent. With a ledger (and not a dry run) the
         preflight waits for the first device the ledger does not show done, so a re-run over
-        a finished ledger makes no AWS call; its failure still ends the run with that error
-        before anything is written. Then reads ``items`` lazily, keeping
+        a finished ledger makes no AWS call; its failure (whatever the error, transient too)
+        still ends the run with that same error before anything is written about a device: no
+        certificate is reported, logged or counted as failed for it. Then reads ``items`` lazily, keeping
         at most ``2 * concurrency`` of them in flight, and imports them on ``concurrency``
         threads. A certificate whose failure was transient waits until the others are done
         (or until ``max(256, 32 * concurrency)`` are waiting) and is sent again after a pause,
@@ -383,17 +385,23 @@ class CertificateImporter:
             self._sleep,
             self._clock,
             journal,
-            halt=gate.failure if gate is not None else None,
         )
         interrupted = False
+        halted: Exception | None = None
         try:
             run.run(items)
         except KeyboardInterrupt:
             interrupted = True
+        except RunHalted as stop:
+            halted = stop.error  # raised below, outside this handler, as the eager preflight raises it
         except BaseException:
             if journal is not None:
                 self._end(journal, run, "failed")
             raise
+        if halted is not None:
+            if journal is not None:
+                self._end(journal, run, "failed")
+            raise halted
         if journal is not None:
             self._end(journal, run, "interrupted" if interrupted else "finished")
         after = _snapshot(iot)
@@ -439,40 +447,6 @@ class CertificateImporter:
         journal.ledger.end_run(
             journal.run_id, status=status, counts=counts, ended_at=datetime.now(timezone.utc)
         )
-
-
-class PreflightGate:
-    """The IoT facade behind a preflight that runs on the first call for it, once, for every
-    thread; a preflight that failed fails every later call the same way (`failure`)."""
-
-    def __init__(self, check: Callable[[], None], iot: Callable[[], IoTOperations]) -> None:
-        self._check = check
-        self._iot = iot
-        self._lock = threading.Lock()
-        self._passed = False
-        self._error: BaseException | None = None
-
-    def __call__(self) -> IoTOperations:
-        if not self._passed:
-            with self._lock:
-                if self._error is not None:
-                    raise self._error
-                if not self._passed:
-                    try:
-                        self._check()
-                    except ThingpressError as exc:
-                        from thingpress_core.resilience import is_transient
-
-                        if not is_transient(exc):  # missing resources, access denied: the run ends
-                            self._error = exc
-                        raise
-                    self._passed = True
-        return self._iot()
-
-    def failure(self) -> BaseException | None:
-        """The preflight's error (`PreflightError`, `AccessDeniedError`, ...) once it failed
-        for a reason other than a transient one."""
-        return self._error
 
 
 def _arn_of(info: object) -> str:

@@ -56,10 +56,8 @@ class Run:
         sleep: Callable[[float], object],
         clock: Callable[[], float] = time.monotonic,
         journal: Journal | None = None,
-        halt: Callable[[], BaseException | None] | None = None,
     ) -> None:
         self._iot = iot
-        self._halt = halt  # an error that ends the run (a preflight that failed), checked per outcome
         self._journal = journal
         self._options = options
         self._progress = progress
@@ -86,7 +84,10 @@ class Run:
         self.rounds = 0
 
     def run(self, items: Iterable[object]) -> None:
-        """Import every item; on ``KeyboardInterrupt`` record what finished, then re-raise."""
+        """Import every item; on ``KeyboardInterrupt`` record what finished, then re-raise.
+
+        A worker's `RunHalted` (the run's lazy preflight failed) propagates from here as it is:
+        no outcome is recorded for it."""
         pool = ThreadPoolExecutor(
             max_workers=self._options.concurrency, thread_name_prefix="thingpress-import"
         )
@@ -104,7 +105,8 @@ class Run:
     def _harvest(self) -> None:
         """After an interrupt: count what finished; list the rest as unfinished."""
         for future, work in list(self._pending.items()):
-            outcome = None if future.cancelled() or not future.done() else future.result()
+            ended = future.cancelled() or not future.done() or future.exception() is not None
+            outcome = None if ended else future.result()
             if outcome is not None and not (outcome.status is OutcomeStatus.FAILED and outcome.transient):
                 self._record(outcome)
             elif work.certificate_id is not None:
@@ -160,9 +162,6 @@ class Run:
                     work = self._pending.pop(future)
                     self._finish(work, future.result())
                 self._settle()
-                stop = self._halt() if self._halt is not None else None
-                if stop is not None:
-                    raise stop
                 continue
             # Nothing in flight. Either the input is done, or so many certificates wait for a
             # round (an outage, an open breaker) that reading on would only queue more: retry.

@@ -35,6 +35,7 @@ from thingpress_core.errors import (
     InvalidRequestError,
     ResourceConflictError,
 )
+from thingpress_core.importer._gate import RunHalted
 from thingpress_core.importer._models import (
     FailedStep,
     ImportOptions,
@@ -269,6 +270,8 @@ def _calls(
             work.groups_done.add(group)
             if journal is not None:
                 journal.group(work, group)
+    except RunHalted:
+        raise  # the run's preflight failed: the run's error, not this certificate's
     except Exception as exc:
         if register_started is not None and step == "register" and work.register_sent is None:
             # The request may have reached AWS with its answer lost, or the check that follows
