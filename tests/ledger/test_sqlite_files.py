@@ -5,6 +5,8 @@ bring an older ledger up to date."""
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -260,3 +262,35 @@ def test_a_ledger_that_cannot_be_built_leaves_only_its_lock_file(tmp_path: Path)
     with pytest.raises(LedgerError, match="cannot be created"):
         SqliteLedger(tmp_path / name)
     assert [p.name for p in tmp_path.iterdir()] == [f"{name}.lock"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_ledger_in_a_folder_that_takes_no_files_says_so_not_that_the_folder_is_missing() -> None:
+    # /proc exists, yet creating a file there fails with ENOENT, even for root
+    with pytest.raises(ConfigurationError) as raised:
+        SqliteLedger(Path("/proc") / "thingpress-x.ledger")
+    message = str(raised.value)
+    assert message.startswith(
+        "ledger /proc/thingpress-x.ledger cannot be created: no file can be created in /proc ("
+    )
+    assert "does not exist" not in message
+
+
+def test_enoent_in_an_existing_folder_names_the_folder_and_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from thingpress_core.ledger import _sqlite_files
+
+    real_open = os.open
+
+    def refuse(path: str, flags: int, mode: int = 0o777) -> int:
+        if str(path).endswith(".lock"):  # the first file a new ledger makes: refused as /proc would
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(_sqlite_files.os, "open", refuse)
+    where = re.escape(f"no file can be created in {tmp_path} (No such file or directory)")
+    with pytest.raises(ConfigurationError, match=where):
+        SqliteLedger(tmp_path / "imports.ledger")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []

@@ -128,6 +128,15 @@ NamingOpt = Annotated[
         "(MAC, uniqueId), else the common name.",
     ),
 ]
+ThingNamePrefixOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--thing-name-prefix",
+        metavar="TEXT",
+        help="Put TEXT in front of every thing name, whatever its source (letters, digits, ':', '_' "
+        "and '-'; at most 110 characters).",
+    ),
+]
 PolicyOpt = Annotated[
     list[str] | None, typer.Option("--policy", metavar="NAME", help="IoT policy to attach (repeatable).")
 ]
@@ -192,6 +201,7 @@ _FLAGS: dict[str, str] = {
     "format": "--format",
     "cert_type": "--cert-type",
     "naming": "--naming",
+    "thing_name_prefix": "--thing-name-prefix",
     "region": "--region",
     "profile": "--profile",
     "endpoint_url": "--endpoint-url",
@@ -295,7 +305,12 @@ def check_writable(path: Path | None, flag_name: str) -> None:
         with path.open("ab"):
             pass
     except OSError as exc:
-        fail(f"{flag_name} {path} cannot be written ({exc.strerror or exc}); choose another path")
+        reason = exc.strerror or str(exc)
+        if not existed and isinstance(exc, FileNotFoundError):
+            # the folder exists (checked above), yet says there is none: it takes no new files
+            # (/proc, /sys), and "No such file or directory" alone would send the user looking
+            reason = f"no file can be created in {parent}: {reason}"
+        fail(f"{flag_name} {path} cannot be written ({reason}); choose another path")
     if not existed:
         path.unlink(missing_ok=True)
 
@@ -395,6 +410,25 @@ def parse_naming(value: str | None) -> ThingNamingChoice | None:
         err_console.print(f"note: --naming {value} is spelt {dashed} now", highlight=False, style="yellow")
         return namings[dashed]
     fail(f"--naming must be common_name or certificate_id, not {value!r}")
+
+
+# thing_name_for's own limit: a name it shortens keeps the prefix, "-" and 16 hex digits
+_PREFIX_LIMIT: Final = 110
+
+
+def parse_prefix(value: str | None) -> str | None:
+    """The --thing-name-prefix value, checked here: `ImportOptions` bounds only its length, and
+    the names it makes would otherwise fail one certificate at a time."""
+    from thingpress_core.certificates import THING_NAME_PATTERN
+
+    if value is None:
+        return None
+    if THING_NAME_PATTERN.match(value) is None or len(value) > _PREFIX_LIMIT:
+        fail(
+            f"--thing-name-prefix must be 1 to {_PREFIX_LIMIT} characters of letters, digits, "
+            f"':', '_' and '-', not {value!r}"
+        )
+    return value
 
 
 def configure_logging(verbose: int) -> None:

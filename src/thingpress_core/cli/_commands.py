@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -27,6 +28,7 @@ from thingpress_core.cli._app import (
     RegionOpt,
     ReportOpt,
     ThingGroupOpt,
+    ThingNamePrefixOpt,
     ThingTypeOpt,
     VerboseOpt,
     VerifierOpt,
@@ -41,6 +43,7 @@ from thingpress_core.cli._app import (
     flag,
     open_manifest,
     parse_naming,
+    parse_prefix,
     reader_options,
     unreadable,
     usage_errors,
@@ -66,6 +69,7 @@ from thingpress_core.errors import ManifestError, PreflightError, ThingpressErro
 
 if TYPE_CHECKING:
     from thingpress_core.importer import ImportReport
+    from thingpress_core.manifests import ManifestEntry, ManifestReader
 
 logger = logging.getLogger("thingpress_core.cli")
 
@@ -135,6 +139,7 @@ def inspect(
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = None,
     naming: NamingOpt = None,
+    thing_name_prefix: ThingNamePrefixOpt = None,
     as_json: Annotated[bool, flag("--json", "One JSON object per certificate.")] = False,
     endpoint_url: EndpointOpt = None,
     region: RegionOpt = None,
@@ -143,7 +148,8 @@ def inspect(
     """Show the certificates of FILE (a path or s3://bucket/key): index, id, common name,
     thing name, issuer, expiry.
 
-    The thing name is the one `import` would use (the same mapping, the same --naming); a
+    The thing name is the one `import` would use (the same mapping, the same --naming and
+    --thing-name-prefix); a
     certificate that is expired or not yet valid is marked, as `import` refuses it unless
     --allow-expired. Indexes count from 0, as in the JSON and in `import --report`.
     """
@@ -151,6 +157,7 @@ def inspect(
 
     file = local_input(ctx, source, endpoint_url, region, profile)
     chosen = parse_naming(naming)
+    prefix = parse_prefix(thing_name_prefix)
     now = datetime.now(timezone.utc)
     table = Table(title=_shown(source), show_lines=False)
     for column in ("index", "certificate id", "common name", "thing name", "expires"):
@@ -164,7 +171,7 @@ def inspect(
             if isinstance(entry, ManifestError):  # not in "refuse" mode: the first one raises
                 raise entry
             cert = entry.certificate
-            name = thing_name_for(cert, naming=chosen, offered=entry.thing_name)
+            name = thing_name_for(cert, naming=chosen, prefix=prefix, offered=entry.thing_name)
             validity = _validity(cert.not_before, cert.not_after, now)
             invalid += validity != "valid"
             count += 1
@@ -222,6 +229,7 @@ def import_(
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = None,
     naming: NamingOpt = None,
+    thing_name_prefix: ThingNamePrefixOpt = None,
     trust_ca: Annotated[
         Path | None,
         typer.Option(
@@ -302,127 +310,188 @@ def import_(
     if sandbox_rate not in ("real", "fast"):
         fail(f"--sandbox-rate must be real or fast, not {sandbox_rate!r}")
     check_writable(report, "--report")
-    file = local_input(ctx, source, endpoint_url, region, profile)
-    if status not in ("ACTIVE", "INACTIVE"):
-        fail(f"--status must be ACTIVE or INACTIVE, not {status!r}")
-    if quotas not in (None, "builtin", "auto"):
-        fail(f"--quotas must be builtin or auto, not {quotas!r}")
-    with usage_errors("--trust-ca "):
-        trust_store = TrustStore.from_path(trust_ca) if trust_ca else None
-    with usage_errors("--ca-certificate "):
-        ca = _read_ca(ca_certificate)
-    with usage_errors():
-        options = ImportOptions(
-            policies=tuple(policy or ()),
-            thing_groups=tuple(thing_group or ()),
-            thing_type=thing_type,
-            naming=parse_naming(naming),
-            concurrency=concurrency or DEFAULT_WORKERS,
-            trust_store=trust_store,
-            dry_run=dry_run,
-            allow_expired=allow_expired,
-            allow_multiple_things=allow_multiple_things,
-            recheck=recheck,
-            status="INACTIVE" if status == "INACTIVE" else "ACTIVE",
-            billing_group=billing_group,
-            attributes=parse_attributes(attribute),
-            manifest_attributes=not no_manifest_attributes,
-            ca_certificate=ca,
-            exclusive=exclusive,
-            policy_target="thing_group" if policy_via_group else "certificate",
-        )
-    factory = (
-        None
-        if sandbox
-        else client_factory(
-            endpoint_url, region, profile, max_pool_connections=max(32, (concurrency or 64) * 2)
-        )
-    )
     shown_options = reader_options(cert_type, verifier, on_bad_entry)
-
-    # Count first so the progress bar can show an ETA; a bad file stops here with exit 2.
+    setup = _Setup(source, report, shown_options, dry_run=dry_run)
     try:
+        file = local_input(ctx, source, endpoint_url, region, profile)
+        if status not in ("ACTIVE", "INACTIVE"):
+            fail(f"--status must be ACTIVE or INACTIVE, not {status!r}")
+        if quotas not in (None, "builtin", "auto"):
+            fail(f"--quotas must be builtin or auto, not {quotas!r}")
+        with usage_errors("--trust-ca "):
+            trust_store = TrustStore.from_path(trust_ca) if trust_ca else None
+        with usage_errors("--ca-certificate "):
+            ca = _read_ca(ca_certificate)
         with usage_errors():
-            counting = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
+            options = ImportOptions(
+                policies=tuple(policy or ()),
+                thing_groups=tuple(thing_group or ()),
+                thing_type=thing_type,
+                naming=parse_naming(naming),
+                thing_name_prefix=parse_prefix(thing_name_prefix),
+                concurrency=concurrency or DEFAULT_WORKERS,
+                trust_store=trust_store,
+                dry_run=dry_run,
+                allow_expired=allow_expired,
+                allow_multiple_things=allow_multiple_things,
+                recheck=recheck,
+                status="INACTIVE" if status == "INACTIVE" else "ACTIVE",
+                billing_group=billing_group,
+                attributes=parse_attributes(attribute),
+                manifest_attributes=not no_manifest_attributes,
+                ca_certificate=ca,
+                exclusive=exclusive,
+                policy_target="thing_group" if policy_via_group else "certificate",
+            )
+        factory = (
+            None
+            if sandbox
+            else client_factory(
+                endpoint_url, region, profile, max_pool_connections=max(32, (concurrency or 64) * 2)
+            )
+        )
+        # Count first so the progress bar can show an ETA; a bad file stops here with exit 2.
+        with usage_errors():
+            counting = setup.counting = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
             found = counting.format.value
             warn_unused_options(file, fmt, found, verifier, cert_type)
             total = count_entries(counting)
-    except KeyboardInterrupt:
-        err_console.print("interrupted before the import began: nothing was sent", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    logger.info("reading %s as %s (%s)", source, found, shown_options, extra={"operation": "read"})
+        logger.info("reading %s as %s (%s)", source, found, shown_options, extra={"operation": "read"})
 
-    with ExitStack() as stack:
-        box: Any = None
-        limiter = None
-        if sandbox:
-            from thingpress_core.sandbox import Sandbox
+        with ExitStack() as stack:
+            box: Any = None
+            limiter = None
+            if sandbox:
+                from thingpress_core.sandbox import Sandbox
 
-            with usage_errors():
-                box = stack.enter_context(Sandbox())
-                box.create_resources(
-                    policies=options.policies, thing_groups=options.thing_groups, thing_type=thing_type
-                )
-                _sandbox_extras(box, options)
-            factory = box.factory
-            if sandbox_rate == "fast":
-                limiter = RateLimiter({})
-            err_console.print(
-                f"sandbox: AWS stand-in running at {box.endpoint_url} (nothing leaves this machine; "
-                f"{'no rate limits' if limiter else 'AWS default quotas'})",
-                highlight=False,
-            )
-        assert factory is not None
-        kept = import_ledger(
-            stack, location=ledger, disabled=no_ledger, sandbox=sandbox, dry_run=dry_run, factory=factory
-        )
-        rate_limits: dict[str, float] = {}
-        if limiter is None:
-            with usage_errors():
-                resilience = account_resilience(
-                    factory, options, quotas or factory.settings.resilience.quotas
-                )
-            limiter = RateLimiter(resilience)
-            rate_limits = resilience.effective_rate_limits()
-        if concurrency is None:
-            workers = choose_workers(options, rate_limits, DEFAULT_LATENCY)
-            options = options.model_copy(update={"concurrency": workers})
-        if dry_run:
-            print_estimate(options, total, rate_limits, latency=DEFAULT_LATENCY, workers=concurrency)
-        importer = CertificateImporter(IoTService(factory, limiter=limiter), options=options, ledger=kept)
-        with usage_errors():
-            reader = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
-        interrupted = False
-        try:
-            with usage_errors():
-                try:
-                    result = run_import(
-                        importer,
-                        reader,
-                        total,
-                        input_name=source,
-                        input_digest=input_digest(file) if kept is not None else None,
+                with usage_errors():
+                    box = stack.enter_context(Sandbox())
+                    box.create_resources(
+                        policies=options.policies, thing_groups=options.thing_groups, thing_type=thing_type
                     )
-                except PreflightError as exc:
-                    fail(f"pre-flight check failed: {exc}")
-        except ImportInterrupted as stopped:
-            interrupted = True
-            result = stopped.report
-
-        print_summary(result, source=source, fmt=found, options=shown_options)
-        print_manifest_notes(reader)
-        if report:
-            _write_report(report, result, manifest_section(reader, shown_options))
-        if interrupted:
-            err_console.print(
-                f"interrupted: {result.total} finished, {len(result.unfinished)} unfinished "
-                "(run the same import again to finish it)",
-                highlight=False,
+                    _sandbox_extras(box, options)
+                factory = box.factory
+                if sandbox_rate == "fast":
+                    limiter = RateLimiter({})
+                err_console.print(
+                    f"sandbox: AWS stand-in running at {box.endpoint_url} (nothing leaves this machine; "
+                    f"{'no rate limits' if limiter else 'AWS default quotas'})",
+                    highlight=False,
+                )
+            assert factory is not None
+            kept = import_ledger(
+                stack, location=ledger, disabled=no_ledger, sandbox=sandbox, dry_run=dry_run, factory=factory
             )
-            raise typer.Exit(EXIT_INTERRUPTED)
-        if box is not None:
-            print_sandbox(box)
-    raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
+            rate_limits: dict[str, float] = {}
+            if limiter is None:
+                with usage_errors():
+                    resilience = account_resilience(
+                        factory, options, quotas or factory.settings.resilience.quotas
+                    )
+                limiter = RateLimiter(resilience)
+                rate_limits = resilience.effective_rate_limits()
+            if concurrency is None:
+                workers = choose_workers(options, rate_limits, DEFAULT_LATENCY)
+                options = options.model_copy(update={"concurrency": workers})
+            if dry_run:
+                print_estimate(options, total, rate_limits, latency=DEFAULT_LATENCY, workers=concurrency)
+            importer = CertificateImporter(IoTService(factory, limiter=limiter), options=options, ledger=kept)
+            with usage_errors():
+                reader = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
+            interrupted = False
+            try:
+                with usage_errors():
+                    try:
+                        result = run_import(
+                            importer,
+                            reader,
+                            total,
+                            input_name=source,
+                            input_digest=input_digest(file) if kept is not None else None,
+                        )
+                    except PreflightError as exc:
+                        fail(f"pre-flight check failed: {exc}")
+            except ImportInterrupted as stopped:
+                interrupted = True
+                result = stopped.report
+            setup.began = True  # a plain KeyboardInterrupt from run_import came before any certificate
+
+            print_summary(result, source=source, fmt=found, options=shown_options)
+            print_manifest_notes(reader)
+            if report:
+                _write_report(report, result, manifest_section(reader, shown_options))
+            if interrupted:
+                said = (
+                    f"{result.total} finished, {len(result.unfinished)} unfinished"
+                    if result.total or result.unfinished
+                    else "before any certificate was sent"
+                )
+                err_console.print(
+                    f"interrupted: {said} (run the same import again to finish it)", highlight=False
+                )
+                raise typer.Exit(EXIT_INTERRUPTED)
+            if box is not None:
+                print_sandbox(box)
+        raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C while the sandbox starts, the manifest is read or the pre-flight runs: the
+        # importer's own interruption (ImportInterrupted) and one after the run are not ours
+        if isinstance(exc, ImportInterrupted) or setup.began:
+            raise
+        setup.interrupted()
+
+
+class _Setup:
+    """What ``import`` knows before its first certificate: enough to say so, and to write the
+    --report, when Ctrl-C comes while the sandbox starts, the manifest is read or the pre-flight
+    runs (the importer reports an interruption during the run itself)."""
+
+    def __init__(self, source: str, report: Path | None, options: dict[str, Any], *, dry_run: bool) -> None:
+        self.source = source
+        self.report = report
+        self.options = options
+        self.dry_run = dry_run
+        self.started_at = datetime.now(timezone.utc)
+        self._start = time.monotonic()
+        self.counting: ManifestReader[ManifestEntry | ManifestError] | None = None
+        self.began = False
+
+    def interrupted(self) -> NoReturn:
+        """One line, the report of a run that sent nothing (total 0, interrupted), exit 130."""
+        from thingpress_core.importer import ImportReport
+
+        err_console.print("interrupted before the import began: no certificate was sent", highlight=False)
+        if self.report is not None:
+            result = ImportReport(
+                total=0,
+                imported=0,
+                already_present=0,
+                failed=0,
+                skipped=0,
+                dry_run=self.dry_run,
+                interrupted=True,
+                started_at=self.started_at,
+                duration_seconds=max(time.monotonic() - self._start, 0.0),
+                rate_per_second=0.0,
+            )
+            _write_report(self.report, result, self._manifest())
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+    def _manifest(self) -> dict[str, Any]:
+        """The report's manifest section: what the counting pass read, if it began, else the
+        same keys with nothing read."""
+        if self.counting is not None:
+            return manifest_section(self.counting, self.options)
+        return {
+            "source": self.source,
+            "format": None,
+            "reader_options": self.options,
+            "entries": 0,
+            "certificates": 0,
+            "complete": False,
+            "skipped": [],
+            "notes": [],
+        }
 
 
 def _shown(source: str) -> str:
@@ -522,6 +591,7 @@ def enqueue(
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = None,
     naming: NamingOpt = None,
+    thing_name_prefix: ThingNamePrefixOpt = None,
     per_message: Annotated[
         int, typer.Option("--per-message", min=1, metavar="N", help="Certificates per SQS message.")
     ] = 1,
@@ -543,6 +613,7 @@ def enqueue(
             thing_groups=tuple(thing_group or ()),
             thing_type=thing_type,
             naming=parse_naming(naming),
+            thing_name_prefix=parse_prefix(thing_name_prefix),
         )
     sqs = SQSService(client_factory(endpoint_url, region, profile, services=("sqs",)))
     with usage_errors():

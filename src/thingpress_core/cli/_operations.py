@@ -28,6 +28,7 @@ from thingpress_core.cli._app import (
     ProfileOpt,
     RegionOpt,
     ReportOpt,
+    ThingNamePrefixOpt,
     VerboseOpt,
     VerifierOpt,
     app,
@@ -40,6 +41,7 @@ from thingpress_core.cli._app import (
     flag,
     open_manifest,
     parse_naming,
+    parse_prefix,
     regular_file,
     usage_errors,
 )
@@ -281,6 +283,7 @@ def verify(
     thing_type: ExpectTypeOpt = None,
     status: StatusOpt = None,
     naming: NamingOpt = None,
+    thing_name_prefix: ThingNamePrefixOpt = None,
     fmt: FormatOpt = "auto",
     verifier: VerifierOpt = None,
     cert_type: CertTypeOpt = None,
@@ -297,7 +300,8 @@ def verify(
 ) -> None:
     """Check that AWS still holds every device as imported, and report the drift per device.
 
-    Devices come from FILE (named as import names them) or from the ledger (--ledger, --run).
+    Devices come from FILE (named as import names them: give the same --naming and
+    --thing-name-prefix) or from the ledger (--ledger, --run).
     What each device must have comes from --policy, --thing-group, --thing-type and --status;
     with a ledger and none of them, from the options of the run (--run, else the last import).
     3 to 5 read calls per device; DescribeCertificate and ListPrincipalThings (10/s each) bind.
@@ -318,7 +322,7 @@ def verify(
             stack, file=file, location=ledger, no_ledger=no_ledger, run_id=run, factory=iot.factory
         )
         target = _target(iot)
-        given = bool(policy or thing_group or thing_type or chosen_status or naming)
+        given = bool(policy or thing_group or thing_type or chosen_status or naming or thing_name_prefix)
         base = source.last_import(target) if (source.ledger is not None and not given) else None
         with usage_errors():
             if base is not None:
@@ -331,6 +335,7 @@ def verify(
                     thing_type=thing_type,
                     status=chosen_status,
                     naming=parse_naming(naming),
+                    thing_name_prefix=parse_prefix(thing_name_prefix),
                 )
         devices, total = source.devices(target, fmt, verifier, cert_type)
         try:

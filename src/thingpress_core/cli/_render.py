@@ -73,10 +73,10 @@ def run_import(
             return importer.import_all(
                 entries, progress=on_outcome, input_name=input_name, input_digest=input_digest
             )
-        except ThingpressError as exc:
+        except (ThingpressError, KeyboardInterrupt) as exc:
             if not isinstance(exc, ImportInterrupted):
-                # a pre-flight or setup error ends the command with its one error line: the bar
-                # of a run that never began goes with it
+                # a pre-flight or setup error, or Ctrl-C before the first certificate, ends the
+                # command with its one line: the bar of a run that never began goes with it
                 progress.live.transient = True
             raise
 

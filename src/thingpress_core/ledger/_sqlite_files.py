@@ -209,7 +209,8 @@ class WriterLock:
     """The exclusive lock a process holds on ``<ledger>.lock`` while it writes the ledger.
 
     Raises `LedgerBusyError` when another process (or another open ledger of this process)
-    holds it, `ConfigurationError` when the ledger's directory does not exist.
+    holds it, `ConfigurationError` when the ledger's directory does not exist or takes no new
+    file.
     """
 
     def __init__(self, ledger: Path, *, location: str) -> None:
@@ -217,11 +218,15 @@ class WriterLock:
         self._key = os.path.realpath(self.path)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            # ENOENT also comes from a folder that exists but takes no new files (/proc, /sys)
+            where = (
+                f"no file can be created in {ledger.parent} ({exc.strerror})"
+                if ledger.parent.is_dir()
+                else f"the directory {ledger.parent} does not exist"
+            )
             raise ConfigurationError(
-                f"ledger {location} cannot be created: the directory {ledger.parent} does not exist",
-                variable="ledger",
-                value=location,
+                f"ledger {location} cannot be created: {where}", variable="ledger", value=location
             ) from None
         except OSError as exc:
             raise LedgerError(
