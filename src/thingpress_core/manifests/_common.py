@@ -75,12 +75,19 @@ _LOGGED_SKIPS = 1_000
 
 class Policy:
     """Applies ``on_error``: raise the error, or record it in the report and go on (and, with
-    ``"yield"``, hand it back for the reader to yield in the bad entry's place)."""
+    ``"yield"``, hand it back for the reader to yield in the bad entry's place).
+
+    Each skipped entry is logged once, by whoever sees it last: an entry that is not yielded
+    (``"skip"``, or one that carries nothing to import) is logged here, since nobody else
+    sees it; an error yielded in the entry's place is not, since the caller receives it (the
+    importer logs it as that item's failure). So a bad entry is never logged twice.
+    """
 
     def __init__(self, report: ManifestReport, on_error: OnError) -> None:
         check_choice("on_error", on_error, ON_ERROR)
         self.report = report
         self.on_error = on_error
+        self._logged = 0  # skipped entries logged one by one so far
 
     def fail(
         self, error: ManifestError, *, code: str, vendor_id: str | None = None
@@ -89,16 +96,22 @@ class Policy:
         reader yields in the entry's place: ``(error,)`` for ``"yield"``, nothing for ``"skip"``.
 
         Readers call it as ``yield from policy.fail(...)``; called without ``yield from`` it
-        still raises or records, so a bad entry is never lost.
+        still raises or records, so a bad entry is never lost. Only a ``"skip"`` is logged
+        here: a yielded error is the caller's to report.
         """
         if self.on_error == "raise":
             raise error
-        self.skip(error.index if error.index is not None else -1, code, str(error), vendor_id=vendor_id)
-        return (error,) if self.on_error == "yield" else ()
+        yielded = self.on_error == "yield"
+        index = error.index if error.index is not None else -1
+        self.skip(index, code, str(error), vendor_id=vendor_id, log=not yielded)
+        return (error,) if yielded else ()
 
-    def skip(self, index: int, code: str, reason: str, *, vendor_id: str | None = None) -> None:
-        """Record an entry that is not yielded; never silent: it is reported, and logged (the
-        first `_LOGGED_SKIPS` one by one). Past `MAX_SKIPPED_ENTRIES` the manifest is refused."""
+    def skip(
+        self, index: int, code: str, reason: str, *, vendor_id: str | None = None, log: bool = True
+    ) -> None:
+        """Record an entry that is not imported; never silent: it is reported, and logged
+        unless its error is yielded (``log=False``; the first `_LOGGED_SKIPS` logged one by
+        one). Past `MAX_SKIPPED_ENTRIES` the manifest is refused."""
         count = len(self.report.skipped)
         if count >= MAX_SKIPPED_ENTRIES:
             source = self.report.source or "<manifest>"
@@ -109,12 +122,16 @@ class Policy:
                 index=index,
             )
         self.report.add_skipped(index, code, reason, vendor_id=vendor_id)
+        if not log:
+            return
         extra = {"manifest": self.report.source, "entry": index + 1, "skip_code": code}
-        if count < _LOGGED_SKIPS:
+        logged = self._logged
+        self._logged += 1
+        if logged < _LOGGED_SKIPS:
             # an entry that carries nothing to import is expected (INFO); a bad entry is not
             level = logging.INFO if code == "no_certificate" else logging.WARNING
             logger.log(level, "manifest entry skipped: %s", reason, extra=extra)
-        elif count == _LOGGED_SKIPS:
+        elif logged == _LOGGED_SKIPS:
             logger.warning(
                 "more than %d manifest entries skipped: the rest are listed in the report only",
                 _LOGGED_SKIPS,
