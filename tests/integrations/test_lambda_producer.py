@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +226,51 @@ def test_entries_read_before_a_reader_error_are_still_sent(certs: list[DeviceCer
         enqueue_manifest(broken_reader(), "https://queue", options=OPTIONS, sqs=sqs)  # type: ignore[arg-type]
     sent = [ImportRequest.parse(body) for batch in sqs.calls for body in batch]
     assert [r.thing_name for r in sent] == [c.common_name for c in certs[:7]]
+
+
+def _not_enqueued(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if getattr(r, "operation", None) == "enqueue" and r.levelno >= logging.WARNING
+    ]
+
+
+def test_an_unreadable_entry_is_logged_once_by_the_producer_without_its_body(
+    tmp_path: Path, certs: list[DeviceCertificate], caplog: pytest.LogCaptureFixture
+) -> None:
+    # the reader yields the bad entry and leaves its logging to whoever takes it: here, us
+    from thingpress_core.manifests import read_manifest
+
+    good = certs[0].pem
+    broken = good.replace(good.splitlines()[3], "A" * len(good.splitlines()[3]))
+    path = tmp_path / "bundle.pem"
+    path.write_text(good + broken)
+    sqs = RecordingSQS()
+    with caplog.at_level(logging.INFO):
+        report = enqueue_manifest(read_manifest(path, on_error="yield"), "q", options=OPTIONS, sqs=sqs)  # type: ignore[arg-type]
+    assert (report.total, report.sent, len(report.failed)) == (2, 1, 1)
+    about_entry = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(about_entry) == 1, [r.getMessage() for r in about_entry]
+    assert getattr(about_entry[0], "entry", None) == report.failed[0].index
+    assert "BEGIN CERTIFICATE" not in caplog.text
+    assert good.splitlines()[2] not in caplog.text
+
+
+def test_failures_past_the_cap_are_one_line_and_a_whole_send_failure_none(
+    certs: list[DeviceCertificate], caplog: pytest.LogCaptureFixture
+) -> None:
+    from thingpress_core.errors import ManifestError
+
+    bad = [ManifestError("entry cannot be read", source="m.csv", index=i) for i in range(1_003)]
+    with caplog.at_level(logging.INFO):
+        report = enqueue_manifest(bad, "q", options=OPTIONS, sqs=RecordingSQS())  # type: ignore[arg-type]
+    assert len(report.failed) == 1_003
+    logged = _not_enqueued(caplog)
+    assert len(logged) == 1_001
+    assert "listed only in the report" in logged[-1].getMessage()
+    caplog.clear()
+    missing = ResourceNotFoundError("no such queue", service="sqs", operation="SendMessageBatch")
+    with caplog.at_level(logging.INFO), pytest.raises(EnqueueError):
+        enqueue_manifest(certs[:3], "q", options=OPTIONS, sqs=RecordingSQS(error=missing))  # type: ignore[arg-type]
+    assert _not_enqueued(caplog) == []

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("thingpress_core.integrations.aws_lambda")
 
 _SEND_CHUNK = 100  # messages handed to SQSService.send_messages at a time (10 batch calls)
+_MAX_LOGGED = 1000  # failures logged one by one per enqueue, as a manifest reader logs its skips
 
 
 class _Pending:
@@ -51,6 +52,7 @@ class _Producer:
         self.sent = 0
         self.messages = 0
         self.failed: list[EnqueueFailure] = []
+        self.logged = 0
         self.pending = _Pending()
         # requests waiting to be packed into one message (per_message > 1)
         self.group: list[tuple[str, tuple[int, str, str | None]]] = []
@@ -68,11 +70,34 @@ class _Producer:
         )
 
     def fail(
-        self, index: int, reason: str, *, cert_id: str | None, thing: str | None, code: str | None
+        self,
+        index: int,
+        reason: str,
+        *,
+        cert_id: str | None,
+        thing: str | None,
+        code: str | None,
+        log: bool = True,
     ) -> None:
+        """List one certificate (or unreadable entry) as not enqueued, and log it once: the
+        reader leaves the errors it yields to us. The first `_MAX_LOGGED` are logged one by
+        one, then one line says the rest are in the report; a send that fails as a whole
+        (``log=False``) is one `EnqueueError` instead of a line per certificate."""
         self.failed.append(
             EnqueueFailure(index=index, certificate_id=cert_id, thing_name=thing, reason=reason, code=code)
         )
+        if not log:
+            return
+        self.logged += 1
+        extra = {"operation": "enqueue", "entry": index, "certificate_id": cert_id, "error_code": code}
+        if self.logged <= _MAX_LOGGED:
+            logger.warning("entry %d not enqueued: %s", index, reason, extra=extra)
+        elif self.logged == _MAX_LOGGED + 1:
+            logger.warning(
+                "more than %d entries not enqueued; the rest are listed only in the report",
+                _MAX_LOGGED,
+                extra={"operation": "enqueue"},
+            )
 
     def add(self, body: str, member: tuple[int, str, str | None]) -> None:
         size = len(body.encode("utf-8"))
@@ -126,7 +151,12 @@ class _Producer:
                 for members in unsent:
                     for index, cert_id, thing in members:
                         self.fail(
-                            index, f"not sent: {exc}", cert_id=cert_id, thing=thing, code=type(exc).__name__
+                            index,
+                            f"not sent: {exc}",
+                            cert_id=cert_id,
+                            thing=thing,
+                            code=type(exc).__name__,
+                            log=False,
                         )
                 report = self.report()
                 raise EnqueueError(

@@ -150,7 +150,8 @@ def read_manifest(
     `ManifestError` naming it; for Microchip the whole manifest is checked before anything is
     yielded. ``"skip"``: bad entries are recorded in ``reader.report.skipped`` and reading goes
     on. ``"yield"``: as ``"skip"``, and the reader also yields each bad entry's `ManifestError`
-    (``source`` and ``index`` set) in its place, in input order), ``max_bytes`` (larger input
+    (``source`` and ``index`` set) in its place, in input order; the reader does not log the
+    errors it yields, the caller does), ``max_bytes`` (larger input
     is refused, never truncated) and ``naming`` (see `ReaderNaming`; ``"default"`` is the
     format's own choice). Per format (``None``, the default, means not given: the format's
     default applies):
