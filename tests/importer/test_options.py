@@ -84,3 +84,18 @@ def test_outcome_status_is_a_string_enum() -> None:
     assert OutcomeStatus("already_present") is OutcomeStatus.ALREADY_PRESENT
     assert str(OutcomeStatus.IMPORTED) == "imported"
     assert OutcomeStatus.FAILED == "failed"
+
+
+@pytest.mark.parametrize("prefix", ["lab prefix", "ünit-", "x" * 111, "a/b"])
+def test_a_prefix_no_thing_name_could_start_with_is_refused_at_once(prefix: str) -> None:
+    from thingpress_core.operations import ExpectedState
+
+    with pytest.raises(ConfigurationError, match="thing_name_prefix"):
+        ImportOptions(thing_name_prefix=prefix)
+    with pytest.raises(ConfigurationError, match="thing_name_prefix"):
+        ExpectedState(thing_name_prefix=prefix)
+
+
+def test_a_valid_prefix_is_kept_and_an_empty_one_means_none() -> None:
+    assert ImportOptions(thing_name_prefix="lab:7_x" + "y" * 103).thing_name_prefix == "lab:7_x" + "y" * 103
+    assert ImportOptions(thing_name_prefix="").thing_name_prefix is None

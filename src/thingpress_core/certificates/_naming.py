@@ -20,6 +20,7 @@ __all__ = [
     "THING_NAME_PATTERN",
     "ThingNaming",
     "ThingNamingChoice",
+    "check_prefix",
     "is_valid_thing_name",
     "sanitize_thing_name",
     "thing_name_for",
@@ -80,7 +81,8 @@ def sanitize_thing_name(
     return candidate
 
 
-def _check_prefix(prefix: object) -> str:
+def check_prefix(prefix: object) -> str:
+    """``prefix`` when it is a valid thing-name prefix, ``""`` for none; else `ConfigurationError`."""
     if prefix is None or prefix == "":
         return ""
     limit = MAX_THING_NAME_LENGTH - _SHORTENED_SUFFIX - 2
@@ -125,7 +127,7 @@ def thing_name_for(
 
     An invalid ``prefix`` or ``naming`` raises `ConfigurationError`.
     """
-    pre = _check_prefix(prefix)
+    pre = check_prefix(prefix)
     text: str | None
     if naming is None:
         text = offered if offered else cert.common_name

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from thingpress_core._config import ConfigModel
 from thingpress_core._vocabulary import RegistrationStatus
 from thingpress_core.certificates import DeviceCertificate, ThingNaming, TrustStore
+from thingpress_core.certificates._naming import check_prefix
 
 __all__ = [
     "OWNER_ATTRIBUTE",
@@ -287,6 +288,12 @@ class ImportOptions(ConfigModel):
                 "(give fewer, a thing type, or manifest_attributes=False / --no-manifest-attributes)"
             )
         return self
+
+    @field_validator("thing_name_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str | None) -> str | None:
+        # refused here, once, rather than at the naming step of every certificate
+        return check_prefix(value) or None
 
     @field_validator("policies", "thing_groups")
     @classmethod

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from thingpress_core._config import ConfigModel
 from thingpress_core._vocabulary import RegistrationStatus
 from thingpress_core.certificates import DeviceCertificate, ThingNaming, thing_name_for
+from thingpress_core.certificates._naming import check_prefix
 
 if TYPE_CHECKING:
     from thingpress_core.importer import ImportOptions
@@ -173,6 +174,12 @@ class ExpectedState(ConfigModel):
     naming: ThingNaming | None = None
     thing_name_prefix: str | None = Field(default=None, max_length=127)
     policy_target: Literal["certificate", "thing_group"] = "certificate"
+
+    @field_validator("thing_name_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str | None) -> str | None:
+        # refused here, once, rather than at the naming step of every certificate
+        return check_prefix(value) or None
 
     @model_validator(mode="after")
     def _check_policy_target(self) -> ExpectedState:
