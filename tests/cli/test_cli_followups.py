@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,12 +136,6 @@ def test_ctrl_c_before_the_import_without_report_writes_no_file(bundle: Path, tm
 
 
 # -- 2. --thing-name-prefix ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as box:
-        yield box
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ from thingpress_core.sandbox import Sandbox
 
 RESOURCES = ["--policy", "DevicePolicy", "--thing-group", "Fleet"]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as box:
-        yield box
 
 
 @pytest.fixture

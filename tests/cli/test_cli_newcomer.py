@@ -5,14 +5,10 @@ quietly with 141; never a traceback, never exit 1 (which means "some certificate
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from typer.testing import CliRunner
@@ -23,33 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "devices.txt"
 RESOURCES = ["--policy", "DevicePolicy", "--thing-group", "Fleet", "--thing-type", "Sensor"]
 FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-class _Counter(http.server.BaseHTTPRequestHandler):
-    requests: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        type(self).requests.append(self.path)
-        self.send_response(400)
-        self.end_headers()
-
-    do_GET = do_PUT = do_POST
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-
-@pytest.fixture
-def stand_in() -> Iterator[tuple[str, list[str]]]:
-    """An endpoint URL that counts every request it gets."""
-    _Counter.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counter)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", _Counter.requests
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _environment(env: dict[str, str] | None, keys: bool) -> dict[str, str]:

@@ -6,7 +6,6 @@ on botocore's Stubber in tests/services/test_quotas.py); moto's own answer is th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,6 @@ EXAMPLE = ROOT / "examples" / "devices.txt"  # 25 certificates
 RESOURCES = ["--policy", "DevicePolicy", "--thing-group", "Fleet", "--thing-type", "Sensor"]
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as box:
-        yield box
 
 
 @pytest.fixture

@@ -6,49 +6,17 @@ that counts the requests it gets: none may arrive.
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "devices.txt"
 RESOURCES = ["--policy", "DevicePolicy", "--thing-group", "Fleet", "--thing-type", "Sensor"]
-
-
-class _Counter(http.server.BaseHTTPRequestHandler):
-    requests: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        type(self).requests.append(self.path)
-        self.send_response(500)
-        self.end_headers()
-
-    do_GET = do_PUT = do_POST
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-
-@pytest.fixture
-def aws_stand_in() -> Iterator[tuple[str, list[str]]]:
-    """An endpoint URL that counts every request it gets (it should get none)."""
-    _Counter.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counter)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", _Counter.requests
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _run(
@@ -80,8 +48,8 @@ def _one_error_line(completed: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.mark.parametrize("command", ["import", "enqueue"])
-def test_no_region_names_the_flag(command: str, aws_stand_in: tuple[str, list[str]]) -> None:
-    endpoint, requests = aws_stand_in
+def test_no_region_names_the_flag(command: str, stand_in: tuple[str, list[str]]) -> None:
+    endpoint, requests = stand_in
     extra = ["--queue-url", f"{endpoint}/123456789012/q"] if command == "enqueue" else RESOURCES
     line = _one_error_line(_run(command, str(EXAMPLE), *extra, "--endpoint-url", endpoint))
     assert "--region" in line
@@ -89,8 +57,8 @@ def test_no_region_names_the_flag(command: str, aws_stand_in: tuple[str, list[st
     assert requests == []
 
 
-def test_an_unknown_profile_names_the_flag(aws_stand_in: tuple[str, list[str]]) -> None:
-    endpoint, requests = aws_stand_in
+def test_an_unknown_profile_names_the_flag(stand_in: tuple[str, list[str]]) -> None:
+    endpoint, requests = stand_in
     line = _one_error_line(
         _run(
             "import",
@@ -111,9 +79,9 @@ def test_an_unknown_profile_names_the_flag(aws_stand_in: tuple[str, list[str]]) 
 
 @pytest.mark.parametrize("sandbox", [False, True])
 def test_an_invalid_environment_value_names_the_variable(
-    sandbox: bool, aws_stand_in: tuple[str, list[str]]
+    sandbox: bool, stand_in: tuple[str, list[str]]
 ) -> None:
-    endpoint, requests = aws_stand_in
+    endpoint, requests = stand_in
     where = ["--sandbox"] if sandbox else ["--region", "eu-west-1", "--endpoint-url", endpoint]
     completed = _run("import", str(EXAMPLE), *RESOURCES, *where, env={"THINGPRESS_READ_TIMEOUT": "soon"})
     line = _one_error_line(completed)
@@ -123,9 +91,9 @@ def test_an_invalid_environment_value_names_the_variable(
 
 
 def test_a_report_in_a_missing_folder_is_refused_before_the_import(
-    tmp_path: Path, aws_stand_in: tuple[str, list[str]]
+    tmp_path: Path, stand_in: tuple[str, list[str]]
 ) -> None:
-    endpoint, requests = aws_stand_in
+    endpoint, requests = stand_in
     target = tmp_path / "no" / "such" / "report.json"
     line = _one_error_line(
         _run(
@@ -145,8 +113,8 @@ def test_a_report_in_a_missing_folder_is_refused_before_the_import(
     assert requests == []  # the import never started
 
 
-def test_a_missing_extra_says_which_to_install(tmp_path: Path, aws_stand_in: tuple[str, list[str]]) -> None:
-    endpoint, requests = aws_stand_in
+def test_a_missing_extra_says_which_to_install(tmp_path: Path, stand_in: tuple[str, list[str]]) -> None:
+    endpoint, requests = stand_in
     # py7zr "not installed": a package of that name that cannot be imported, first on the path
     fake = tmp_path / "no-py7zr" / "py7zr"
     fake.mkdir(parents=True)
@@ -179,8 +147,8 @@ def _small_archive() -> bytes:
     return buffer.getvalue()
 
 
-def test_an_unknown_format_value_names_the_flag(aws_stand_in: tuple[str, list[str]]) -> None:
-    endpoint, requests = aws_stand_in
+def test_an_unknown_format_value_names_the_flag(stand_in: tuple[str, list[str]]) -> None:
+    endpoint, requests = stand_in
     line = _one_error_line(
         _run("import", str(EXAMPLE), "--format", "xml", "--region", "eu-west-1", "--endpoint-url", endpoint)
     )
@@ -189,8 +157,8 @@ def test_an_unknown_format_value_names_the_flag(aws_stand_in: tuple[str, list[st
     assert requests == []
 
 
-def test_a_signed_manifest_without_verifiers_names_the_flag(aws_stand_in: tuple[str, list[str]]) -> None:
-    _, requests = aws_stand_in
+def test_a_signed_manifest_without_verifiers_names_the_flag(stand_in: tuple[str, list[str]]) -> None:
+    _, requests = stand_in
     manifest = ROOT / "tests" / "data" / "manifests" / "microchip" / "ECC608C-TNGTLSU-B.json"
     line = _one_error_line(_run("inspect", str(manifest)))
     assert "--verifier" in line
