@@ -114,7 +114,7 @@ def test_builtin_bases_keep_existing_handlers_working() -> None:
         (bce.ReadTimeoutError(endpoint_url="https://iot"), E.ServiceUnavailableError),
         (bce.ConnectionClosedError(endpoint_url="https://iot"), E.ServiceUnavailableError),
         (bce.ParamValidationError(report="thingName is required"), E.InvalidRequestError),
-        (bce.NoCredentialsError(), E.AwsServiceError),
+        (bce.NoCredentialsError(), E.AccessDeniedError),  # permanent: the user must fix them
     ],
 )
 def test_botocore_error_mapping(error: bce.BotoCoreError, expected: type[E.AwsServiceError]) -> None:

@@ -279,8 +279,6 @@ def test_a_ledger_in_a_folder_that_takes_no_files_says_so_not_that_the_folder_is
 def test_enoent_in_an_existing_folder_names_the_folder_and_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from thingpress_core.ledger import _sqlite_files
-
     real_open = os.open
 
     def refuse(path: str, flags: int, mode: int = 0o777) -> int:
@@ -288,7 +286,7 @@ def test_enoent_in_an_existing_folder_names_the_folder_and_the_reason(
             raise FileNotFoundError(2, "No such file or directory", str(path))
         return real_open(path, flags, mode)
 
-    monkeypatch.setattr(_sqlite_files.os, "open", refuse)
+    monkeypatch.setattr(os, "open", refuse)  # the OS underneath, not our module
     where = re.escape(f"no file can be created in {tmp_path} (No such file or directory)")
     with pytest.raises(ConfigurationError, match=where):
         SqliteLedger(tmp_path / "imports.ledger")

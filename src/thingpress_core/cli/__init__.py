@@ -10,10 +10,10 @@ what did not), 141 the reader of the output went away (``| head``).
 
 from __future__ import annotations
 
-from thingpress_core.cli import _commands, _example, _ledger, _operations
+from thingpress_core.cli import _commands, _enqueue, _example, _ledger, _operations
 from thingpress_core.cli._app import app
 
-del _commands, _example, _ledger, _operations  # imported for their effect: they register commands
+del _commands, _enqueue, _example, _ledger, _operations  # imported for their effect: they register commands
 
 __all__ = ["app", "main"]
 

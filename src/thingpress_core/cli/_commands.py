@@ -1,4 +1,4 @@
-"""The commands: ``inspect``, ``import``, ``enqueue`` and ``version``."""
+"""The commands ``inspect`` and ``import``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from thingpress_core.cli._app import (
     EXIT_OK,
     CertTypeOpt,
     EndpointOpt,
-    FileArg,
     FormatOpt,
     NamingOpt,
     PolicyOpt,
@@ -50,7 +49,13 @@ from thingpress_core.cli._app import (
     warn_unused_options,
 )
 from thingpress_core.cli._estimate import DEFAULT_WORKERS, account_resilience, choose_workers, print_estimate
-from thingpress_core.cli._import_options import ConcurrencyOpt, ExclusiveOpt, PolicyViaGroupOpt, QuotasOpt
+from thingpress_core.cli._import_options import (
+    ConcurrencyOpt,
+    ExclusiveOpt,
+    OnBadEntryOpt,
+    PolicyViaGroupOpt,
+    QuotasOpt,
+)
 from thingpress_core.cli._ledger import (
     LedgerOpt,
     NoLedgerOpt,
@@ -65,7 +70,7 @@ from thingpress_core.cli._render import (
     print_summary,
     run_import,
 )
-from thingpress_core.errors import ManifestError, PreflightError, ThingpressError
+from thingpress_core.errors import ManifestError, PreflightError
 
 if TYPE_CHECKING:
     from thingpress_core.importer import ImportReport
@@ -118,15 +123,6 @@ CaCertificateOpt = Annotated[
         metavar="CA.pem",
         help="Register with this CA (registered and ACTIVE in the account) instead of without a CA; "
         "every certificate must chain to it.",
-    ),
-]
-OnBadEntryOpt = Annotated[
-    str,
-    typer.Option(
-        "--on-bad-entry",
-        metavar="auto|fail|refuse",
-        help="auto: refuse a signed manifest with any bad entry, report other bad entries as failed; "
-        "fail: report every bad entry as failed; refuse: refuse the whole file.",
     ),
 ]
 
@@ -576,82 +572,3 @@ def _write_report(path: Path, result: ImportReport, manifest: dict[str, Any]) ->
     data["manifest"] = manifest
     path.write_text(json.dumps(data, indent=2))
     err_console.print(f"report written to {path}", highlight=False)
-
-
-@app.command()
-def enqueue(
-    file: FileArg,
-    queue_url: Annotated[
-        str, typer.Option("--queue-url", metavar="URL", help="The SQS queue the import Lambda reads.")
-    ],
-    policy: PolicyOpt = None,
-    thing_group: ThingGroupOpt = None,
-    thing_type: ThingTypeOpt = None,
-    fmt: FormatOpt = "auto",
-    verifier: VerifierOpt = None,
-    cert_type: CertTypeOpt = None,
-    naming: NamingOpt = None,
-    thing_name_prefix: ThingNamePrefixOpt = None,
-    per_message: Annotated[
-        int, typer.Option("--per-message", min=1, metavar="N", help="Certificates per SQS message.")
-    ] = 1,
-    on_bad_entry: OnBadEntryOpt = "auto",
-    endpoint_url: EndpointOpt = None,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-) -> None:
-    """Send every certificate of FILE to an SQS queue for the import Lambda (see the deployment guide)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from thingpress_core.importer import ImportOptions
-    from thingpress_core.integrations.aws_lambda import enqueue_manifest
-    from thingpress_core.services import SQSService
-
-    with usage_errors():
-        options = ImportOptions(
-            policies=tuple(policy or ()),
-            thing_groups=tuple(thing_group or ()),
-            thing_type=thing_type,
-            naming=parse_naming(naming),
-            thing_name_prefix=parse_prefix(thing_name_prefix),
-        )
-    sqs = SQSService(client_factory(endpoint_url, region, profile, services=("sqs",)))
-    with usage_errors():
-        counting = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
-        warn_unused_options(file, fmt, counting.format.value, verifier, cert_type)
-        total = count_entries(counting)
-        reader = open_manifest(file, fmt, verifier, cert_type, on_bad_entry)
-    with Progress(
-        TextColumn("[bold]enqueueing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-    ) as progress:
-        task = progress.add_task("enqueue", total=total)
-        with usage_errors():
-            try:
-                result = enqueue_manifest(
-                    reader,
-                    queue_url,
-                    options=options,
-                    sqs=sqs,
-                    per_message=per_message,
-                    progress=lambda p: progress.update(task, completed=p.total),
-                )
-            except ThingpressError:
-                progress.live.transient = True  # the error line says what happened, alone
-                raise
-    console.print(f"sent {result.sent} of {result.total} certificate(s); {len(result.failed)} failed")
-    for failure in result.failed[:50]:
-        console.print(f"  index {failure.index}: {failure.reason}", highlight=False, markup=False)
-    print_manifest_notes(reader)
-    raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
-
-
-@app.command()
-def version() -> None:
-    """Print the installed version."""
-    from thingpress_core._version import version as _version
-
-    console.print(f"thingpress-core {_version()}")

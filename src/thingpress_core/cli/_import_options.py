@@ -1,4 +1,5 @@
-"""The ``import`` options of issue 18: association, where the policies go, and the pace."""
+"""Options of ``import`` (and ``enqueue``): association, where the policies go, the pace, and
+what a bad manifest entry does."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import typer
 
 from thingpress_core.cli._app import flag
 
-__all__ = ["ConcurrencyOpt", "ExclusiveOpt", "PolicyViaGroupOpt", "QuotasOpt"]
+__all__ = ["ConcurrencyOpt", "ExclusiveOpt", "OnBadEntryOpt", "PolicyViaGroupOpt", "QuotasOpt"]
 
 ExclusiveOpt = Annotated[
     bool,
@@ -45,5 +46,15 @@ QuotasOpt = Annotated[
         help="Rate limits: builtin (AWS's published defaults, or THINGPRESS_RESILIENCE__RATE_LIMITS) "
         "or auto (the account's IoT quotas from the Service Quotas API). "
         "Default: THINGPRESS_RESILIENCE__QUOTAS, else builtin.",
+    ),
+]
+
+OnBadEntryOpt = Annotated[
+    str,
+    typer.Option(
+        "--on-bad-entry",
+        metavar="auto|fail|refuse",
+        help="auto: refuse a signed manifest with any bad entry, report other bad entries as failed; "
+        "fail: report every bad entry as failed; refuse: refuse the whole file.",
     ),
 ]

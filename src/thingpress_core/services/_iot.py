@@ -69,7 +69,8 @@ class IoTService(ServiceFacade):
         cert, *_ = load_certificates(Path("devices.pem").read_bytes())
         iot = IoTService(ClientFactory(ThingpressSettings(region="eu-west-1")))
         reg = iot.register_certificate(cert)
-        iot.attach_thing_principal(iot.ensure_thing("device-000001").name, reg.certificate_arn)
+        thing = iot.ensure_thing("device-000001")
+        iot.attach_thing_principal(thing.name, reg.certificate_arn)
         ```
     """
 
