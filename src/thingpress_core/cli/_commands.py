@@ -502,6 +502,9 @@ def local_input(
     its size, else as soon as the stream goes past it) into a private temporary folder that
     lives as long as the command. Everything after (format detection, the reader, the report,
     the input digest) then reads it exactly as a local file."""
+    # click 8.2 and later, under older typer, no longer enforce a required argument: checked here
+    if not source:
+        fail(f"missing argument FILE (see thingpress-core {ctx.info_name} --help)")
     if not source.startswith("s3://"):
         path = Path(source)
         problem = unreadable(path)

@@ -26,6 +26,7 @@ from thingpress_core.cli._app import (
     console,
     count_entries,
     err_console,
+    fail,
     open_manifest,
     parse_naming,
     parse_prefix,
@@ -60,6 +61,11 @@ def enqueue(
     profile: ProfileOpt = None,
 ) -> None:
     """Send every certificate of FILE to an SQS queue for the import Lambda (see the deployment guide)."""
+    # click 8.2 and later, under older typer, no longer enforce required parameters: checked here
+    if file is None:  # pyright: ignore[reportUnnecessaryComparison]  # click may leave it unset
+        fail("missing argument FILE (see thingpress-core enqueue --help)")
+    if not queue_url:
+        fail("missing option --queue-url (see thingpress-core enqueue --help)")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from thingpress_core.importer import ImportOptions
